@@ -1,0 +1,119 @@
+"""Building blocks shared by the archs: LayerNorm2d, the reverse-convolution blocks, and the
+operator factory that turns a Converse arch into its Conv / ConvT baseline."""
+import torch
+from torch import nn
+
+from ..ops import Converse2D
+from ..ops.converse2d import check_input, check_scale  # noqa: F401  (check_input re-exported for the archs)
+
+OPERATORS = ('converse', 'conv', 'convtranspose')
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of an ``(N, C, H, W)`` map, with per-channel affine."""
+
+    def __init__(self, num_channels, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x):
+        # F.layer_norm over the last axis on a channels-last view: one fused kernel instead of a
+        # chain of elementwise passes; the result is returned in the input's memory layout.
+        y = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+    def extra_repr(self):
+        return f'{self.weight.shape[0]}, eps={self.eps}'
+
+
+class _Resample(nn.Module):
+    """Depthwise Conv / ConvTranspose baseline with the same interface and output size as Converse2D."""
+
+    def __init__(self, operator, channels, kernel_size, scale, padding_mode):
+        super().__init__()
+        self.operator, self.scale, self.kernel_size = operator, scale, kernel_size
+        if operator == 'conv':
+            # scale > 1: nearest upsampling followed by a depthwise convolution (paper §3).
+            self.layer = nn.Conv2d(channels, channels, kernel_size, padding='same', groups=channels,
+                                   padding_mode='zeros' if padding_mode == 'constant' else padding_mode)
+        else:
+            self.layer = nn.ConvTranspose2d(channels, channels, kernel_size, stride=scale, groups=channels)
+
+    @property
+    def weight(self):
+        return self.layer.weight
+
+    def forward(self, x):
+        if self.operator == 'conv':
+            if self.scale > 1:
+                x = nn.functional.interpolate(x, scale_factor=self.scale, mode='nearest')
+            return self.layer(x)
+        out = self.layer(x)  # (H − 1)·s + k: crop the (k − s) extra rows/cols around the centre
+        extra_h, extra_w = out.shape[-2] - x.shape[-2] * self.scale, out.shape[-1] - x.shape[-1] * self.scale
+        top, left = extra_h // 2, extra_w // 2
+        if extra_h < 0 or extra_w < 0:
+            out = nn.functional.pad(out, (0, max(-extra_w, 0), 0, max(-extra_h, 0)))
+            top = left = 0
+        return out[..., top:top + x.shape[-2] * self.scale, left:left + x.shape[-1] * self.scale]
+
+
+def make_operator(operator, channels, kernel_size, scale=1, padding=2, padding_mode='circular', eps=1e-5):
+    """``Converse2D`` for ``operator='converse'``; the paper's depthwise Conv / ConvT baselines
+    (same kernel size and output size) for ``'conv'`` / ``'convtranspose'``."""
+    if operator == 'converse':
+        return Converse2D(channels, channels, kernel_size, scale, padding, padding_mode, eps)
+    if operator not in OPERATORS:
+        raise ValueError(f'operator must be one of {OPERATORS}, got {operator!r}')
+    return _Resample(operator, channels, kernel_size, check_scale(scale), padding_mode)
+
+
+class ConverseBlock(nn.Module):
+    """Two residual sub-blocks in Transformer layout; the first mixes space with reverse convolution.
+
+    ``conv1``: LayerNorm2d → 1×1 (C → 2C) → GELU → Converse2D(2C) → GELU → 1×1 (2C → C);
+    ``conv2``: LayerNorm2d → 1×1 (C → 2C) → GELU → 1×1 (2C → C). Indices match the checkpoints.
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, scale=1, padding=2, padding_mode='circular', eps=1e-5,
+                 operator='converse'):
+        super().__init__()
+        if in_ch != out_ch:
+            raise ValueError(f'ConverseBlock is residual: in_ch ({in_ch}) must equal out_ch ({out_ch})')
+        hidden = 2 * out_ch
+        self.conv1 = nn.Sequential(
+            LayerNorm2d(in_ch), nn.Conv2d(in_ch, hidden, 1), nn.GELU(),
+            make_operator(operator, hidden, kernel_size, scale, padding, padding_mode, eps), nn.GELU(),
+            nn.Conv2d(hidden, out_ch, 1))
+        self.conv2 = nn.Sequential(
+            LayerNorm2d(in_ch), nn.Conv2d(out_ch, hidden, 1), nn.GELU(), nn.Conv2d(hidden, out_ch, 1))
+
+    def forward(self, x):
+        x = self.conv1(x) + x
+        return self.conv2(x) + x
+
+
+class ConverseBlockAlpha(ConverseBlock):
+    """ConverseBlock whose residual branches are scaled by learnable ``alpha1``/``alpha2`` (init 0)."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, scale=1, padding=2, padding_mode='circular', eps=1e-5,
+                 operator='converse'):
+        super().__init__(in_ch, out_ch, kernel_size, scale, padding, padding_mode, eps, operator)
+        self.alpha1 = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+        self.alpha2 = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+
+    def forward(self, x):
+        x = self.alpha1 * self.conv1(x) + x
+        return self.alpha2 * self.conv2(x) + x
+
+
+class ConverseBody(nn.Module):
+    """A stack of blocks held as ``m_body`` (the checkpoints' ``p.m_body.*`` layout)."""
+
+    def __init__(self, blocks):
+        super().__init__()
+        self.m_body = nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return self.m_body(x)

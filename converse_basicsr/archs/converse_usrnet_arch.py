@@ -1,0 +1,97 @@
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from ..ops import converse2d
+from ..ops.converse2d import check_scale
+from .blocks import OPERATORS, ConverseBlockAlpha, ConverseBody, check_input
+
+
+class KernelNet(nn.Module):
+    """Blur kernel (N, 1, k, k) → kernel features (N, num_kernel_feat, k, k)."""
+
+    def __init__(self, kernel_size=7, hidden=64, num_kernel_feat=16):
+        super().__init__()
+        self.kernel_size, self.num_kernel_feat = kernel_size, num_kernel_feat
+        self.fc1 = nn.Linear(kernel_size * kernel_size, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, num_kernel_feat * kernel_size * kernel_size)
+        self.act = nn.GELU()
+
+    def forward(self, kernel):
+        feat = self.act(self.fc2(self.act(self.fc1(kernel.flatten(1)))))
+        return self.fc3(feat).view(-1, self.num_kernel_feat, self.kernel_size, self.kernel_size)
+
+
+class KernelDataStep(nn.Module):
+    """The data step: reverse convolution with a per-sample kernel (no padding, circular),
+    ``λ = sigmoid(alpha − 9) + eps``; or the Conv / ConvT baseline with that kernel."""
+
+    def __init__(self, num_feat=64, eps=1e-3, operator='converse'):
+        super().__init__()
+        self.operator, self.eps = operator, eps
+        if operator == 'converse':
+            self.alpha = nn.Parameter(torch.zeros(1, num_feat, 1, 1))
+
+    def forward(self, x, kernel, sf):
+        if self.operator == 'converse':
+            return converse2d(x, kernel, self.alpha, scale=sf, padding=0, padding_mode='circular', eps=self.eps)
+        n, c, h, w = x.shape
+        k = kernel.shape[-1]
+        weight = kernel.expand(n, c, k, k).reshape(n * c, 1, k, k)
+        if self.operator == 'conv':
+            if sf > 1:
+                x = F.interpolate(x, scale_factor=sf, mode='nearest')
+            x = F.pad(x, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2), mode='circular')
+            return F.conv2d(x.reshape(1, n * c, *x.shape[-2:]), weight, groups=n * c).view(n, c, h * sf, w * sf)
+        out = F.conv_transpose2d(x.reshape(1, n * c, h, w), weight, stride=sf, groups=n * c)
+        top = (out.shape[-2] - h * sf) // 2
+        left = (out.shape[-1] - w * sf) // 2
+        return out[..., top:top + h * sf, left:left + w * sf].reshape(n, c, h * sf, w * sf)
+
+
+@ARCH_REGISTRY.register()
+class ConverseUSRNet(nn.Module):
+    """Converse-USRNet (non-blind deblurring / SR): ``forward(x, kernel, sf)``.
+
+    A kernel net turns the blur kernel into features; per iteration a 1×1 conv makes them a
+    per-sample, per-channel kernel for the data step (reverse convolution solved in closed form),
+    followed by a prior of ``num_block`` ConverseBlockAlpha shared across iterations. Only the
+    first iteration upsamples by ``sf``. ``operator='conv'`` builds Conv-USRNet.
+    """
+
+    def __init__(self, in_nc=3, out_nc=None, num_feat=64, num_block=7, num_iter=5, kernel_size=7,
+                 block_kernel_size=3, padding=2, padding_mode='circular', eps=1e-5, data_eps=1e-3,
+                 kernel_hidden=64, num_kernel_feat=16, operator='converse'):
+        super().__init__()
+        if operator not in OPERATORS:
+            raise ValueError(f'operator must be one of {OPERATORS}, got {operator!r}')
+        out_nc = in_nc if out_nc is None else out_nc
+        self.in_nc, self.num_iter, self.kernel_size = in_nc, num_iter, kernel_size
+        self.kernelnet = KernelNet(kernel_size, kernel_hidden, num_kernel_feat)
+        self.convs = nn.ModuleList([nn.Conv2d(num_kernel_feat, num_feat, 1) for _ in range(num_iter)])
+        self.d = KernelDataStep(num_feat, data_eps, operator)
+        self.p = ConverseBody([
+            ConverseBlockAlpha(num_feat, num_feat, block_kernel_size, 1, padding, padding_mode, eps, operator)
+            for _ in range(num_block)
+        ])
+        self.conv1 = nn.Conv2d(in_nc, num_feat, 1)
+        self.conv2 = nn.Conv2d(num_feat, out_nc, 1)
+
+    def forward(self, x, kernel, sf=1):
+        check_input(x, self.in_nc, 'x')
+        sf = check_scale(sf, 'sf')
+        k = self.kernel_size
+        if not torch.is_tensor(kernel) or kernel.dim() != 4 or kernel.shape[1:] != (1, k, k) \
+                or kernel.shape[0] not in (1, x.shape[0]):
+            shape = tuple(kernel.shape) if torch.is_tensor(kernel) else type(kernel).__name__
+            raise ValueError(f'kernel must have shape (N, 1, {k}, {k}) with N = 1 or the batch size '
+                             f'{x.shape[0]}, got {shape}')
+        kernel_feat = self.kernelnet(kernel.to(x.dtype))
+        x = self.conv1(x)
+        for i in range(self.num_iter):
+            x = self.d(x, self.convs[i](kernel_feat), sf if i == 0 else 1)
+            x = self.p(x)
+        return self.conv2(x)

@@ -1,0 +1,30 @@
+from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from .blocks import ConverseBlock, ConverseBody, check_input
+
+
+@ARCH_REGISTRY.register()
+class ConverseNet(nn.Module):
+    """ConverseNet (blind deblurring): 1×1 in, a body of ``num_block`` ConverseBlocks applied
+    ``num_iter`` times with shared weights, 1×1 out. ``operator='conv'`` builds ConvNet."""
+
+    def __init__(self, in_nc=3, out_nc=None, num_feat=64, num_block=7, num_iter=5, kernel_size=3, padding=2,
+                 padding_mode='circular', eps=1e-5, operator='converse'):
+        super().__init__()
+        out_nc = in_nc if out_nc is None else out_nc
+        self.in_nc, self.num_iter = in_nc, num_iter
+        self.conv1 = nn.Conv2d(in_nc, num_feat, 1)
+        self.p = ConverseBody([
+            ConverseBlock(num_feat, num_feat, kernel_size, 1, padding, padding_mode, eps, operator)
+            for _ in range(num_block)
+        ])
+        self.conv2 = nn.Conv2d(num_feat, out_nc, 1)
+
+    def forward(self, x):
+        check_input(x, self.in_nc, 'x')
+        x = self.conv1(x)
+        for _ in range(self.num_iter):
+            x = self.p(x)
+        return self.conv2(x)

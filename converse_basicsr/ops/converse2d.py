@@ -1,0 +1,145 @@
+"""Depthwise reverse convolution: the ``converse2d`` function and the ``Converse2D`` module."""
+import numbers
+
+import torch
+from torch import nn
+
+from .spectral import apply_transfer, regularizer, transfer_function
+
+PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
+
+
+def check_scale(scale, name='scale'):
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f'{name} must be a positive integer, got {scale!r}')
+    return int(scale)
+
+
+def check_padding(padding, padding_mode):
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f'padding must be a non-negative integer, got {padding!r}')
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f'padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}')
+
+
+def check_input(x, channels=None, name='input'):
+    if not torch.is_tensor(x) or x.dim() != 4:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f'{name} must be a 4-D tensor (N, C, H, W), got {shape}')
+    if not x.is_floating_point():
+        raise TypeError(f'{name} must be a floating-point tensor, got dtype {x.dtype}')
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f'{name} has {x.shape[1]} channels, expected {channels} (shape {tuple(x.shape)})')
+
+
+def _pad(x, padding, padding_mode):
+    if padding == 0:
+        return x
+    h, w = x.shape[-2:]
+    if padding_mode == 'reflect' and padding >= min(h, w):
+        raise ValueError(f"padding={padding} with padding_mode='reflect' must be smaller than the input size {h}x{w}")
+    if padding_mode == 'circular' and padding > min(h, w):
+        raise ValueError(f"padding={padding} with padding_mode='circular' must not exceed the input size {h}x{w}")
+    return nn.functional.pad(x, (padding,) * 4, mode=padding_mode)
+
+
+def _compute_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5, response=None):
+    """Reverse convolution of ``x`` (``N, C, H, W``) → ``(N, C, H·scale, W·scale)``.
+
+    Per channel, the closed-form solution of ``min_X ‖x − (X ⊛ K)↓s‖² + λ‖X − X0‖²`` with
+    ``K = weight`` (``(1 or N, C, k, k)``), ``λ = sigmoid(bias − 9) + eps`` (``bias``:
+    ``(1, C, 1, 1)``) and ``X0`` the nearest upsampling of ``x``; the input is padded by
+    ``padding`` with ``padding_mode`` first and the result cropped back. Half-precision inputs
+    are computed in float32 and returned in their dtype. ``response`` is a precomputed
+    :func:`~converse_basicsr.ops.spectral.transfer_function` for this size (a cache), optional.
+    """
+    scale = check_scale(scale)
+    check_padding(padding, padding_mode)
+    check_input(x, channels=weight.shape[1])
+    if weight.dim() != 4 or weight.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} for input {tuple(x.shape)}')
+    out_dtype = x.dtype
+    dtype = _compute_dtype(out_dtype)
+    n, c, h, w = x.shape
+    if n == 0:
+        return x.new_empty(0, c, h * scale, w * scale)
+    xp = _pad(x.to(dtype), padding, padding_mode)
+    if response is None:
+        lam = regularizer(bias.to(dtype), eps)
+        response = transfer_function(weight.to(dtype), lam, xp.shape[-2:], scale)
+    out = apply_transfer(xp, response, scale)
+    if padding > 0:
+        crop = padding * scale
+        out = out[..., crop:out.shape[-2] - crop, crop:out.shape[-1] - crop]
+    return out.to(out_dtype)
+
+
+class Converse2D(nn.Module):
+    """Depthwise reverse convolution layer (Huang et al., ICCV 2025).
+
+    ``in_channels`` must equal ``out_channels``. Parameters ``weight`` ``(1, C, k, k)``
+    (softmax-normalised random init) and ``bias`` ``(1, C, 1, 1)`` (zeros) follow the published
+    checkpoint format. In eval mode (or under ``torch.no_grad``) the frequency response is cached
+    per input size and recomputed whenever ``weight`` or ``bias`` change.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular',
+                 eps=1e-5):
+        super().__init__()
+        if in_channels != out_channels:
+            raise ValueError(f'Converse2D is depthwise: in_channels ({in_channels}) must equal '
+                             f'out_channels ({out_channels})')
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
+            raise ValueError(f'kernel_size must be a positive integer, got {kernel_size!r}')
+        if not eps > 0:
+            raise ValueError(f'eps must be positive, got {eps!r}')
+        self.scale = check_scale(scale)
+        check_padding(padding, padding_mode)
+        self.in_channels = self.out_channels = in_channels
+        self.kernel_size = int(kernel_size)
+        self.padding = int(padding)
+        self.padding_mode = padding_mode
+        self.eps = float(eps)
+        self.weight = nn.Parameter(torch.empty(1, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(1, in_channels, 1, 1))
+        self._cache = {}
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            k = self.kernel_size
+            self.weight.copy_(torch.softmax(torch.randn(1, self.in_channels, k * k), dim=-1).view_as(self.weight))
+            self.bias.zero_()
+
+    def _cached_response(self, x):
+        """The frequency response for ``x``'s padded size, cached when no gradient is needed."""
+        if self.training or torch.is_grad_enabled():
+            self._cache.clear()
+            return None
+        dtype = _compute_dtype(x.dtype)
+        size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)
+        key = (size, dtype, x.device)
+        stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr())
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        lam = regularizer(self.bias.detach().to(dtype), self.eps)
+        response = transfer_function(self.weight.detach().to(dtype), lam, size, self.scale)
+        if len(self._cache) >= 4:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (stamp, response)
+        return response
+
+    def forward(self, x):
+        check_input(x, channels=self.in_channels)
+        response = self._cached_response(x) if x.shape[0] > 0 else None
+        return converse2d(x, self.weight, self.bias, self.scale, self.padding, self.padding_mode, self.eps,
+                          response=response)
+
+    def extra_repr(self):
+        return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, scale={self.scale}, '
+                f'padding={self.padding}, padding_mode={self.padding_mode!r}, eps={self.eps}')

@@ -1,0 +1,21 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_files import shared_path  # noqa: E402
+
+import converse_basicsr  # noqa: E402,F401  (compat fixes and registration)
+
+
+@pytest.fixture(scope='session')
+def official_outputs():
+    return torch.load(shared_path('reference', 'official_outputs.pt'), weights_only=False)
+
+
+@pytest.fixture(scope='session')
+def zoo_dir():
+    return shared_path('reference', 'zoo')
