@@ -1,10 +1,11 @@
 """Depthwise reverse convolution: the ``converse2d`` function and the ``Converse2D`` module."""
+import contextlib
 import numbers
 
 import torch
 from torch import nn
 
-from .spectral import apply_transfer, regularizer, transfer_function
+from .spectral import ReverseConvolution, apply_transfer, interleave, regularizer, transfer_function
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
@@ -47,6 +48,13 @@ def _compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _full_precision(device_type):
+    """Under ``torch.autocast`` the FFT algebra still runs in float32: turn autocast off inside."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5, response=None):
     """Reverse convolution of ``x`` (``N, C, H, W``) → ``(N, C, H·scale, W·scale)``.
 
@@ -54,7 +62,8 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     ``K = weight`` (``(1 or N, C, k, k)``), ``λ = sigmoid(bias − 9) + eps`` (``bias``:
     ``(1, C, 1, 1)``) and ``X0`` the nearest upsampling of ``x``; the input is padded by
     ``padding`` with ``padding_mode`` first and the result cropped back. Half-precision inputs
-    are computed in float32 and returned in their dtype. ``response`` is a precomputed
+    are computed in float32 and returned in their dtype; under ``torch.autocast`` the result is
+    float32 (like the other ops autocast runs in float32). ``response`` is a precomputed
     :func:`~converse_basicsr.ops.spectral.transfer_function` for this size (a cache), optional.
     """
     scale = check_scale(scale)
@@ -62,19 +71,22 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     check_input(x, channels=weight.shape[1])
     if weight.dim() != 4 or weight.shape[0] not in (1, x.shape[0]):
         raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} for input {tuple(x.shape)}')
-    out_dtype = x.dtype
-    dtype = _compute_dtype(out_dtype)
+    autocast = torch.is_autocast_enabled(x.device.type)
+    dtype = _compute_dtype(x.dtype)
+    out_dtype = dtype if autocast else x.dtype
     n, c, h, w = x.shape
     if n == 0:
-        return x.new_empty(0, c, h * scale, w * scale)
-    xp = _pad(x.to(dtype), padding, padding_mode)
-    if response is None:
-        lam = regularizer(bias.to(dtype), eps)
-        response = transfer_function(weight.to(dtype), lam, xp.shape[-2:], scale)
-    out = apply_transfer(xp, response, scale)
-    if padding > 0:
-        crop = padding * scale
-        out = out[..., crop:out.shape[-2] - crop, crop:out.shape[-1] - crop]
+        return x.new_empty(0, c, h * scale, w * scale, dtype=out_dtype)
+    with _full_precision(x.device.type):
+        xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
+        if response is not None:
+            phases = apply_transfer(xp, response, scale)
+        elif torch.is_grad_enabled() and (xp.requires_grad or weight.requires_grad or bias.requires_grad):
+            phases = ReverseConvolution.apply(xp, weight.to(dtype), regularizer(bias.to(dtype), eps), scale)
+        else:
+            response = transfer_function(weight.to(dtype), regularizer(bias.to(dtype), eps), xp.shape[-2:], scale)
+            phases = apply_transfer(xp, response, scale)
+        out = interleave(phases, scale, padding)
     return out.to(out_dtype)
 
 
@@ -122,8 +134,8 @@ class Converse2D(nn.Module):
             return None
         dtype = _compute_dtype(x.dtype)
         size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)
-        key = (size, dtype, x.device)
-        stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr())
+        key = (size, self.scale, dtype, x.device)
+        stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr(), self.eps)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]

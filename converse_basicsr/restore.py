@@ -1,0 +1,126 @@
+"""``converse-restore`` / ``python -m converse_basicsr.restore``: restore images with a zoo model.
+
+Exit status: 0 all images restored; 1 some images failed (each is reported, the others are
+still processed); 2 bad arguments (unknown model, missing input, bad kernel, unwritable output).
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .inference import IMAGE_EXTENSIONS, ImageError, Restorer
+from .zoo import ZOO, ZooError
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+def build_parser():
+    models = ', '.join(f'{e.name} ({e.task})' for e in ZOO.values())
+    p = argparse.ArgumentParser(prog='converse-restore', description='Restore images with a Converse model.')
+    p.add_argument('--model', required=True, help=f'zoo name [{models}] or a checkpoint file')
+    p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
+    p.add_argument('--arch-kwargs', default='{}', help='JSON kwargs of --arch, e.g. \'{"in_nc": 1}\'')
+    p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
+                                       '~/.cache/converse_basicsr)')
+    p.add_argument('--input', '-i', required=True, help='an image (.png/.jpg/.tif/..., or .npy float HWC RGB '
+                                                        'in [0, 1]) or a folder of them')
+    p.add_argument('--output', '-o', required=True, help='output folder (created if missing)')
+    p.add_argument('--kernel', help='blur kernel .npy for non-blind deblurring (7x7 for converse_usrnet)')
+    p.add_argument('--scale', type=int, help='sf of a kernel-conditioned model (default 1)')
+    p.add_argument('--device', default='cpu', help='torch device, e.g. cpu, cuda, cuda:1 (default cpu)')
+    p.add_argument('--half', action='store_true', help='float16 on CUDA (on the CPU: warning, float32)')
+    p.add_argument('--tile', default=None, help="tile size in input pixels, or 'auto' (tile only if memory "
+                                                "would not suffice); default: whole image")
+    p.add_argument('--tile-pad', type=int, default=32, help='context pixels around each tile (default 32)')
+    p.add_argument('--compare', action='store_true', help='also write <name>_compare.png: input | output')
+    return p
+
+
+def _tile(value):
+    if value is None or value == 'auto':
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--tile must be an integer or 'auto', got {value!r}") from None
+
+
+def _restorer(args):
+    try:
+        kwargs = json.loads(args.arch_kwargs)
+    except json.JSONDecodeError as err:
+        raise UsageError(f'--arch-kwargs is not valid JSON ({args.arch_kwargs!r}): {err}') from None
+    if not isinstance(kwargs, dict):
+        raise UsageError(f'--arch-kwargs must be a JSON object, got {args.arch_kwargs!r}')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # reported from restorer.messages instead
+        return Restorer(args.model, device=args.device, half=args.half, tile=_tile(args.tile), tile_pad=args.tile_pad,
+                        scale=args.scale, kernel=args.kernel, model_dir=args.model_dir, arch=args.arch,
+                        arch_kwargs=kwargs)
+
+
+def list_inputs(path):
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f'--input {path} does not exist')
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise UsageError(f'--input {path} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
+    return files
+
+
+def prepare_output(path):
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as err:
+        raise UsageError(f'--output {path} is not a writable directory: {err.strerror or err}') from None
+    return path
+
+
+def run(args):
+    """Restore every input; returns the exit status. Raises UsageError for bad arguments."""
+    inputs, output = list_inputs(args.input), prepare_output(args.output)
+    restorer = _restorer(args)
+    for message in restorer.messages:
+        print(f'warning: {message}', file=sys.stderr)
+    failed, start = [], time.time()
+    for path in tqdm(inputs, desc=f'{restorer.name}', unit='img', file=sys.stderr):
+        try:
+            out_path, result = restorer.restore_file(path, output, args.compare)
+        except (ImageError, ValueError, RuntimeError, OSError) as err:
+            failed.append(path)
+            tqdm.write(f'error: {path}: {err}', file=sys.stderr)
+            continue
+        tiled = f', tiles of {result.tile}' if result.tile else ''
+        notes = ''.join(f'; note: {n}' for n in result.notes)
+        tqdm.write(f'{path} -> {out_path} ({result.image.shape[1]}x{result.image.shape[0]}, '
+                   f'{result.image.dtype}{tiled}){notes}')
+    print(f'restored {len(inputs) - len(failed)}/{len(inputs)} images with {restorer.name} on {restorer.device} '
+          f'in {time.time() - start:.1f} s -> {output}')
+    if failed:
+        print(f'failed: {", ".join(str(p) for p in failed)}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (UsageError, ZooError, ImageError, ValueError) as err:
+        print(f'converse-restore: error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

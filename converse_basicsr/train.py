@@ -1,0 +1,79 @@
+"""Train a model from a BasicSR YAML: ``python -m converse_basicsr.train -opt FILE [--launcher
+pytorch|slurm] [--auto_resume]`` (console script ``converse-train``).
+
+BasicSR's own ``train_pipeline`` does the work; importing ``converse_basicsr`` first applies the
+compatibility fixes and registers the Converse archs, datasets and models. Experiments, logs and
+``tb_logger`` go under the current directory. Before training, the option file is checked for a
+grayscale/RGB mismatch between each dataset's ``color`` and the network's input channels.
+"""
+import argparse
+import inspect
+import os
+import sys
+
+import yaml
+
+import converse_basicsr  # noqa: F401  (compat fixes and registries, before basicsr.train)
+from basicsr.train import train_pipeline
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY
+
+COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
+IN_CHANNEL_KEYS = ('in_nc', 'num_in_ch', 'in_channels', 'in_chans')
+
+
+def network_in_channels(net_opt):
+    """``(key, channels)`` of a ``network_g`` option dict: its input-channel key and value (the
+    arch's default when the YAML leaves it out), or ``(None, None)`` if the arch has none."""
+    for key in IN_CHANNEL_KEYS:
+        if key in net_opt:
+            return key, net_opt[key]
+    try:
+        arch = ARCH_REGISTRY.get(net_opt['type'])
+    except KeyError:
+        return None, None
+    params = inspect.signature(arch).parameters
+    for key in IN_CHANNEL_KEYS:
+        if key in params and params[key].default is not inspect.Parameter.empty:
+            return key, params[key].default
+    return None, None
+
+
+def check_color_channels(opt):
+    """Raise ``ValueError`` naming ``datasets.<phase>.color`` and ``network_g.<key>`` when a dataset
+    delivers 1-channel (``gray``, ``y``) or 3-channel (``rgb``, the default) images to a network
+    built for the other."""
+    net_opt = opt.get('network_g') or {}
+    key, channels = network_in_channels(net_opt) if 'type' in net_opt else (None, None)
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        color = dataset.get('color', 'rgb')
+        if str(color).lower() not in COLOR_CHANNELS:
+            raise ValueError(f'datasets.{phase}.color must be one of {sorted(COLOR_CHANNELS)}, got {color!r}')
+        found = COLOR_CHANNELS[str(color).lower()]
+        if key is not None and found != channels:
+            want = 'gray' if channels == 1 else 'rgb'
+            raise ValueError(
+                f'datasets.{phase}.color is {color!r} ({found}-channel images) but network_g.{key} is {channels} '
+                f'({net_opt["type"]}): set datasets.{phase}.color: {want} or network_g.{key}: {found}')
+
+
+def load_options(path):
+    with open(path, encoding='utf-8') as f:
+        return yaml.load(f, Loader=ordered_yaml()[0])
+
+
+def main(argv=None):
+    """Run BasicSR's training pipeline; ``argv`` defaults to ``sys.argv[1:]`` (BasicSR's own
+    arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``)."""
+    if argv is not None:
+        sys.argv = [sys.argv[0]] + list(argv)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    if known.opt:  # without -opt, BasicSR's parser prints the usage
+        check_color_channels(load_options(known.opt))
+    train_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,207 @@
+"""The published checkpoints: a table, checksum-verified resolution/download, and ``load_pretrained``.
+
+A zoo name resolves to ``<model dir>/<file name>``; the model dir is the ``model_dir`` argument,
+else ``$CONVERSE_MODEL_DIR``, else ``~/.cache/converse_basicsr``. A missing file is downloaded
+with basicsr's ``load_file_from_url`` from the entry's URL, or from ``$CONVERSE_MODEL_BASE_URL``
++ file name when that variable is set (a mirror), or from the ``url`` argument. Every file
+resolved by name is checked against the table's sha256 before it is loaded.
+"""
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
+BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
+DEFAULT_MODEL_DIR = Path('~/.cache/converse_basicsr')
+# The official code (github.com/cszn/ConverseNet) ships the checkpoints in its `model_zoo/` folder.
+OFFICIAL_BASE_URL = 'https://github.com/cszn/ConverseNet/raw/main/model_zoo/'
+
+
+class ZooError(ValueError):
+    """A model name, checkpoint file or checkpoint content that cannot be used."""
+
+
+class ChecksumError(ZooError):
+    """A checkpoint file whose sha256 differs from the zoo table."""
+
+    def __init__(self, path, expected, actual):
+        self.path, self.expected, self.actual = Path(path), expected, actual
+        super().__init__(f'checkpoint {self.path} has sha256 {actual}, expected {expected}; '
+                         'the file is corrupted or not the published one (delete it to download it again)')
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    arch: str  # a type in basicsr's ARCH_REGISTRY
+    task: str  # 'denoise' | 'sr' | 'deblur' | 'deblur_nonblind'
+    in_channels: int
+    scale: int
+    sha256: str
+    filename: str
+    description: str
+    kwargs: dict = field(default_factory=dict)
+    kernel_size: int = 0  # > 0: forward(x, kernel, sf) takes a (1, 1, k, k) blur kernel
+
+    @property
+    def url(self):
+        return os.environ.get(BASE_URL_ENV, OFFICIAL_BASE_URL).rstrip('/') + '/' + self.filename
+
+
+ZOO = {e.name: e for e in [
+    ZooEntry('converse_dncnn', 'ConverseDnCNN', 'denoise', 1, 1,
+             '3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89', 'converse_dncnn.pth',
+             'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'in_nc': 1}),
+    ZooEntry('converse_srresnet', 'ConverseMSRResNet', 'sr', 3, 4,
+             'ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f', 'converse_srresnet.pth',
+             'Converse-SRResNet, x4 bicubic super-resolution, RGB', {'num_in_ch': 3, 'upscale': 4}),
+    ZooEntry('conversenet', 'ConverseNet', 'deblur', 3, 1,
+             '603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd', 'conversenet.pth',
+             'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'in_nc': 3}),
+    ZooEntry('converse_usrnet', 'ConverseUSRNet', 'deblur_nonblind', 3, 1,
+             '729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82', 'converse_usrnet.pth',
+             'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'in_nc': 3}, kernel_size=7),
+]}
+
+
+def get_entry(name):
+    """The zoo entry called ``name``; a :class:`ZooError` listing the known names otherwise."""
+    if name not in ZOO:
+        raise ZooError(f'unknown model name {name!r}; the zoo has: {", ".join(ZOO)}')
+    return ZOO[name]
+
+
+def resolve_model_dir(model_dir=None):
+    """``model_dir``, else ``$CONVERSE_MODEL_DIR``, else ``~/.cache/converse_basicsr``."""
+    return Path(model_dir or os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR).expanduser()
+
+
+def sha256sum(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path, expected):
+    actual = sha256sum(path)
+    if actual != expected:
+        raise ChecksumError(path, expected, actual)
+    return Path(path)
+
+
+def checkpoint_path(name, model_dir=None, url=None, progress=True):
+    """Local, checksum-verified path of the zoo checkpoint ``name`` (downloaded when missing)."""
+    entry = get_entry(name)
+    directory = resolve_model_dir(model_dir)
+    path = directory / entry.filename
+    if path.is_file():
+        return verify(path, entry.sha256)
+    from basicsr.utils.download_util import load_file_from_url
+    source = url or entry.url
+    try:
+        downloaded = Path(load_file_from_url(source, model_dir=str(directory), progress=progress,
+                                             file_name=entry.filename))
+    except Exception as err:  # urllib/OSError/HTTP errors: say what was tried
+        raise ZooError(f'could not download {name!r} from {source} to {directory}: {err}') from err
+    try:
+        return verify(downloaded, entry.sha256)
+    except ChecksumError:
+        downloaded.unlink()  # never leave a bad download in the cache
+        raise
+
+
+def unwrap_state_dict(checkpoint, source='checkpoint'):
+    """Plain state dict from a plain one or BasicSR's ``{'params_ema': ...}`` / ``{'params': ...}``."""
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f'{source} does not hold a state dict (got {type(checkpoint).__name__})')
+    for key in ('params_ema', 'params'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if not checkpoint or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise ZooError(f'{source} is not a state dict of tensors (keys: {list(checkpoint)[:5]})')
+    if all(k.startswith('module.') for k in checkpoint):  # saved from (Distributed)DataParallel
+        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+def read_state_dict(path):
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise ZooError(f'cannot read checkpoint {path}: {err}') from err
+    return unwrap_state_dict(checkpoint, f'checkpoint {path}')
+
+
+def build_arch(arch, kwargs=None, device='cpu'):
+    if arch not in ARCH_REGISTRY:
+        raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
+    try:
+        with torch.device(device):
+            return ARCH_REGISTRY.get(arch)(**(kwargs or {}))
+    except TypeError as err:
+        raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
+
+
+def converse_arch_names():
+    """Names of the archs this package registered in basicsr's ARCH_REGISTRY."""
+    return sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.startswith('converse_basicsr.'))
+
+
+def _matches(entry, state_dict):
+    expected = build_arch(entry.arch, entry.kwargs, device='meta').state_dict()
+    return expected.keys() == state_dict.keys() and all(
+        expected[k].shape == state_dict[k].shape for k in expected)
+
+
+def infer_entry(path, state_dict):
+    """The zoo entry a checkpoint file belongs to: same sha256, else same parameter names and shapes."""
+    digest = sha256sum(path)
+    for entry in ZOO.values():
+        if entry.sha256 == digest:
+            return entry
+    for entry in ZOO.values():
+        if _matches(entry, state_dict):
+            return entry
+    raise ZooError(f'cannot infer the arch of {path}: its parameters match no zoo model '
+                   f'({", ".join(ZOO)}); give the arch and its kwargs (--arch, --arch-kwargs)')
+
+
+def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_kwargs=None, url=None,
+                    progress=True, return_entry=False):
+    """The arch with the checkpoint's weights loaded strictly, in eval mode, on ``device``.
+
+    ``name_or_path``: a zoo name (``converse_dncnn``, ``converse_srresnet``, ``conversenet``,
+    ``converse_usrnet``) or a checkpoint file (plain state dict or BasicSR ``{'params': ...}``).
+    For a file, ``arch`` (a registered arch type) with ``arch_kwargs`` builds the network; without
+    ``arch`` it is inferred from the zoo table. ``return_entry=True`` also returns the zoo entry
+    (``None`` for a custom arch).
+    """
+    name_or_path = str(name_or_path)
+    if name_or_path in ZOO and arch is None:
+        entry = ZOO[name_or_path]
+        path = checkpoint_path(name_or_path, model_dir, url, progress)
+    elif Path(name_or_path).is_file():
+        path, entry = Path(name_or_path), None
+    else:
+        raise ZooError(f'unknown model {name_or_path!r}: neither a zoo name ({", ".join(ZOO)}) nor an existing file')
+    state_dict = read_state_dict(path)
+    if arch is None:
+        entry = entry or infer_entry(path, state_dict)
+        arch, arch_kwargs = entry.arch, entry.kwargs
+    else:
+        entry = None
+    model = build_arch(arch, arch_kwargs, device='cpu')
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise ZooError(f'checkpoint {path} does not fit arch {arch} {arch_kwargs or {}}: {err}') from err
+    model = model.to(device).eval()
+    return (model, entry) if return_entry else model

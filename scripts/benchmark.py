@@ -1,0 +1,306 @@
+"""Speed and peak memory of Converse2D and the Converse models against the literal baseline.
+
+Every case is timed three ways in the same run, interleaved repeat by repeat so that a change in
+machine load hits all three alike:
+
+- ``ours``: ``converse_basicsr`` as shipped (the polyphase spectral solve, custom backward);
+- ``baseline``: the literal published algorithm (``ops/literal.py``); for models, the same arch
+  with every Converse2D layer calling ``literal_converse2d``;
+- ``conv``: a depthwise convolution with the same kernel (for ``scale > 1`` a depthwise
+  transposed convolution of stride ``scale``); for models, the arch built with ``operator='conv'``.
+
+Times are the best of the repeats after one warm-up call (the cache of the frequency response is
+cleared before every call of ``ours``, except in the rows marked *cached*, so each call pays for
+its transfer function as a new image size would). Peak memory is the largest amount of memory
+allocated during the call beyond what was allocated before it (inputs and parameters excluded,
+gradients, saved tensors and the temporaries inside every op included): on CUDA from
+``torch.cuda.max_memory_allocated``; on CPU from the allocation events that the PyTorch profiler
+records (``profile_memory=True``: every CPU-allocator allocation and free with its size, summed
+in time order). Memory that libraries allocate outside PyTorch's allocator (MKL's FFT work
+buffers) is not seen on CPU.
+
+    python scripts/benchmark.py                 # the full table (a few minutes on 2 CPU cores)
+    python scripts/benchmark.py --quick         # smoke test, small sizes, one repeat
+    python scripts/benchmark.py --device cuda --json bench.json
+"""
+import argparse
+import gc
+import json
+import platform
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN  # noqa: E402
+from converse_basicsr.archs.converse_srresnet_arch import ConverseMSRResNet  # noqa: E402
+from converse_basicsr.ops import Converse2D, converse2d  # noqa: E402
+from converse_basicsr.ops.literal import literal_converse2d  # noqa: E402
+
+METHODS = ('ours', 'baseline', 'conv')
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def best_times(calls, device, repeats, budget_s):
+    """Best wall time of each of ``calls`` ({name: fn}), interleaved; stops early past ``budget_s``."""
+    best = {name: float('inf') for name in calls}
+    for name, fn in calls.items():  # warm-up
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for i in range(repeats):
+        for name, fn in calls.items():
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            best[name] = min(best[name], time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s and i >= 0:
+            break
+    return best
+
+
+def peak_memory(fn, device):
+    """Peak bytes allocated during ``fn()`` beyond what was allocated before it."""
+    gc.collect()
+    if device.type == 'cuda':
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    sizes = []
+
+    def walk(nodes):
+        for node in nodes:
+            if node.tag == _EventType.Allocation:
+                sizes.append((node.start_time_ns, node.extra_fields.alloc_size))
+            walk(node.children)
+
+    walk(prof.profiler.kineto_results.experimental_event_tree())
+    live = peak = 0
+    for _, size in sorted(sizes):
+        live += size
+        peak = max(peak, live)
+    return peak
+
+
+# --- the cases ---------------------------------------------------------------------------------
+
+def clear_caches(model):
+    for module in model.modules():
+        if isinstance(module, Converse2D):
+            module._cache.clear()
+
+
+def literal_forward(self, x):
+    return literal_converse2d(x, self.weight, self.bias, self.scale, self.padding, self.padding_mode, self.eps)
+
+
+def with_literal_operator(model):
+    """The same model (weights shared) with every Converse2D computing the literal algorithm."""
+    for module in model.modules():
+        if isinstance(module, Converse2D):
+            module.forward = types.MethodType(literal_forward, module)
+    return model
+
+
+def operator_case(channels, kernel_size, padding, scale, size, device, backward):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, channels, size, size, generator=g).to(device)
+    weight = torch.softmax(torch.randn(1, channels, kernel_size ** 2, generator=g), -1)
+    weight = weight.view(1, channels, kernel_size, kernel_size).to(device)
+    bias = (torch.randn(1, channels, 1, 1, generator=g) - 2).to(device)
+    conv_weight = weight.transpose(0, 1).contiguous()  # (C, 1, k, k)
+    grad = torch.randn(1, channels, size * scale, size * scale, generator=g).to(device)
+
+    def ours(x_, w_, b_):
+        return converse2d(x_, w_, b_, scale, padding, 'circular')
+
+    def baseline(x_, w_, b_):
+        return literal_converse2d(x_, w_, b_, scale, padding, 'circular')
+
+    def conv(x_, w_, b_):
+        if scale == 1:
+            return F.conv2d(x_, w_, padding='same', groups=channels)
+        out = F.conv_transpose2d(x_, w_, stride=scale, groups=channels)
+        return out[..., :size * scale, :size * scale]
+
+    fns = {'ours': (ours, weight), 'baseline': (baseline, weight), 'conv': (conv, conv_weight)}
+    calls = {}
+    for name, (fn, w) in fns.items():
+        if backward:
+            leaves = [t.clone().requires_grad_(True) for t in (x, w, bias)]
+
+            def call(fn=fn, leaves=leaves):
+                for t in leaves:
+                    t.grad = None
+                fn(*leaves).backward(grad)
+        else:
+            def call(fn=fn, w=w):
+                with torch.no_grad():
+                    fn(x, w, bias)
+        calls[name] = call
+    check = None
+    if not backward:
+        with torch.no_grad():
+            ref = literal_converse2d(x.double(), weight.double(), bias.double(), scale, padding, 'circular')
+            out = ours(x, weight, bias)
+            check = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+    return calls, check
+
+
+def model_case(kind, device, quick):
+    torch.manual_seed(0)
+    if kind in ('dncnn', 'dncnn_train'):
+        build, shape = (lambda op: ConverseDnCNN(operator=op)), ((8, 1, 64, 64) if kind == 'dncnn_train' else
+                                                                (1, 1, 256, 256))
+        if quick:
+            shape = (2, 1, 32, 32) if kind == 'dncnn_train' else (1, 1, 64, 64)
+    else:
+        build, shape = (lambda op: ConverseMSRResNet(operator=op)), ((1, 3, 32, 32) if quick else (1, 3, 64, 64))
+    ours_model = build('converse').to(device)
+    baseline_model = with_literal_operator(build('converse').to(device))
+    baseline_model.load_state_dict(ours_model.state_dict())
+    conv_model = build('conv').to(device)
+    models = {'ours': ours_model, 'baseline': baseline_model, 'conv': conv_model}
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(*shape, generator=g).to(device)
+    calls = {}
+    if kind == 'dncnn_train':
+        target = torch.rand(*shape, generator=g).to(device)
+        for name, model in models.items():
+            model.train()
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+            def call(model=model, optimizer=optimizer):
+                optimizer.zero_grad(set_to_none=True)
+                F.l1_loss(model(x), target).backward()
+                optimizer.step()
+            calls[name] = call
+        return calls, None
+    for name, model in models.items():
+        model.eval()
+
+        def call(model=model):
+            clear_caches(model)
+            with torch.no_grad():
+                model(x)
+        calls[name] = call
+    with torch.no_grad():
+        check = (ours_model(x) - baseline_model(x)).abs().max().item()
+    return calls, check
+
+
+def cases(quick):
+    op = [  # (label, channels, k, padding, scale, size, backward, repeats)
+        ('s=1 C=128 k=7 p=6, 64²', 128, 7, 6, 1, 64, False, 10),
+        ('s=1 C=128 k=7 p=6, 256²', 128, 7, 6, 1, 256, False, 3),
+        ('s=1 C=128 k=7 p=6, 512²', 128, 7, 6, 1, 512, False, 2),
+        ('s=1 C=128 k=7 p=6, 64², fwd+bwd', 128, 7, 6, 1, 64, True, 10),
+        ('s=1 C=128 k=7 p=6, 256², fwd+bwd', 128, 7, 6, 1, 256, True, 2),
+        ('s=2 C=64 k=2 p=2, 64²', 64, 2, 2, 2, 64, False, 10),
+        ('s=2 C=64 k=2 p=2, 128²', 64, 2, 2, 2, 128, False, 5),
+        ('s=2 C=64 k=2 p=2, 128², fwd+bwd', 64, 2, 2, 2, 128, True, 3),
+    ]
+    models = [('Converse-DnCNN eval, 1×1×256²', 'dncnn', 2), ('Converse-DnCNN train step, 8×1×64²', 'dncnn_train', 2),
+              ('Converse-SRResNet ×4 eval, 1×3×64²', 'srresnet', 2)]
+    if quick:
+        op = [('s=1 C=16 k=7 p=6, 32²', 16, 7, 6, 1, 32, False, 1), ('s=1 C=16 k=7 p=6, 32², fwd+bwd', 16, 7, 6, 1, 32,
+                                                                      True, 1),
+              ('s=2 C=16 k=2 p=2, 32²', 16, 2, 2, 2, 32, False, 1)]
+        models = [(label, kind, 1) for label, kind, _ in models]
+    return op, models
+
+
+def run(args):
+    device = torch.device(args.device)
+    op_cases, model_cases = cases(args.quick)
+    rows = []
+    budget = 1.0 if args.quick else args.budget
+    jobs = [(label, 'operator', repeats, lambda c=tuple(c), bwd=bwd: operator_case(*c, device=device, backward=bwd))
+            for label, *c, bwd, repeats in op_cases]
+    jobs += [(label, 'model', repeats, lambda kind=kind: model_case(kind, device, args.quick))
+             for label, kind, repeats in model_cases]
+    for label, group, repeats, make in jobs:
+        calls, check = make()
+        times = best_times(calls, device, 1 if args.quick else repeats, budget)
+        memory = {name: peak_memory(fn, device) for name, fn in calls.items()} if not args.no_memory else {}
+        row = {'case': label, 'group': group, 'time_s': times, 'peak_bytes': memory,
+               'speedup_vs_baseline': times['baseline'] / times['ours'], 'time_vs_conv': times['ours'] / times['conv']}
+        if memory:
+            row['memory_vs_baseline'] = memory['ours'] / max(memory['baseline'], 1)
+        if check is not None:
+            row['check'] = check
+        rows.append(row)
+        print(format_row(row), flush=True)
+        del calls
+        gc.collect()
+    return rows
+
+
+def mib(n):
+    return f'{n / 2 ** 20:.0f}' if n >= 2 ** 20 else f'{n / 2 ** 20:.2f}'
+
+
+HEADER = ('| case | ours (s) | baseline (s) | speed-up | depthwise conv (s) | ours / conv | '
+          'peak MiB ours | peak MiB baseline | memory ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+
+
+def format_row(row):
+    t, m = row['time_s'], row['peak_bytes']
+    mem = (f"{mib(m['ours'])} | {mib(m['baseline'])} | {row['memory_vs_baseline']:.2f}" if m else '– | – | –')
+    return (f"| {row['case']} | {t['ours']:.4f} | {t['baseline']:.4f} | **{row['speedup_vs_baseline']:.1f}×** | "
+            f"{t['conv']:.4f} | {row['time_vs_conv']:.1f} | {mem} |")
+
+
+def environment(device):
+    env = {'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
+           'machine': platform.machine(), 'processor': platform.processor() or platform.machine()}
+    if device.type == 'cuda':
+        env['gpu'] = torch.cuda.get_device_name(device)
+    return env
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda'")
+    parser.add_argument('--quick', action='store_true', help='small sizes, one repeat: a smoke test')
+    parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--budget', type=float, default=20.0,
+                        help='seconds after which a case stops repeating (default 20)')
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory measurement')
+    args = parser.parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device!r}: CUDA is not available')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = environment(torch.device(args.device))
+    print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads"
+          + (f", {env['gpu']}" if 'gpu' in env else ''))
+    print(HEADER, flush=True)
+    rows = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({'environment': env, 'rows': rows}, indent=2))
+        print(f'wrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
