@@ -319,6 +319,7 @@ class Restorer:
         if out_path.resolve() == path.resolve():
             raise ImageError(f'output {out_path} would overwrite the input; choose another output directory')
         result = self.restore(read_image(path), kernel)
+        output_dir.mkdir(parents=True, exist_ok=True)
         write_image(out_path, result.image)
         if compare:
             write_image(output_dir / f'{path.stem}_compare.png', side_by_side(result))

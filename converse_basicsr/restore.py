@@ -92,6 +92,9 @@ def run(args):
     """Restore every input; returns the exit status. Raises UsageError for bad arguments."""
     inputs, output = list_inputs(args.input), prepare_output(args.output)
     restorer = _restorer(args)
+    if restorer.kernel_size and restorer.kernel is None:
+        raise UsageError(f'model {restorer.name} is non-blind: give its {restorer.kernel_size}x{restorer.kernel_size} '
+                         'blur kernel with --kernel FILE.npy')
     for message in restorer.messages:
         print(f'warning: {message}', file=sys.stderr)
     failed, start = [], time.time()

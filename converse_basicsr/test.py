@@ -86,8 +86,8 @@ def write_per_image_csv(opt):
     return paths
 
 
-def main(argv=None):
-    """Run the test config given by ``-opt``; return the paths of the per-image CSV files."""
+def run(argv=None):
+    """Run the test config given by ``-opt`` in ``argv``; return the paths of the per-image CSV files."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('-opt', required=True, help='path to the test option YAML file')
@@ -105,7 +105,8 @@ def main(argv=None):
         fd, temp_file = tempfile.mkstemp(suffix='.yml', prefix=osp.splitext(osp.basename(opt_file))[0] + '_')
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             yaml.dump(opt, f, Dumper=ordered_yaml()[1])
-    saved_argv, sys.argv = sys.argv, [sys.argv[0], '-opt', temp_file or opt_file] + rest  # BasicSR's parse_options reads sys.argv
+    # BasicSR's parse_options reads sys.argv
+    saved_argv, sys.argv = sys.argv, [sys.argv[0], '-opt', temp_file or opt_file] + rest
     try:
         root_path = os.getcwd()
         test_pipeline(root_path)
@@ -117,5 +118,11 @@ def main(argv=None):
             os.remove(temp_file)
 
 
+def main(argv=None):
+    """Console entry point (``converse-test``): exit status 0 on success."""
+    run(argv)
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -62,9 +62,10 @@ def load_options(path):
         return yaml.load(f, Loader=ordered_yaml()[0])
 
 
-def main(argv=None):
+def main(argv=None, root_path=None):
     """Run BasicSR's training pipeline; ``argv`` defaults to ``sys.argv[1:]`` (BasicSR's own
-    arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``)."""
+    arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
+    ``experiments/`` (and ``tb_logger/``) go under ``root_path``, by default the current directory."""
     if argv is not None:
         sys.argv = [sys.argv[0]] + list(argv)
     parser = argparse.ArgumentParser(add_help=False)
@@ -72,7 +73,7 @@ def main(argv=None):
     known, _ = parser.parse_known_args(sys.argv[1:])
     if known.opt:  # without -opt, BasicSR's parser prints the usage
         check_color_channels(load_options(known.opt))
-    train_pipeline(os.getcwd())
+    train_pipeline(os.path.abspath(root_path or os.getcwd()))
 
 
 if __name__ == '__main__':

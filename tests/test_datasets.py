@@ -82,7 +82,8 @@ def test_bicubic_test_phase_follows_protocol(folders):
 
 def test_blur_test_phase_follows_protocol(folders):
     kernel = np.load(folders / 'kernels' / 'k1.npy')
-    ds = build(type='BlurKernelDataset', dataroot_gt=str(folders / 'rgb'), kernel_path=str(folders / 'kernels' / 'k1.npy'))
+    ds = build(type='BlurKernelDataset', dataroot_gt=str(folders / 'rgb'),
+               kernel_path=str(folders / 'kernels' / 'k1.npy'))
     sample = ds[0]  # a.png, 22x27 → 16x24
     img = np.ascontiguousarray(read_rgb(folders / 'rgb' / 'a.png')[:16, :24])
     blurred = ndimage.convolve(img, kernel[..., None], mode='wrap')
@@ -210,25 +211,29 @@ def bad_inputs(folders, tmp_path):
 
 @pytest.mark.parametrize('opt,error,match', [
     (dict(type='GaussianNoiseDataset', sigma=25), KeyError, 'dataroot_gt'),
-    (dict(type='GaussianNoiseDataset', sigma=25, dataroot_gt='{tmp}/nowhere'), FileNotFoundError, 'dataroot_gt.*nowhere'),
+    (dict(type='GaussianNoiseDataset', sigma=25, dataroot_gt='{tmp}/nowhere'), FileNotFoundError,
+     'dataroot_gt.*nowhere'),
     (dict(type='GaussianNoiseDataset', sigma=25, dataroot_gt='{tmp}/empty'), ValueError, 'empty.*no images'),
     (dict(type='GaussianNoiseDataset', sigma=-1, dataroot_gt='{rgb}'), ValueError, 'sigma must be >= 0.*-1'),
     (dict(type='GaussianNoiseDataset', dataroot_gt='{rgb}'), KeyError, 'sigma'),
     (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}', color='cmyk'), ValueError, 'color.*cmyk'),
     (dict(type='GaussianNoiseDataset', sigma=5, phase='train', dataroot_gt='{rgb}', gt_size=8, sigma_range=[9, 2]),
      ValueError, r'sigma_range.*\[9, 2\]'),
-    (dict(type='BicubicDownsampleDataset', scale=2.5, dataroot_gt='{rgb}'), ValueError, 'scale must be an integer.*2.5'),
+    (dict(type='BicubicDownsampleDataset', scale=2.5, dataroot_gt='{rgb}'), ValueError,
+     'scale must be an integer.*2.5'),
     (dict(type='BicubicDownsampleDataset', dataroot_gt='{rgb}'), KeyError, 'scale'),
     (dict(type='BicubicDownsampleDataset', scale=4, phase='train', gt_size=10, dataroot_gt='{rgb}'),
      ValueError, 'gt_size must be a multiple of scale 4, got 10'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}'), KeyError, 'kernel_path'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/missing.npy'),
      FileNotFoundError, 'kernel file.*missing.npy'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/k3d.npy'), ValueError, 'k3d.npy.*2-D.*\(1, 3, 3\)'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/k3d.npy'), ValueError,
+     r'k3d.npy.*2-D.*\(1, 3, 3\)'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/no_kernels'), ValueError,
      'no_kernels.*empty kernel bank'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}', sigma=-0.5), ValueError, 'sigma'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}', scale=2), ValueError, 'scale must be 1'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}', scale=2), ValueError,
+     'scale must be 1'),
     (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}', kernel_size=7,
           kernel_path='{kernels}'), ValueError, 'kernel_size'),
     (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}', kernel_types=['box']),

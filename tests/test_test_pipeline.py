@@ -95,7 +95,8 @@ def test_plain_state_dict_loads_and_mismatch_lists_keys(tmp_path):
     state['extra.weight'] = state.pop(first)
     bad = tmp_path / 'bad.pth'
     torch.save(state, bad)
-    with pytest.raises(RuntimeError, match=rf'(?s)Missing key\(s\).*{re.escape(first)}.*Unexpected key\(s\).*extra.weight'):
+    expected = rf'(?s)Missing key\(s\).*{re.escape(first)}.*Unexpected key\(s\).*extra.weight'
+    with pytest.raises(RuntimeError, match=expected):
         build_model(model_opt(network, pretrain_network_g=str(bad), param_key_g=None))
 
 
@@ -120,7 +121,8 @@ def test_entry_point_end_to_end(image_folder, tmp_path):
     assert 'skipping optional datasets that are not present: absent' in run.stderr
     results = tmp_path / 'results' / 'tiny'
     log = next(results.glob('test_tiny_*.log')).read_text()
-    rows = {name: list(csv.DictReader(open(results / f'per_image_{name}.csv'))) for name in ('one_kernel', 'two_kernels')}
+    rows = {name: list(csv.DictReader(open(results / f'per_image_{name}.csv')))
+            for name in ('one_kernel', 'two_kernels')}
     assert [r['image'] for r in rows['one_kernel']] == ['p.png', 'q.png']
     assert [r['image'] for r in rows['two_kernels']] == ['p_k.png', 'q_k.png'] * 2
     for name, dataset_rows in rows.items():
@@ -139,7 +141,7 @@ def test_missing_required_dataroot_is_an_error(tmp_path, monkeypatch):
     config.write_text(yaml.safe_dump(opt))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match='dataroot_gt.*no_such_set'):
-        entry.main(['-opt', str(config)])
+        entry.run(['-opt', str(config)])
 
 
 # ---- the paper's numbers, through the shipped configs -------------------------------------------
@@ -164,7 +166,7 @@ def run_shipped_config(config, tmp_path, monkeypatch, datasets=None, images=None
     path = tmp_path / config
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     monkeypatch.chdir(tmp_path)
-    csv_files = entry.main(['-opt', str(path)])
+    csv_files = entry.run(['-opt', str(path)])
     return {Path(f).stem[len('per_image_'):]: {r['image']: {k: float(v) for k, v in r.items() if k != 'image'}
                                                for r in csv.DictReader(open(f))} for f in csv_files}
 

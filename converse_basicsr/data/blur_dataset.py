@@ -1,3 +1,5 @@
+from os import path as osp
+
 import numpy as np
 
 from basicsr.data.transforms import mod_crop
@@ -84,6 +86,6 @@ class BlurKernelDataset(DegradationDataset):
                        np.random.RandomState(self.noise_seed))
         lq_path = path
         if len(self.kernels) > 1:
-            stem, dot, ext = path.rpartition('.') if '.' in path.rsplit('/', 1)[-1] else (path, '', '')
-            lq_path = f'{stem}_{self.kernel_names[k]}{dot}{ext}'
+            stem, ext = osp.splitext(path)
+            lq_path = f'{stem}_{self.kernel_names[k]}{ext}'
         return self.sample(lq, uint8_to_float(gt), path, lq_path, kernel=kernel[None])

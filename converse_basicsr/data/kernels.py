@@ -73,7 +73,8 @@ def random_motion_kernel(kernel_size, length_range, curvature=0.3, rng=np.random
     """A motion-blur kernel: a random trajectory of random length and direction, drawn anti-aliased.
 
     The path starts in a random direction and, at each of its quarter-pixel steps, turns by
-    ``N(0, curvature · step length)`` radians; it is centred on the kernel, rasterised with bilinear weights and normalised to sum 1.
+    ``N(0, curvature · step length)`` radians; it is centred on the kernel, rasterised with bilinear
+    weights and normalised to sum 1.
     """
     length = rng.uniform(*length_range)
     steps = max(int(math.ceil(length * 4)), 2)

@@ -5,7 +5,7 @@ import numbers
 import torch
 from torch import nn
 
-from .spectral import ReverseConvolution, apply_transfer, interleave, regularizer, transfer_function
+from .spectral import ReverseConvolution, regularizer, reverse_convolve, transfer_function
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
@@ -80,13 +80,13 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     with _full_precision(x.device.type):
         xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
         if response is not None:
-            phases = apply_transfer(xp, response, scale)
-        elif torch.is_grad_enabled() and (xp.requires_grad or weight.requires_grad or bias.requires_grad):
-            phases = ReverseConvolution.apply(xp, weight.to(dtype), regularizer(bias.to(dtype), eps), scale)
+            out = reverse_convolve(xp, scale, padding, response=response)
         else:
-            response = transfer_function(weight.to(dtype), regularizer(bias.to(dtype), eps), xp.shape[-2:], scale)
-            phases = apply_transfer(xp, response, scale)
-        out = interleave(phases, scale, padding)
+            lam = regularizer(bias.to(dtype), eps)
+            if torch.is_grad_enabled() and (xp.requires_grad or weight.requires_grad or lam.requires_grad):
+                out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
+            else:
+                out = reverse_convolve(xp, scale, padding, kernel=weight.to(dtype), lam=lam)
     return out.to(out_dtype)
 
 

@@ -1,0 +1,297 @@
+"""``converse-restore`` and ``Restorer``: PSNR parity with the protocols, tiling, formats, bad input.
+
+The degraded inputs are made by the protocol datasets (GaussianNoiseDataset, BicubicDownsampleDataset,
+BlurKernelDataset, phase 'test') and fed to the CLI as float ``.npy`` (the protocols do not quantise
+them); the CLI's uint8 PNG output is scored with BasicSR's ``calculate_psnr`` against the per-image
+PSNRs of the published code in reference/paper_tables.json (the test pipeline matches them to 0.01 dB).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from basicsr.metrics import calculate_psnr
+from basicsr.utils.registry import DATASET_REGISTRY
+from converse_basicsr import inference
+from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
+from converse_basicsr.inference import Restorer, tiled_forward
+from converse_basicsr.restore import main
+from converse_basicsr.zoo import load_pretrained
+from shared_files import REPO_ROOT, shared_path
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: on a shared CI machine OpenMP spinning makes 2 threads many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# (model, testset, dataset type, dataset options, crop_border, Y channel, reference lookup)
+TASKS = {
+    'denoise': ('converse_dncnn', 'Set12', 'GaussianNoiseDataset', {'color': 'gray', 'sigma': 25}, 0, False,
+                lambda t, img: t['denoising_sigma25_gray']['reference_per_image']['Converse-DnCNN']['Set12'][img]['psnr']),
+    'sr_set5': ('converse_srresnet', 'Set5', 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
+                lambda t, img: t['sr_x4_y_channel']['reference_per_image']['Converse-SRResNet']['Set5'][img]['psnr_y']),
+    'sr_set14': ('converse_srresnet', 'Set14', 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
+                 lambda t, img: t['sr_x4_y_channel']['reference_per_image']['Converse-SRResNet']['Set14'][img]['psnr_y']),
+}
+for _k in range(1, 6):
+    for _model, _key in (('conversenet', 'ConverseNet'), ('converse_usrnet', 'Converse-USRNet')):
+        TASKS[f'{_model}_kernel_{_k}'] = (
+            _model, 'CBSD68_4', 'BlurKernelDataset', {'sigma': 2.55, 'mod_crop': 8, 'kernel': f'kernel_{_k}'}, 1, False,
+            lambda t, img, key=_key, k=_k:
+                t['deblurring_sigma2.55']['reference_per_image']['CBSD68_4'][key]['per_kernel'][f'kernel_{k}']['per_image'][img])
+
+# CI: one or two full images per task against the tables, except Converse-USRNet (the costliest)
+# which runs on a crop against the protocol computed directly; the full test sets run with `-m slow`.
+CI_CASES = [('denoise', ['01.png']), ('sr_set5', ['bird.png', 'butterfly.png']),
+            ('conversenet_kernel_1', ['101087.png'])]
+SLOW_CASES = [('denoise', None), ('sr_set5', None), ('sr_set14', None)] + \
+    [(f'{m}_kernel_{k}', None) for m in ('conversenet', 'converse_usrnet') for k in range(1, 6)]
+
+
+def degrade(task, images, folder, root=None):
+    """Write the protocol's degraded inputs as ``<stem>.npy`` into ``folder``; return ({name: gt uint8}, kernel path)."""
+    model, testset, dataset_type, extra, *_ = TASKS[task]
+    root = root or shared_path('testsets', testset)
+    images = images or sorted(p.name for p in root.iterdir())
+    meta = folder / 'meta_info.txt'
+    meta.write_text('\n'.join(images) + '\n')
+    opt = {'name': task, 'type': dataset_type, 'phase': 'test', 'dataroot_gt': str(root), 'meta_info': str(meta),
+           'io_backend': {'type': 'disk'}, **extra}
+    kernel_path = None
+    if 'kernel' in extra:
+        kernel_path = shared_path('reference', 'kernels', f"{opt.pop('kernel')}.npy")
+        opt['kernel_path'] = str(kernel_path)
+    dataset = DATASET_REGISTRY.get(dataset_type)(opt)
+    gts = {}
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        name = sample['gt_path'].replace('\\', '/').rsplit('/', 1)[-1]
+        np.save(folder / f'{name.rsplit(".", 1)[0]}.npy', sample['lq'].numpy().transpose(1, 2, 0))
+        gts[name] = (sample['gt'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    assert sorted(gts) == sorted(images)
+    return gts, kernel_path
+
+
+def check_cli_psnr(task, images, tmp_path, zoo_dir, capsys, gt_root=None, reference=None):
+    """CLI PSNR vs ``reference(name)`` (default: the published code's per-image PSNR of the tables)."""
+    model, *_, crop, y_channel, table_reference = TASKS[task]
+    tables = json.loads(shared_path('reference', 'paper_tables.json').read_text())
+    reference = reference or (lambda name, lq_file, kernel: table_reference(tables, name))
+    lq, out = tmp_path / 'lq', tmp_path / 'out'
+    lq.mkdir()
+    gts, kernel = degrade(task, images, lq, gt_root)
+    argv = ['--model', model, '--model-dir', str(zoo_dir), '--input', str(lq), '--output', str(out)]
+    assert main(argv + (['--kernel', str(kernel)] if model == 'converse_usrnet' else [])) == 0
+    assert f'restored {len(gts)}/{len(gts)} images with {model}' in capsys.readouterr().out
+    for name, gt in gts.items():
+        restored = cv2.imread(str(out / f'{name.rsplit(".", 1)[0]}.png'), cv2.IMREAD_UNCHANGED)
+        assert restored is not None and restored.dtype == np.uint8
+        if gt.shape[2] == 3:  # files are BGR; calculate_psnr's Y channel expects BGR
+            gt = cv2.cvtColor(gt, cv2.COLOR_RGB2BGR)
+        else:
+            gt = gt[..., 0]
+        psnr = calculate_psnr(restored, gt, crop, test_y_channel=y_channel)
+        expected = reference(name, lq / f'{name.rsplit(".", 1)[0]}.npy', kernel)
+        assert psnr == pytest.approx(expected, abs=0.01), (task, name)
+
+
+@pytest.mark.parametrize('task, images', CI_CASES, ids=[c[0] for c in CI_CASES])
+def test_cli_psnr_matches_protocol(task, images, tmp_path, zoo_dir, capsys):
+    check_cli_psnr(task, images, tmp_path, zoo_dir, capsys)
+
+
+def test_cli_psnr_matches_direct_protocol_usrnet_crop(tmp_path, zoo_dir, capsys):
+    """Converse-USRNet, kernel 3, on a 96x96 crop of a CBSD68 image: the CLI's PSNR equals the protocol's
+    (model(lq, kernel, sf=1) on the same degraded input, clamp, x255, round, RGB PSNR, crop_border 1)."""
+    gt_root = tmp_path / 'gt'
+    gt_root.mkdir()
+    image = cv2.imread(str(shared_path('testsets', 'CBSD68_4', '101087.png')), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(gt_root / 'crop.png'), image[100:196, 200:296])
+    model = torch.nn.Module()
+
+    def direct(name, lq_file, kernel):
+        net = model.net if hasattr(model, 'net') else load_pretrained('converse_usrnet', model_dir=zoo_dir)
+        model.net = net
+        lq = torch.from_numpy(np.load(lq_file).transpose(2, 0, 1))[None]
+        k = torch.from_numpy(np.load(kernel).astype(np.float32))[None, None]
+        with torch.no_grad():
+            sr = net(lq, k, 1)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+        gt = cv2.cvtColor(cv2.imread(str(gt_root / name)), cv2.COLOR_BGR2RGB)
+        return calculate_psnr((sr * 255).round().astype(np.uint8), gt, 1)
+
+    check_cli_psnr('converse_usrnet_kernel_3', ['crop.png'], tmp_path, zoo_dir, capsys, gt_root, direct)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task, images', SLOW_CASES, ids=[c[0] for c in SLOW_CASES])
+def test_cli_psnr_matches_protocol_full_testsets(task, images, tmp_path, zoo_dir, capsys):
+    check_cli_psnr(task, images, tmp_path, zoo_dir, capsys)
+
+
+# ----------------------------------------------------------------------------- tiling
+def test_tiled_forward_is_exact_for_local_ops():
+    """Tiles are placed without seams or offsets: for a pointwise / upsampling op the result is exact."""
+    x = torch.rand(1, 3, 37, 50)
+    for scale, fn in ((1, lambda t: t * 2 + 1), (3, lambda t: torch.nn.functional.interpolate(t, scale_factor=3))):
+        for tile, pad in ((8, 0), (16, 5), (64, 3)):
+            assert torch.equal(tiled_forward(fn, x, tile, pad, scale), fn(x))
+
+
+def _noisy_crop(size):
+    gt = cv2.imread(str(shared_path('testsets', 'Set12', '08.png')), cv2.IMREAD_GRAYSCALE)[:size, :size]
+    noisy = gt[..., None].astype(np.float32) / 255 + np.random.RandomState(0).normal(0, 25 / 255, (size, size, 1))
+    return gt, noisy.astype(np.float32)
+
+
+def check_tiling(size, tile, pad, zoo_dir):
+    gt, noisy = _noisy_crop(size)
+    restorer = Restorer('converse_dncnn', model_dir=zoo_dir)
+    whole = restorer.restore(noisy)
+    restorer.tile, restorer.tile_pad = tile, pad
+    tiled = restorer.restore(noisy)
+    assert whole.tile is None and tiled.tile == tile
+    assert abs(calculate_psnr(tiled.image, gt, 0) - calculate_psnr(whole.image, gt, 0)) < 0.05
+    assert calculate_psnr(tiled.image, whole.image, 0) > 45  # and the outputs themselves agree
+
+
+def test_tiling_bound_small(zoo_dir):
+    check_tiling(160, 80, 32, zoo_dir)  # 4 tiles, the same 32-pixel context as the 512 case
+
+
+@pytest.mark.slow
+def test_tiling_bound_dncnn_512(zoo_dir):
+    check_tiling(512, 128, 32, zoo_dir)
+
+
+def test_auto_tile(zoo_dir, monkeypatch):
+    restorer = Restorer('converse_dncnn', model_dir=zoo_dir, tile='auto', tile_pad=8)
+    monkeypatch.setattr(inference, 'available_memory', lambda device: 1 << 40)
+    assert restorer.auto_tile(512, 512) is None
+    # the widest map has 128 channels: 128 x 40 x 4 bytes = 20 KiB per pixel, plus ~3 MB of weights;
+    # 512 MiB free -> 256 MiB budget -> (96 + 2*8)^2 pixels fit, (128 + 2*8)^2 do not
+    monkeypatch.setattr(inference, 'available_memory', lambda device: 512 << 20)
+    assert restorer.auto_tile(512, 512) == 96
+    assert restorer.auto_tile(100, 60) is None  # 6000 pixels: fits whole
+    # end to end (a 1-block DnCNN has the same widest map, so the same estimate): 140x100 does not fit
+    small = Restorer(ConverseDnCNN(num_block=1), tile='auto', tile_pad=8)
+    result = small.restore(np.random.RandomState(0).rand(140, 100).astype(np.float32))
+    assert result.tile == 96 and result.image.shape == (140, 100)
+
+
+# ----------------------------------------------------------------------------- formats
+def test_sixteen_bit_png_and_colour_to_gray(zoo_dir, tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    inp, out = tmp_path / 'in', tmp_path / 'out'
+    inp.mkdir()
+    cv2.imwrite(str(inp / 'deep.png'), (rng.rand(24, 20) * 65535).astype(np.uint16))
+    cv2.imwrite(str(inp / 'colour.png'), (rng.rand(24, 20, 3) * 255).astype(np.uint8))
+    assert main(['--model', 'converse_dncnn', '--model-dir', str(zoo_dir), '-i', str(inp), '-o', str(out),
+                 '--compare']) == 0
+    stdout = capsys.readouterr().out
+    deep = cv2.imread(str(out / 'deep.png'), cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == np.uint16 and deep.shape == (24, 20)
+    assert np.any(deep % 257)  # genuinely 16-bit values, not an 8-bit image scaled up
+    colour = cv2.imread(str(out / 'colour.png'), cv2.IMREAD_UNCHANGED)
+    assert colour.dtype == np.uint8 and colour.shape == (24, 20)
+    assert 'colour.png' in stdout and 'converted to grayscale' in stdout
+    assert 'deep.png' in stdout and stdout.count('converted to grayscale') == 1
+    assert cv2.imread(str(out / 'deep_compare.png'), cv2.IMREAD_UNCHANGED).shape == (24, 40)
+
+
+def test_library_result_says_gray_conversion_and_sr_compare(zoo_dir, tmp_path):
+    rgb = (np.random.RandomState(0).rand(16, 12, 3) * 255).astype(np.uint8)
+    result = Restorer('converse_dncnn', model_dir=zoo_dir).restore(rgb)
+    assert result.converted_to_gray and result.image.shape == (16, 12)
+    sr = Restorer('converse_srresnet', model_dir=zoo_dir, half=False)
+    cv2.imwrite(str(tmp_path / 'small.png'), rgb)
+    with pytest.raises(inference.ImageError, match='would overwrite the input'):
+        sr.restore_file(tmp_path / 'small.png', tmp_path)
+    out_path, result = sr.restore_file(tmp_path / 'small.png', tmp_path / 'new', compare=True)
+    assert out_path == tmp_path / 'new' / 'small.png' and out_path.is_file()
+    assert result.image.shape == (64, 48, 3) and not result.converted_to_gray
+    assert cv2.imread(str(tmp_path / 'new' / 'small_compare.png')).shape == (64, 96, 3)
+
+
+# ----------------------------------------------------------------------------- bad input
+def run_main(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert 'Traceback' not in out + err
+    return rc, out, err
+
+
+@pytest.fixture
+def small_input(tmp_path):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a_good.png'), (np.random.RandomState(0).rand(12, 10, 3) * 255).astype(np.uint8))
+    return folder
+
+
+def test_missing_input(zoo_dir, tmp_path, capsys):
+    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', tmp_path / 'nope.png',
+                           '-o', tmp_path / 'out'], capsys)
+    assert rc == 2 and 'nope.png does not exist' in err
+
+
+def test_unreadable_image_does_not_stop_the_others(zoo_dir, tmp_path, small_input, capsys):
+    (small_input / 'b_broken.png').write_bytes(b'not a png at all')
+    (small_input / 'c_good.png').write_bytes((small_input / 'a_good.png').read_bytes())
+    out = tmp_path / 'out'
+    rc, stdout, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input, '-o', out],
+                               capsys)
+    assert rc == 1
+    assert 'b_broken.png' in err and 'cannot read image' in err
+    assert (out / 'a_good.png').is_file() and (out / 'c_good.png').is_file() and not (out / 'b_broken.png').exists()
+    assert 'restored 2/3 images' in stdout
+
+
+def test_unknown_model_name(tmp_path, small_input, capsys):
+    rc, _, err = run_main(['--model', 'converse_nope', '-i', small_input, '-o', tmp_path / 'out'], capsys)
+    assert rc == 2 and "unknown model 'converse_nope'" in err and 'converse_dncnn' in err
+
+
+def test_kernel_of_the_wrong_shape(zoo_dir, tmp_path, small_input, capsys):
+    np.save(tmp_path / 'k5.npy', np.full((5, 5), 1 / 25, np.float32))
+    rc, _, err = run_main(['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input,
+                           '-o', tmp_path / 'out', '--kernel', tmp_path / 'k5.npy'], capsys)
+    assert rc == 2 and 'k5.npy' in err and '7x7' in err and '(5, 5)' in err
+    rc, _, err = run_main(['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input,
+                           '-o', tmp_path / 'out'], capsys)
+    assert rc == 2 and '--kernel' in err
+    rc, _, err = run_main(['--model', 'conversenet', '--model-dir', zoo_dir, '-i', small_input,
+                           '-o', tmp_path / 'out', '--kernel', tmp_path / 'k5.npy'], capsys)
+    assert rc == 2 and 'blind' in err
+
+
+def test_output_not_writable(zoo_dir, tmp_path, small_input, capsys):
+    blocker = tmp_path / 'file.txt'
+    blocker.write_text('a file, not a folder')
+    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input,
+                           '-o', blocker / 'out'], capsys)
+    assert rc == 2 and '--output' in err and 'not a writable directory' in err
+
+
+def test_half_on_cpu_falls_back_with_a_warning(zoo_dir, tmp_path, small_input, capsys):
+    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input,
+                           '-o', tmp_path / 'out', '--half', '--device', 'cpu'], capsys)
+    assert rc == 0 and 'warning: half precision is only used on CUDA' in err
+    assert (tmp_path / 'out' / 'a_good.png').is_file()
+
+
+def test_module_entry_point_reports_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'converse_basicsr.restore', '--model', 'converse_dncnn',
+                           '-i', str(tmp_path / 'missing'), '-o', str(tmp_path / 'out')],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 2
+    assert 'missing does not exist' in proc.stderr and 'Traceback' not in proc.stderr
