@@ -287,8 +287,10 @@ class Restorer:
             kernel = kernel.to(self.device, torch.float16 if self.half else torch.float32)
         elif kernel is not None:
             self._kernel(kernel)  # raises: blind model
+        img = np.asarray(img)
+        img = img.astype(np.float32) if img.dtype == np.float64 else img
         src_dtype = img.dtype
-        img = _check_layout(np.asarray(img), 'image')
+        img = _check_layout(img, 'image')
         x_np, notes, to_gray = self._adapt(img)
         x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(2, 0, 1)))[None]
         x = x.to(self.device, torch.float16 if self.half else torch.float32)

@@ -185,7 +185,7 @@ def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_
     (``None`` for a custom arch).
     """
     name_or_path = str(name_or_path)
-    if name_or_path in ZOO and arch is None:
+    if name_or_path in ZOO:
         entry = ZOO[name_or_path]
         path = checkpoint_path(name_or_path, model_dir, url, progress)
     elif Path(name_or_path).is_file():

@@ -12,6 +12,7 @@ same test images measured with BasicSR's metrics (``paper_tables.json``), where 
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -88,8 +89,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='*', default=list(CONFIGS), help='test configs (default: all four)')
     parser.add_argument('--no-run', action='store_true', help='only tabulate the CSVs already in results/')
-    parser.add_argument('--tables', default=osp.join(REPO, '..', 'shared', 'reference', 'paper_tables.json'),
-                        help='paper_tables.json (published and reference numbers)')
+    shared = os.environ.get('CONVERSE_SHARED', osp.join(REPO, '..', 'shared'))
+    parser.add_argument('--tables', default=osp.join(shared, 'reference', 'paper_tables.json'),
+                        help='paper_tables.json (default: $CONVERSE_SHARED or ../shared, reference/)')
     args = parser.parse_args()
     configs = [osp.relpath(osp.abspath(c), REPO) if osp.exists(c) else c for c in args.configs]
     unknown = [c for c in configs if c not in CONFIGS]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import converse_basicsr  # noqa: F401  (basicsr compat fixes before importing basicsr)
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.registry import DATASET_REGISTRY
 from converse_basicsr import inference
@@ -34,32 +35,39 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# (model, testset, dataset type, dataset options, crop_border, Y channel, reference lookup)
+# task: (model, testset, dataset type, dataset options, crop_border, Y channel, where the tables keep its
+# per-image PSNRs: a key path into paper_tables.json, then per image name the field or None)
 TASKS = {
     'denoise': ('converse_dncnn', 'Set12', 'GaussianNoiseDataset', {'color': 'gray', 'sigma': 25}, 0, False,
-                lambda t, img: t['denoising_sigma25_gray']['reference_per_image']['Converse-DnCNN']['Set12'][img]['psnr']),
-    'sr_set5': ('converse_srresnet', 'Set5', 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
-                lambda t, img: t['sr_x4_y_channel']['reference_per_image']['Converse-SRResNet']['Set5'][img]['psnr_y']),
-    'sr_set14': ('converse_srresnet', 'Set14', 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
-                 lambda t, img: t['sr_x4_y_channel']['reference_per_image']['Converse-SRResNet']['Set14'][img]['psnr_y']),
+                ('denoising_sigma25_gray', 'reference_per_image', 'Converse-DnCNN', 'Set12'), 'psnr'),
+    **{f'sr_{testset.lower()}': ('converse_srresnet', testset, 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
+                                 ('sr_x4_y_channel', 'reference_per_image', 'Converse-SRResNet', testset), 'psnr_y')
+       for testset in ('Set5', 'Set14')},
+    **{f'{model}_kernel_{k}': (model, 'CBSD68_4', 'BlurKernelDataset',
+                               {'sigma': 2.55, 'mod_crop': 8, 'kernel': f'kernel_{k}'}, 1, False,
+                               ('deblurring_sigma2.55', 'reference_per_image', 'CBSD68_4', key, 'per_kernel',
+                                f'kernel_{k}', 'per_image'), None)
+       for k in range(1, 6) for model, key in (('conversenet', 'ConverseNet'), ('converse_usrnet', 'Converse-USRNet'))},
 }
-for _k in range(1, 6):
-    for _model, _key in (('conversenet', 'ConverseNet'), ('converse_usrnet', 'Converse-USRNet')):
-        TASKS[f'{_model}_kernel_{_k}'] = (
-            _model, 'CBSD68_4', 'BlurKernelDataset', {'sigma': 2.55, 'mod_crop': 8, 'kernel': f'kernel_{_k}'}, 1, False,
-            lambda t, img, key=_key, k=_k:
-                t['deblurring_sigma2.55']['reference_per_image']['CBSD68_4'][key]['per_kernel'][f'kernel_{k}']['per_image'][img])
 
-# CI: one or two full images per task against the tables, except Converse-USRNet (the costliest)
-# which runs on a crop against the protocol computed directly; the full test sets run with `-m slow`.
-CI_CASES = [('denoise', ['01.png']), ('sr_set5', ['bird.png', 'butterfly.png']),
-            ('conversenet_kernel_1', ['101087.png'])]
+
+def table_psnr(tables, task, image):
+    *_, keys, field = TASKS[task]
+    for key in keys:
+        tables = tables[key]
+    return tables[image] if field is None else tables[image][field]
+
+# CI: denoising and SR on one or two full images against the tables; deblurring (481x321 images, the
+# costliest) on a crop against the protocol computed directly. The full test sets run with `-m slow`.
+CI_CASES = [('denoise', ['01.png']), ('sr_set5', ['bird.png', 'butterfly.png'])]
 SLOW_CASES = [('denoise', None), ('sr_set5', None), ('sr_set14', None)] + \
     [(f'{m}_kernel_{k}', None) for m in ('conversenet', 'converse_usrnet') for k in range(1, 6)]
 
 
 def degrade(task, images, folder, root=None):
-    """Write the protocol's degraded inputs as ``<stem>.npy`` into ``folder``; return ({name: gt uint8}, kernel path)."""
+    """Write the protocol's degraded inputs as ``<stem>.npy`` into ``folder``.
+
+    Returns ({image name: GT as uint8 HWC RGB}, kernel path or None)."""
     model, testset, dataset_type, extra, *_ = TASKS[task]
     root = root or shared_path('testsets', testset)
     images = images or sorted(p.name for p in root.iterdir())
@@ -84,9 +92,9 @@ def degrade(task, images, folder, root=None):
 
 def check_cli_psnr(task, images, tmp_path, zoo_dir, capsys, gt_root=None, reference=None):
     """CLI PSNR vs ``reference(name)`` (default: the published code's per-image PSNR of the tables)."""
-    model, *_, crop, y_channel, table_reference = TASKS[task]
+    model, *_, crop, y_channel, _, _ = TASKS[task]
     tables = json.loads(shared_path('reference', 'paper_tables.json').read_text())
-    reference = reference or (lambda name, lq_file, kernel: table_reference(tables, name))
+    reference = reference or (lambda name, lq_file, kernel: table_psnr(tables, task, name))
     lq, out = tmp_path / 'lq', tmp_path / 'out'
     lq.mkdir()
     gts, kernel = degrade(task, images, lq, gt_root)
@@ -110,26 +118,26 @@ def test_cli_psnr_matches_protocol(task, images, tmp_path, zoo_dir, capsys):
     check_cli_psnr(task, images, tmp_path, zoo_dir, capsys)
 
 
-def test_cli_psnr_matches_direct_protocol_usrnet_crop(tmp_path, zoo_dir, capsys):
-    """Converse-USRNet, kernel 3, on a 96x96 crop of a CBSD68 image: the CLI's PSNR equals the protocol's
-    (model(lq, kernel, sf=1) on the same degraded input, clamp, x255, round, RGB PSNR, crop_border 1)."""
+@pytest.mark.parametrize('task', ['conversenet_kernel_1', 'converse_usrnet_kernel_3'])
+def test_cli_psnr_matches_direct_protocol_deblur_crop(task, tmp_path, zoo_dir, capsys):
+    """Deblurring on a 96x96 crop of a CBSD68 image: the CLI's PSNR equals the protocol computed directly
+    (model(lq) / model(lq, kernel, sf=1) on the same degraded input, clamp, x255, round, RGB PSNR, crop 1)."""
     gt_root = tmp_path / 'gt'
     gt_root.mkdir()
     image = cv2.imread(str(shared_path('testsets', 'CBSD68_4', '101087.png')), cv2.IMREAD_UNCHANGED)
     cv2.imwrite(str(gt_root / 'crop.png'), image[100:196, 200:296])
-    model = torch.nn.Module()
+    net = load_pretrained(TASKS[task][0], model_dir=zoo_dir)
 
     def direct(name, lq_file, kernel):
-        net = model.net if hasattr(model, 'net') else load_pretrained('converse_usrnet', model_dir=zoo_dir)
-        model.net = net
         lq = torch.from_numpy(np.load(lq_file).transpose(2, 0, 1))[None]
         k = torch.from_numpy(np.load(kernel).astype(np.float32))[None, None]
         with torch.no_grad():
-            sr = net(lq, k, 1)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+            out = net(lq, k, 1) if TASKS[task][0] == 'converse_usrnet' else net(lq)
+        out = out[0].clamp(0, 1).numpy().transpose(1, 2, 0)
         gt = cv2.cvtColor(cv2.imread(str(gt_root / name)), cv2.COLOR_BGR2RGB)
-        return calculate_psnr((sr * 255).round().astype(np.uint8), gt, 1)
+        return calculate_psnr((out * 255).round().astype(np.uint8), gt, 1)
 
-    check_cli_psnr('converse_usrnet_kernel_3', ['crop.png'], tmp_path, zoo_dir, capsys, gt_root, direct)
+    check_cli_psnr(task, ['crop.png'], tmp_path, zoo_dir, capsys, gt_root, direct)
 
 
 @pytest.mark.slow
