@@ -132,6 +132,8 @@ class Converse2D(nn.Module):
         if self.training or torch.is_grad_enabled():
             self._cache.clear()
             return None
+        if torch.compiler.is_compiling():  # a compiled graph recomputes (and fuses) the response
+            return None
         dtype = _compute_dtype(x.dtype)
         size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)
         key = (size, self.scale, dtype, x.device)
@@ -139,8 +141,9 @@ class Converse2D(nn.Module):
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        lam = regularizer(self.bias.detach().to(dtype), self.eps)
-        response = transfer_function(self.weight.detach().to(dtype), lam, size, self.scale)
+        with _full_precision(x.device.type):
+            lam = regularizer(self.bias.detach().to(dtype), self.eps)
+            response = transfer_function(self.weight.detach().to(dtype), lam, size, self.scale)
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (stamp, response)

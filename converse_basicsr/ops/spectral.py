@@ -193,6 +193,8 @@ def _response(spectra, lam, scale):
         pair = torch.view_as_real(spectra)
         re, im = pair[..., 0], pair[..., 1]
         inverse_den = torch.addcmul(re.square().add_(lam5), im, im).reciprocal_()
+        if torch.compiler.is_compiling():  # no strided out= under dynamo; inductor fuses this anyway
+            return torch.complex((re + lam5) * inverse_den, -im * inverse_den)
         out = torch.empty_like(spectra)
         out_pair = torch.view_as_real(out)
         torch.mul(re + lam5, inverse_den, out=out_pair[..., 0])
@@ -335,6 +337,9 @@ class ReverseConvolution(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        if torch.is_autocast_enabled(grad_out.device.type):  # backward() called inside an autocast region
+            with torch.autocast(grad_out.device.type, enabled=False):
+                return ReverseConvolution.backward.__wrapped__(ctx, grad_out)
         spectrum, kernel, lam_in = ctx.saved_tensors
         scale, crop, (h, w) = ctx.scale, ctx.crop, ctx.size
         need_x, need_kernel, need_lam = ctx.needs_input_grad[:3]

@@ -1,0 +1,221 @@
+"""Each fix in ``converse_basicsr.compat`` has a test here that fails without it.
+
+Where a fix replaces a basicsr function, the test also checks (on a machine without CUDA) that the
+original, kept as ``__wrapped__``, really fails, so the test keeps meaning something. The exact
+resume fix is tested end to end in ``test_train_resume.py``; here its pieces are tested directly.
+"""
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+import basicsr.train
+from basicsr.data.data_sampler import EnlargedSampler
+from basicsr.models import build_model
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import dist_util
+from converse_basicsr import compat
+
+NO_CUDA = not torch.cuda.is_available()
+COMPAT_FILE = compat.__file__
+
+
+def test_every_fix_is_applied_and_listed():
+    assert compat._APPLIED == {fix.__name__ for fix in compat.FIXES}
+    assert basicsr.train.load_resume_state.__wrapped__ is not None
+    assert dist_util._init_dist_pytorch.__wrapped__ is not None
+
+
+def test_fix_torchvision_functional_tensor():
+    """Without the fix ``import basicsr`` fails on current torchvision; with it, it works. In a fresh
+    interpreter that loads compat.py on its own, so converse_basicsr's own import does not interfere."""
+    script = textwrap.dedent(f'''
+        import importlib.util, sys
+        try:
+            import basicsr
+            print('without fix: imported')
+        except ImportError as error:
+            print('without fix: ImportError', error)
+        for name in [m for m in sys.modules if m == 'basicsr' or m.startswith('basicsr.')]:
+            del sys.modules[name]
+        spec = importlib.util.spec_from_file_location('compat_alone', {COMPAT_FILE!r})
+        compat = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(compat)
+        compat.fix_torchvision_functional_tensor()
+        import basicsr
+        from basicsr.data.degradations import rgb_to_grayscale
+        print('with fix: imported')
+    ''')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "without fix: ImportError No module named 'torchvision.transforms.functional_tensor'" in result.stdout
+    assert 'with fix: imported' in result.stdout
+
+
+def _resume_opt(tmp_path, auto_resume):
+    states = tmp_path / 'training_states'
+    states.mkdir(exist_ok=True)
+    return {'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'},
+            'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
+
+
+def _save_state(tmp_path, iteration):
+    # What BasicSR saves: optimizer state (tensors) and a MultiStepRestartLR state (holds a Counter).
+    state = {'epoch': 0, 'iter': iteration, 'optimizers': [{'state': {0: {'exp_avg': torch.ones(2)}}}],
+             'schedulers': [{'milestones': Counter([10, 20]), 'last_epoch': iteration}]}
+    path = tmp_path / 'training_states' / f'{iteration}.state'
+    torch.save(state, path)
+    return str(path)
+
+
+def test_fix_resume_without_cuda(tmp_path):
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    _save_state(tmp_path, 4)
+    latest = _save_state(tmp_path, 12)
+    state = basicsr.train.load_resume_state(opt)  # --auto_resume: the latest state of this experiment
+    assert state['iter'] == 12 and opt['path']['resume_state'] == latest
+    assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
+    assert opt['path']['pretrain_network_g'].endswith('net_g_12.pth')  # basicsr's check_resume ran
+
+    opt = _resume_opt(tmp_path, auto_resume=False)
+    opt['path']['resume_state'] = _save_state(tmp_path, 4)
+    assert basicsr.train.load_resume_state(opt)['iter'] == 4
+    opt['path']['resume_state'] = str(tmp_path / 'missing.state')
+    with pytest.raises(FileNotFoundError, match='path.resume_state'):
+        basicsr.train.load_resume_state(opt)
+    fresh = tmp_path / 'fresh'
+    fresh.mkdir()
+    assert basicsr.train.load_resume_state(_resume_opt(fresh, auto_resume=True)) is None  # nothing to resume
+
+    if NO_CUDA:  # the original cannot resume here
+        opt = _resume_opt(tmp_path, auto_resume=False)
+        opt['path']['resume_state'] = latest
+        with pytest.raises((RuntimeError, AssertionError)):
+            basicsr.train.load_resume_state.__wrapped__(opt)
+
+
+def test_fix_exact_resume_saves_rng_and_skips_trained_batches(tmp_path):
+    # Saving: every training state carries the RNG states.
+    fake = SimpleNamespace(optimizers=[], schedulers=[], opt={'path': {'training_states': str(tmp_path)}})
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    BaseModel.save_training_state(fake, 0, 3)
+    saved = torch.load(tmp_path / '3.state', weights_only=False)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+
+    # Resuming at iteration 3 of epoch 1 (10 samples, batch 2: 5 iterations per epoch) continues with
+    # the 4th batch of epoch 1 (samples 6..9 of that epoch's order) and the saved random streams.
+    sampler = EnlargedSampler(list(range(10)), num_replicas=1, rank=0)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    model = SimpleNamespace(optimizers=[], schedulers=[], opt={
+        'datasets': {'train': {'batch_size_per_gpu': 2}}, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1})
+    BaseModel.resume_training(model, {'epoch': 1, 'iter': 8, 'optimizers': [], 'schedulers': [], 'rng': saved['rng']})
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)
+    sampler.set_epoch(1)
+    resumed = iter(sampler)
+    assert next(resumed) == order[6]
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    assert [order[6]] + list(resumed) == order[6:]
+    assert list(sampler) == order  # only the first pass after resuming is shortened
+
+    # Interrupted at the end of epoch 0: that epoch yields nothing more, and the random streams are
+    # restored when the next epoch starts (before its loader is created, as in the uninterrupted run).
+    BaseModel.resume_training(model, {'epoch': 0, 'iter': 5, 'optimizers': [], 'schedulers': [], 'rng': saved['rng']})
+    sampler.set_epoch(0)
+    assert list(sampler) == []
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)
+    sampler.set_epoch(1)
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    assert list(sampler) == order
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def single_process_group(monkeypatch, tmp_path):
+    """Environment for a one-process group (restored afterwards, also what the slurm path sets);
+    destroys whatever group the test creates."""
+    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), RANK='0', WORLD_SIZE='1',
+                           LOCAL_RANK='0').items():
+        monkeypatch.setenv(key, value)
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('launcher', ['pytorch', 'slurm'])
+def test_fix_distributed_init_without_cuda(single_process_group, monkeypatch, tmp_path, launcher):
+    if launcher == 'slurm':
+        scontrol = tmp_path / 'scontrol'
+        scontrol.write_text('#!/bin/sh\necho 127.0.0.1\n')
+        scontrol.chmod(0o755)
+        monkeypatch.setenv('PATH', f'{tmp_path}{os.pathsep}{os.environ["PATH"]}')
+        for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_NODELIST='node0').items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv('MASTER_ADDR', 'unset')  # the slurm path takes it from scontrol
+    if NO_CUDA:  # the original: torch.cuda.set_device(rank % device_count()) with no device
+        with pytest.raises((RuntimeError, ZeroDivisionError, AssertionError)):
+            getattr(dist_util, f'_init_dist_{launcher}').__wrapped__('nccl')
+        assert not dist.is_initialized()
+    dist_util.init_dist(launcher)  # BasicSR asks for nccl
+    assert dist.is_initialized() and dist.get_world_size() == 1
+    if NO_CUDA:
+        assert dist.get_backend() == 'gloo'
+    if launcher == 'slurm':
+        assert os.environ['MASTER_ADDR'] == '127.0.0.1' and os.environ['RANK'] == '0'
+
+
+def _tiny_model_opt(dist_on, init_path=None, param_key='params'):
+    return {'model_type': 'SRModel', 'num_gpu': 0, 'dist': dist_on, 'rank': 0, 'world_size': 1, 'is_train': True,
+            'network_g': {'type': 'ConverseDnCNN', 'num_feat': 4, 'num_block': 1},
+            'path': {'pretrain_network_g': init_path, 'param_key_g': param_key, 'strict_load_g': True},
+            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+                      'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}}
+
+
+def test_fix_ddp_wrapping_on_cpu(single_process_group):
+    dist.init_process_group('gloo')
+    model = build_model(_tiny_model_opt(dist_on=True))
+    assert isinstance(model.net_g, torch.nn.parallel.DistributedDataParallel)
+    model.feed_data({'lq': torch.rand(2, 1, 12, 12), 'gt': torch.rand(2, 1, 12, 12)})
+    model.optimize_parameters(1)
+    assert np.isfinite(model.log_dict['l_pix'])
+    if NO_CUDA:
+        net = build_model(_tiny_model_opt(dist_on=False)).net_g
+        with pytest.raises((RuntimeError, AssertionError)):
+            BaseModel.model_to_device.__wrapped__(SimpleNamespace(opt={'dist': True}, device=torch.device('cpu')),
+                                                  net)
+
+
+def test_fix_plain_state_dict_loading(tmp_path):
+    reference = build_model(_tiny_model_opt(dist_on=False)).net_g.state_dict()
+    plain = tmp_path / 'plain.pth'
+    torch.save(reference, plain)
+    for param_key in ('params', 'params_ema', None):  # the default, the EMA copy's, and `param_key_g: ~`
+        model = build_model(_tiny_model_opt(False, str(plain), param_key))
+        for key, value in model.net_g.state_dict().items():
+            assert torch.equal(value, reference[key]), (param_key, key)
+    wrapped = tmp_path / 'wrapped.pth'
+    torch.save({'params': reference}, wrapped)
+    assert build_model(_tiny_model_opt(False, str(wrapped), 'params_ema')) is not None  # basicsr's fallback kept
+    other = tmp_path / 'other.pth'
+    torch.save({'weights': reference, 'epoch': 3}, other)
+    with pytest.raises(KeyError, match="param key 'params'"):
+        build_model(_tiny_model_opt(False, str(other)))
+    model = build_model(_tiny_model_opt(False))
+    with pytest.raises(KeyError):  # the original
+        BaseModel.load_network.__wrapped__(model, model.net_g, str(plain), True, 'params')
