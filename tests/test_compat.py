@@ -64,7 +64,7 @@ def test_fix_torchvision_functional_tensor():
 def _resume_opt(tmp_path, auto_resume):
     states = tmp_path / 'training_states'
     states.mkdir(exist_ok=True)
-    return {'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'},
+    return {'name': 'resume_test', 'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'},
             'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
 
 

@@ -121,13 +121,16 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, tmp_path,
     monkeypatch.setattr(basicsr.train, 'build_model', lambda o: built.setdefault('model', build_model(o)))
     monkeypatch.setattr(basicsr.train, 'build_dataset',
                         lambda o: built.setdefault(o['name'], build_dataset(o)))
-    records = _Records()
-    logging.getLogger('basicsr').addHandler(records)
+    records, logger = _Records(), logging.getLogger('basicsr')
+    level = logger.level  # BasicSR sets INFO only if its first logger call is the pipeline's
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
     monkeypatch.chdir(tmp_path)
     try:
         train.main(['-opt', str(small)])
     finally:
-        logging.getLogger('basicsr').removeHandler(records)
+        logger.removeHandler(records)
+        logger.setLevel(level)
 
     model = built['model']
     net = model.get_bare_model(model.net_g)
@@ -160,3 +163,31 @@ def _plain(value):
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+@pytest.mark.parametrize('color, network_g, message', [
+    ('rgb', {'type': 'ConverseDnCNN'}, "datasets.train.color is 'rgb' (3-channel images) but network_g.in_nc is 1"),
+    ('gray', {'type': 'ConverseMSRResNet'}, "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
+    ('gray', {'type': 'ConverseNet', 'in_nc': 3}, "datasets.train.color is 'gray' (1-channel images) but network_g.in_nc is 3"),
+    ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
+])
+def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, color, network_g, message):
+    """Checked by the entry point before anything is built (the arch's default channels count too)."""
+    opt = {'name': 'mismatch', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g,
+           'datasets': {'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path),
+                                  'color': color, 'sigma': 25, 'gt_size': 8}},
+           'path': {}, 'train': {}, 'logger': {}}
+    config = tmp_path / 'mismatch.yml'
+    config.write_text(yaml.dump(opt))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as error:
+        train.main(['-opt', str(config)])
+    assert message in str(error.value)
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_matching_channels_pass_the_check():
+    train.check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'color': 'gray'}}})
+    train.check_color_channels({'network_g': {'type': 'ConverseMSRResNet'}, 'datasets': {'val': {}}})  # rgb default
+    train.check_color_channels({'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
+                                'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}})
