@@ -19,6 +19,9 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
+# Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
+RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset', 'PairedImageDataset',
+                  'SingleImageDataset')
 IN_CHANNEL_KEYS = ('in_nc', 'num_in_ch', 'in_channels', 'in_chans')
 
 
@@ -41,11 +44,13 @@ def network_in_channels(net_opt):
 
 def check_color_channels(opt):
     """Raise ``ValueError`` naming ``datasets.<phase>.color`` and ``network_g.<key>`` when a dataset
-    delivers 1-channel (``gray``, ``y``) or 3-channel (``rgb``, the default) images to a network
-    built for the other."""
+    delivers 1-channel (``gray``, ``y``) or 3-channel (``rgb``, the default of the datasets in
+    ``RGB_BY_DEFAULT``) images to a network built for the other."""
     net_opt = opt.get('network_g') or {}
     key, channels = network_in_channels(net_opt) if 'type' in net_opt else (None, None)
     for phase, dataset in (opt.get('datasets') or {}).items():
+        if 'color' not in dataset and dataset.get('type') not in RGB_BY_DEFAULT:
+            continue
         color = dataset.get('color', 'rgb')
         if str(color).lower() not in COLOR_CHANNELS:
             raise ValueError(f'datasets.{phase}.color must be one of {sorted(COLOR_CHANNELS)}, got {color!r}')
@@ -66,14 +71,18 @@ def main(argv=None, root_path=None):
     """Run BasicSR's training pipeline; ``argv`` defaults to ``sys.argv[1:]`` (BasicSR's own
     arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
     ``experiments/`` (and ``tb_logger/``) go under ``root_path``, by default the current directory."""
-    if argv is not None:
+    saved_argv = sys.argv
+    if argv is not None:  # BasicSR's parse_options reads sys.argv
         sys.argv = [sys.argv[0]] + list(argv)
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    known, _ = parser.parse_known_args(sys.argv[1:])
-    if known.opt:  # without -opt, BasicSR's parser prints the usage
-        check_color_channels(load_options(known.opt))
-    train_pipeline(os.path.abspath(root_path or os.getcwd()))
+    try:
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument('-opt')
+        known, _ = parser.parse_known_args(sys.argv[1:])
+        if known.opt:  # without -opt, BasicSR's parser prints the usage
+            check_color_channels(load_options(known.opt))
+        train_pipeline(os.path.abspath(root_path or os.getcwd()))
+    finally:
+        sys.argv = saved_argv
 
 
 if __name__ == '__main__':

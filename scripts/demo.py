@@ -23,6 +23,8 @@ import torch
 import yaml
 from torch.nn import functional as F
 
+import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'options', 'demo', 'train_demo_dncnn.yml')
 OUTPUT = osp.join(REPO, 'demo_output')
@@ -89,10 +91,9 @@ def train(config):
 def restore_held_out(opt):
     """Restore the noisy held-out image with the trained weights, the validation protocol's noise."""
     from basicsr.archs import build_network
-
-    from converse_basicsr.data.noise_dataset import GaussianNoiseDataset
+    from basicsr.utils.registry import DATASET_REGISTRY
     val_opt = dict(opt['datasets']['val'], phase='val')
-    dataset = GaussianNoiseDataset(val_opt)
+    dataset = DATASET_REGISTRY.get(val_opt['type'])(val_opt)
     index = next(i for i in range(len(dataset)) if osp.basename(dataset[i]['gt_path']).startswith(SHOWN))
     sample = dataset[index]
     net = build_network(dict(opt['network_g']))

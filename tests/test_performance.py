@@ -142,6 +142,17 @@ def test_cache_is_bounded():
     gc.collect()
 
 
+def test_large_responses_are_not_cached(monkeypatch):
+    layer, x = make_layer(), torch.rand(1, 6, 12, 12)
+    monkeypatch.setattr(Converse2D, 'CACHE_MAX_BYTES', 6 * 18 * 10 * 8 - 1)  # one byte short of this size
+    out = eval_output(layer, x)
+    assert layer._cache == {}
+    assert rel_err(out, uncached(layer, x)) < 1e-6
+    monkeypatch.setattr(Converse2D, 'CACHE_MAX_BYTES', 6 * 18 * 10 * 8)
+    eval_output(layer, x)
+    assert len(layer._cache) == 1
+
+
 # --- mixed precision ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize('scale', [1, 2])

@@ -12,7 +12,6 @@ The full-size archs are exercised against the published checkpoints elsewhere.
 import glob
 import logging
 import math
-import os
 import re
 from os import path as osp
 
@@ -167,8 +166,10 @@ def _plain(value):
 
 @pytest.mark.parametrize('color, network_g, message', [
     ('rgb', {'type': 'ConverseDnCNN'}, "datasets.train.color is 'rgb' (3-channel images) but network_g.in_nc is 1"),
-    ('gray', {'type': 'ConverseMSRResNet'}, "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
-    ('gray', {'type': 'ConverseNet', 'in_nc': 3}, "datasets.train.color is 'gray' (1-channel images) but network_g.in_nc is 3"),
+    ('gray', {'type': 'ConverseMSRResNet'},
+     "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
+    ('gray', {'type': 'ConverseNet', 'in_nc': 3},
+     "datasets.train.color is 'gray' (1-channel images) but network_g.in_nc is 3"),
     ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
 ])
 def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, color, network_g, message):
@@ -188,6 +189,8 @@ def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypat
 
 def test_matching_channels_pass_the_check():
     train.check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'color': 'gray'}}})
-    train.check_color_channels({'network_g': {'type': 'ConverseMSRResNet'}, 'datasets': {'val': {}}})  # rgb default
+    train.check_color_channels({'network_g': {'type': 'ConverseMSRResNet'},
+                                'datasets': {'val': {'type': 'BicubicDownsampleDataset'}}})  # rgb by default
+    train.check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'type': 'Other'}}})
     train.check_color_channels({'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
                                 'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}})

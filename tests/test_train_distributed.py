@@ -90,9 +90,11 @@ def _arch_opt(network_g, model_type, init_path):
     return {'model_type': model_type, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True,
             'scale': 1, 'network_g': network_g,
             'path': {'pretrain_network_g': init_path, 'param_key_g': 'params', 'strict_load_g': True},
-            # eps 1e-3: with the default 1e-8 Adam's first step amplifies the float32 rounding of gradients
-            # that cancel to ~0 (alpha-gated branches, the kernel net) by lr/eps = 1e5, beyond 1e-6.
-            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99],
+            # Adam turns a gradient difference into a weight difference with gain up to lr/eps: 1e5 with the
+            # defaults (1e-3, 1e-8), which lifts the float32 rounding of gradients that cancel to ~0 (alpha-gated
+            # branches, the kernel net; ~1e-5 relative in Converse-USRNet) beyond 1e-6. lr 1e-4, eps 1e-3: gain 0.1,
+            # while a step still moves the weights by up to 1e-4, so a wrong gradient would show.
+            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99],
                                                   'eps': 1e-3},
                       'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
                       'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}}}

@@ -82,14 +82,13 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, num_images, how)
     assert any(not torch.equal(expected[k], at_stop[k]) for k in expected)  # it did train after resuming
 
 
-@pytest.mark.parametrize('param_key', ['params', None])
-def test_finetune_from_published_checkpoint(tmp_path, monkeypatch, param_key):
-    """pretrain_network_g with the published Converse-DnCNN (a plain state dict), with the default
-    param key and with ``param_key_g: ~``; ema_decay > 0 also loads the EMA copy from it."""
+def test_finetune_from_published_checkpoint(tmp_path, monkeypatch):
+    """pretrain_network_g with the published Converse-DnCNN (a plain state dict) and the default param
+    key; ema_decay > 0 also loads the EMA copy from it. (``param_key_g: ~``: see test_compat.py.)"""
     checkpoint = shared_path('reference', 'zoo', 'converse_dncnn.pth')
     monkeypatch.chdir(tmp_path)
     root = _write_images(tmp_path / 'train', 2)
-    opt = _options('finetune', root, root, 1, pretrain_network_g=str(checkpoint), param_key_g=param_key)
+    opt = _options('finetune', root, root, 1, pretrain_network_g=str(checkpoint))
     opt['network_g'] = {'type': 'ConverseDnCNN'}  # the published configuration
     opt['train']['ema_decay'] = 0.999
     opt['datasets']['train']['batch_size_per_gpu'] = 1

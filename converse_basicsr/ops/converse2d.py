@@ -95,8 +95,9 @@ class Converse2D(nn.Module):
 
     ``in_channels`` must equal ``out_channels``. Parameters ``weight`` ``(1, C, k, k)``
     (softmax-normalised random init) and ``bias`` ``(1, C, 1, 1)`` (zeros) follow the published
-    checkpoint format. In eval mode (or under ``torch.no_grad``) the frequency response is cached
-    per input size and recomputed whenever ``weight`` or ``bias`` change.
+    checkpoint format. In eval mode under ``torch.no_grad`` the frequency response is cached per
+    input size (at most 4 sizes, each up to ``CACHE_MAX_BYTES``) and recomputed whenever ``weight``,
+    ``bias`` or ``eps`` change.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular',
@@ -127,6 +128,8 @@ class Converse2D(nn.Module):
             self.weight.copy_(torch.softmax(torch.randn(1, self.in_channels, k * k), dim=-1).view_as(self.weight))
             self.bias.zero_()
 
+    CACHE_MAX_BYTES = 8 * 2 ** 20  # per entry; at most 4 entries (input sizes) per layer
+
     def _cached_response(self, x):
         """The frequency response for ``x``'s padded size, cached when no gradient is needed."""
         if self.training or torch.is_grad_enabled():
@@ -136,6 +139,11 @@ class Converse2D(nn.Module):
             return None
         dtype = _compute_dtype(x.dtype)
         size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)
+        itemsize = 16 if dtype == torch.float64 else 8
+        if self.in_channels * self.scale ** 2 * size[0] * (size[1] // 2 + 1) * itemsize > self.CACHE_MAX_BYTES:
+            # Large maps: the response costs a few percent of the FFTs when built channel group by
+            # channel group in cache, and holding it would cost as much memory as the activations.
+            return None
         key = (size, self.scale, dtype, x.device)
         stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr(), self.eps)
         hit = self._cache.get(key)
