@@ -69,6 +69,15 @@ def make_operator(operator, channels, kernel_size, scale=1, padding=2, padding_m
     return _Resample(operator, channels, kernel_size, check_scale(scale), padding_mode)
 
 
+def residual_stream(x):
+    """Under autocast, carry the residual sum in float32: the branches still run in half precision,
+    but dozens of blocks adding in bfloat16 would lose the low bits of the image (ConverseNet
+    runs 35 blocks). Outside autocast, ``x`` is returned as it is."""
+    if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
+        return x.float()
+    return x
+
+
 class ConverseBlock(nn.Module):
     """Two residual sub-blocks in Transformer layout; the first mixes space with reverse convolution.
 
@@ -90,6 +99,7 @@ class ConverseBlock(nn.Module):
             LayerNorm2d(in_ch), nn.Conv2d(out_ch, hidden, 1), nn.GELU(), nn.Conv2d(hidden, out_ch, 1))
 
     def forward(self, x):
+        x = residual_stream(x)
         x = self.conv1(x) + x
         return self.conv2(x) + x
 
@@ -104,6 +114,7 @@ class ConverseBlockAlpha(ConverseBlock):
         self.alpha2 = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
 
     def forward(self, x):
+        x = residual_stream(x)
         x = self.alpha1 * self.conv1(x) + x
         return self.alpha2 * self.conv2(x) + x
 

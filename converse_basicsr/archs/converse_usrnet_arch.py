@@ -89,9 +89,14 @@ class ConverseUSRNet(nn.Module):
             shape = tuple(kernel.shape) if torch.is_tensor(kernel) else type(kernel).__name__
             raise ValueError(f'kernel must have shape (N, 1, {k}, {k}) with N = 1 or the batch size '
                              f'{x.shape[0]}, got {shape}')
-        kernel_feat = self.kernelnet(kernel.to(x.dtype))
+        # The per-sample kernels are tiny but the closed-form solve is sensitive to them: under
+        # autocast they are still computed in full precision.
+        with torch.autocast(x.device.type, enabled=False):
+            dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+            kernel_feat = self.kernelnet(kernel.to(dtype))
+            kernels = [conv(kernel_feat) for conv in self.convs]
         x = self.conv1(x)
         for i in range(self.num_iter):
-            x = self.d(x, self.convs[i](kernel_feat), sf if i == 0 else 1)
+            x = self.d(x, kernels[i], sf if i == 0 else 1)
             x = self.p(x)
         return self.conv2(x)
