@@ -37,11 +37,16 @@ except ImportError:  # pragma: no cover - scipy is a dependency of basicsr
 USE_SCIPY_FFT = True
 
 
+def _threads():
+    """torch's intra-op thread count (not traceable by torch.compile: 1 there, the group size is then moot)."""
+    return 1 if torch.compiler.is_compiling() else torch.get_num_threads()
+
+
 def _pocketfft(t):
     """Whether the FFTs of ``t`` (no autograd graph needed) go through scipy's pocketfft: on one
     CPU thread it beats torch.fft by up to 1.5×; with more threads torch.fft parallelises better
     (measured at 256² and 512², C = 128, 1 and 2 threads)."""
-    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu' and torch.get_num_threads() == 1
+    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu' and _threads() == 1
             and not (t.requires_grad and torch.is_grad_enabled())
             and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128)
             and not torch.compiler.is_compiling())
@@ -258,7 +263,7 @@ CHUNK_BYTES = 2 ** 21
 def _channel_groups(shape, phases, channels):
     n, _, h, w = shape
     per_channel = max(n * phases * h * (w // 2 + 1) * 8, 1)
-    step = max(1, min(channels, CHUNK_BYTES * torch.get_num_threads() ** 2 // per_channel))
+    step = max(1, min(channels, CHUNK_BYTES * _threads() ** 2 // per_channel))
     return [slice(c0, min(c0 + step, channels)) for c0 in range(0, channels, step)]
 
 
