@@ -67,22 +67,10 @@ def irfft2(spectrum, size):
     return torch.fft.irfft2(spectrum, s=size)
 
 
-def _twiddles(n, k, length, device, dtype, centre=None):
-    """``exp(-2πi · f · (a − centre) / n)`` for ``f < length`` and ``a < k``, a ``(length, k)`` matrix.
-
-    ``centre`` defaults to ``⌊k/2⌋``. The phase index is reduced modulo ``n`` in integers so that
-    float32 twiddles are exact to rounding.
-    """
-    centre = k // 2 if centre is None else centre
-    freq = torch.arange(length, device=device, dtype=torch.int64)[:, None]
-    taps = torch.arange(k, device=device, dtype=torch.int64)[None, :] - centre
-    phase = torch.remainder(freq * taps, n).to(torch.float64) * (-2.0 * math.pi / n)
-    return torch.polar(torch.ones_like(phase), phase).to(dtype)
-
-
 def polyphase_twiddles(n, k, scale, length, device, dtype):
     """``(scale, length, k)``: entry ``[r, f, t]`` is ``exp(−2πi f q / n)`` when tap ``t`` lies on the
-    ``r``-th lattice, ``t = ⌊k/2⌋ − r + scale·q``, and 0 otherwise. ``scale = 1`` gives :func:`_twiddles`."""
+    ``r``-th lattice, ``t = ⌊k/2⌋ − r + scale·q``, and 0 otherwise (``scale = 1``: the plain DFT twiddles
+    of a kernel centred at ``⌊k/2⌋``)."""
     centre = k // 2
     shift = torch.arange(scale, device=device, dtype=torch.int64)[:, None] - centre + \
         torch.arange(k, device=device, dtype=torch.int64)[None, :]  # (s, k): t − c + r
@@ -96,20 +84,6 @@ def polyphase_twiddles(n, k, scale, length, device, dtype):
 
 def complex_dtype(dtype):
     return torch.complex128 if dtype == torch.float64 else torch.complex64
-
-
-def kernel_spectrum(kernel, size, onesided=False):
-    """DFT at ``size = (M, N)`` of a ``(..., k, k)`` kernel whose centre ``⌊k/2⌋`` sits at the origin.
-
-    Computed as ``W_rows @ K @ W_cols^T`` with DFT twiddles (``k`` columns each) instead of an FFT
-    of a zero-padded ``M × N`` array. ``onesided`` keeps the ``N // 2 + 1`` columns of an rfft.
-    """
-    m, n = size
-    k_rows, k_cols = kernel.shape[-2:]
-    cdtype = complex_dtype(kernel.dtype)
-    w_rows = _twiddles(m, k_rows, m, kernel.device, cdtype)
-    w_cols = _twiddles(n, k_cols, n // 2 + 1 if onesided else n, kernel.device, cdtype)
-    return w_rows @ kernel.to(cdtype) @ w_cols.transpose(0, 1)
 
 
 def polyphase_spectra(kernel, size, scale, tables=None):
@@ -157,22 +131,6 @@ def make_spectra_tables(kernel, size, scale):
     # out_re = Σ re·cos − im·sin, out_im = Σ re·sin + im·cos, interleaved per frequency.
     pairs = torch.stack((torch.cat((cos, -sin)), torch.cat((sin, cos))), dim=-1).reshape(2 * cols.shape[1], -1)
     return torch.cat((rows.real, rows.imag)), pairs, rows, cols
-
-
-def fold(spectrum, scale):
-    """Average the ``scale × scale`` grid of tiles of a ``(..., hs, ws)`` spectrum into ``(..., h, w)``."""
-    if scale == 1:
-        return spectrum
-    *lead, hs, ws = spectrum.shape
-    tiles = spectrum.reshape(*lead, scale, hs // scale, scale, ws // scale)
-    return tiles.mean(dim=(-4, -2))
-
-
-def tile(spectrum, scale):
-    """Repeat a ``(..., h, w)`` array ``scale × scale`` times into ``(..., hs, ws)``."""
-    if scale == 1:
-        return spectrum
-    return spectrum.repeat(*([1] * (spectrum.dim() - 2)), scale, scale)
 
 
 def regularizer(bias, eps):
@@ -294,11 +252,6 @@ def reverse_convolve(x, scale, crop=0, kernel=None, lam=None, response=None, kee
         phases = irfft2(part.unsqueeze(2) * h_part, (h, w))
         out[:, group] = interleave(phases, scale, crop)
     return (out, spectrum) if keep_spectrum else out
-
-
-def apply_transfer(x, response, scale, crop=0):
-    """``x`` (padded, ``(N, C, h, w)``) through a precomputed :func:`transfer_function`, cropped by ``crop``."""
-    return reverse_convolve(x, scale, crop, response=response)
 
 
 def _reduce_to(grad, shape):
