@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .inference import IMAGE_EXTENSIONS, ImageError, Restorer
+from .runtime import retain_freed_memory
 from .zoo import ZOO, ZooError
 
 
@@ -118,6 +119,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    retain_freed_memory()
     try:
         return run(args)
     except (UsageError, ZooError, ImageError, ValueError) as err:

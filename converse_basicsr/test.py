@@ -28,6 +28,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.test import test_pipeline
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.options import ordered_yaml, parse_options
+from converse_basicsr.runtime import retain_freed_memory
 
 
 def drop_absent_optional_datasets(opt):
@@ -120,6 +121,7 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point (``converse-test``): exit status 0 on success."""
+    retain_freed_memory()
     run(argv)
     return 0
 

@@ -17,6 +17,7 @@ import converse_basicsr  # noqa: F401  (compat fixes and registries, before basi
 from basicsr.train import train_pipeline
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
+from converse_basicsr.runtime import retain_freed_memory
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
 # Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
@@ -71,6 +72,7 @@ def main(argv=None, root_path=None):
     """Run BasicSR's training pipeline; ``argv`` defaults to ``sys.argv[1:]`` (BasicSR's own
     arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
     ``experiments/`` (and ``tb_logger/``) go under ``root_path``, by default the current directory."""
+    retain_freed_memory()
     saved_argv = sys.argv
     if argv is not None:  # BasicSR's parse_options reads sys.argv
         sys.argv = [sys.argv[0]] + list(argv)

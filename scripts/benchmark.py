@@ -42,6 +42,7 @@ from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN  # noqa: E4
 from converse_basicsr.archs.converse_srresnet_arch import ConverseMSRResNet  # noqa: E402
 from converse_basicsr.ops import Converse2D, converse2d  # noqa: E402
 from converse_basicsr.ops.literal import literal_converse2d  # noqa: E402
+from converse_basicsr.runtime import retain_freed_memory  # noqa: E402
 
 METHODS = ('ours', 'baseline', 'conv')
 
@@ -318,13 +319,18 @@ def main(argv=None):
                         help='seconds after which a case stops repeating (default 20)')
     parser.add_argument('--cases', nargs='*', help='run only the cases whose label contains one of these strings')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory measurement')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help="leave glibc's malloc thresholds alone (the package's entry points raise them, see "
+                             'converse_basicsr/runtime.py; this applies to ours and the baseline alike)')
     args = parser.parse_args(argv)
+    retained = False if args.default_malloc else retain_freed_memory()
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.threads:
         torch.set_num_threads(args.threads)
     env = environment(torch.device(args.device))
-    print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads"
+    env['retain_freed_memory'] = retained
+    print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads, freed memory retained: {retained}"
           + (f", {env['gpu']}" if 'gpu' in env else ''))
     print(HEADER, flush=True)
     rows = run(args)

@@ -24,6 +24,7 @@ import yaml
 from torch.nn import functional as F
 
 import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
+from converse_basicsr.runtime import retain_freed_memory  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'options', 'demo', 'train_demo_dncnn.yml')
@@ -110,6 +111,7 @@ def restore_held_out(opt):
 
 
 def main():
+    retain_freed_memory()
     torch.set_num_threads(1)  # on a busy or small CPU, more threads spin and get slower, not faster
     start = time.time()
     show_operator()

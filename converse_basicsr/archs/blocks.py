@@ -70,12 +70,17 @@ def make_operator(operator, channels, kernel_size, scale=1, padding=2, padding_m
 
 
 def residual_stream(x):
-    """Under autocast, carry the residual sum in float32: the branches still run in half precision,
-    but dozens of blocks adding in bfloat16 would lose the low bits of the image (ConverseNet
-    runs 35 blocks). Outside autocast, ``x`` is returned as it is."""
+    """The blocks' input, channels last; under autocast also in float32.
+
+    Channels last: LayerNorm over channels and the 1×1 convolutions then read contiguous pixels,
+    and Converse2D keeps the layout (without autograd it also computes in it), so no block
+    transposes its activations. Under autocast the residual sum is carried in float32: the
+    branches still run in half precision, but dozens of blocks adding in bfloat16 would lose the
+    low bits of the image (ConverseNet runs 35 blocks).
+    """
     if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
-        return x.float()
-    return x
+        x = x.float()
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class ConverseBlock(nn.Module):

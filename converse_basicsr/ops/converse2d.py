@@ -5,7 +5,8 @@ import numbers
 import torch
 from torch import nn
 
-from .spectral import ReverseConvolution, regularizer, reverse_convolve, transfer_function
+from .spectral import (ReverseConvolution, regularizer, reverse_convolve, reverse_convolve_nhwc, transfer_function,
+                       transfer_function_nhwc)
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
@@ -33,15 +34,38 @@ def check_input(x, channels=None, name='input'):
         raise ValueError(f'{name} has {x.shape[1]} channels, expected {channels} (shape {tuple(x.shape)})')
 
 
-def _pad(x, padding, padding_mode):
-    if padding == 0:
-        return x
-    h, w = x.shape[-2:]
+def _check_pad_size(h, w, padding, padding_mode):
     if padding_mode == 'reflect' and padding >= min(h, w):
         raise ValueError(f"padding={padding} with padding_mode='reflect' must be smaller than the input size {h}x{w}")
     if padding_mode == 'circular' and padding > min(h, w):
         raise ValueError(f"padding={padding} with padding_mode='circular' must not exceed the input size {h}x{w}")
+
+
+def _pad(x, padding, padding_mode):
+    if padding == 0:
+        return x
+    _check_pad_size(*x.shape[-2:], padding, padding_mode)
     return nn.functional.pad(x, (padding,) * 4, mode=padding_mode)
+
+
+def _pad_nhwc(x, padding, padding_mode):
+    """``_pad`` of a channels-last ``(N, H, W, C)`` map: as a 5-D map, whose last three axes F.pad pads."""
+    if padding == 0:
+        return x.contiguous()
+    _check_pad_size(*x.shape[1:3], padding, padding_mode)
+    return nn.functional.pad(x.unsqueeze(0), (0, 0) + (padding,) * 4, mode=padding_mode).squeeze(0)
+
+
+def is_channels_last(x):
+    """Whether ``x`` is laid out channels last (and not also plainly contiguous, as with one channel)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def uses_nhwc_path(x, *params):
+    """Channels-last input on CPU, no autograd, eager: the reverse convolution runs channels last
+    (:func:`~converse_basicsr.ops.spectral.reverse_convolve_nhwc`)."""
+    return (x.device.type == 'cpu' and is_channels_last(x) and not torch.compiler.is_compiling()
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))))
 
 
 def _compute_dtype(dtype):
@@ -78,6 +102,14 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     if n == 0:
         return x.new_empty(0, c, h * scale, w * scale, dtype=out_dtype)
     with _full_precision(x.device.type):
+        if uses_nhwc_path(x, weight, bias):
+            xh = _pad_nhwc(x.permute(0, 2, 3, 1).to(dtype), padding, padding_mode)
+            if response is None:
+                response_args = dict(kernel=weight.detach().to(dtype), lam=regularizer(bias.detach().to(dtype), eps))
+            else:
+                response_args = dict(response=response)
+            out = reverse_convolve_nhwc(xh, scale, padding, **response_args)
+            return out.permute(0, 3, 1, 2).to(out_dtype)
         xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
         if response is not None:
             out = reverse_convolve(xp, scale, padding, response=response)
@@ -87,6 +119,8 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
                 out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
             else:
                 out = reverse_convolve(xp, scale, padding, kernel=weight.to(dtype), lam=lam)
+        if is_channels_last(x):  # keep the caller's layout (the archs run channels last)
+            out = out.contiguous(memory_format=torch.channels_last)
     return out.to(out_dtype)
 
 
@@ -144,14 +178,16 @@ class Converse2D(nn.Module):
             # Large maps: the response costs a few percent of the FFTs when built channel group by
             # channel group in cache, and holding it would cost as much memory as the activations.
             return None
-        key = (size, self.scale, dtype, x.device)
+        nhwc = uses_nhwc_path(x)
+        key = (size, self.scale, dtype, x.device, nhwc)
         stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr(), self.eps)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
         with _full_precision(x.device.type):
             lam = regularizer(self.bias.detach().to(dtype), self.eps)
-            response = transfer_function(self.weight.detach().to(dtype), lam, size, self.scale)
+            build = transfer_function_nhwc if nhwc else transfer_function
+            response = build(self.weight.detach().to(dtype), lam, size, self.scale)
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (stamp, response)

@@ -143,18 +143,21 @@ def _lam5(lam):
     return lam.unsqueeze(-3) if lam.dim() >= 3 else lam
 
 
-def _solve_terms(spectra, lam):
-    """``(1 − Σ_u FK_u, Σ_u |FK_u|² + λ)``, the numerator and denominator of the gain."""
-    numerator = 1 - spectra.sum(dim=2, keepdim=True)
+def _solve_terms(spectra, lam, phase_dim=2):
+    """``(1 − Σ_u FK_u, Σ_u |FK_u|² + λ)``, the numerator and denominator of the gain; ``phase_dim``
+    is the axis of the phases ``u`` and ``lam`` is already broadcastable against ``spectra``."""
+    numerator = 1 - spectra.sum(dim=phase_dim, keepdim=True)
     pair = torch.view_as_real(spectra)
-    denominator = (pair[..., 0].square() + pair[..., 1].square()).sum(dim=2, keepdim=True) + _lam5(lam)
+    denominator = (pair[..., 0].square() + pair[..., 1].square()).sum(dim=phase_dim, keepdim=True) + lam
     return numerator, denominator
 
 
-def _response(spectra, lam, scale):
+def _response(spectra, lam, scale, phase_dim=2):
+    """``H_r`` from ``FK_r``; ``lam`` of shape ``(…, C, 1, 1)`` (``phase_dim=2``, channels first) or
+    already broadcastable against ``spectra`` (any other ``phase_dim``)."""
+    lam5 = _lam5(lam) if phase_dim == 2 else lam
     if scale == 1:
         # (conj(FK) + λ) / (|FK|² + λ) in real arithmetic on the (re, im) pairs.
-        lam5 = _lam5(lam)
         pair = torch.view_as_real(spectra)
         re, im = pair[..., 0], pair[..., 1]
         inverse_den = torch.addcmul(re.square().add_(lam5), im, im).reciprocal_()
@@ -165,7 +168,7 @@ def _response(spectra, lam, scale):
         torch.mul(re + lam5, inverse_den, out=out_pair[..., 0])
         torch.mul(im, inverse_den.neg_(), out=out_pair[..., 1])
         return out
-    numerator, denominator = _solve_terms(spectra, lam)
+    numerator, denominator = _solve_terms(spectra, lam5, phase_dim)
     return (spectra.conj() * (numerator / denominator)).add_(1)
 
 
@@ -314,7 +317,7 @@ class ReverseConvolution(torch.autograd.Function):
         grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
         for group in _channel_groups((n, c, h, w), scale * scale, c):
             spectra = polyphase_spectra(kernel[:, group], (h, w), scale, tables)
-            numerator, denominator = _solve_terms(spectra, lam[:, group])
+            numerator, denominator = _solve_terms(spectra, _lam5(lam[:, group]))
             gain = numerator / denominator
             grad_spec = rfft2(deinterleave(grad_out[:, group], scale, (h, w), crop))
             if need_x:
@@ -343,3 +346,111 @@ class ReverseConvolution(torch.autograd.Function):
         if need_lam:
             grad_lam = _reduce_to(grad_lam, lam_in.shape)
         return grad_x, grad_kernel, grad_lam, None, None
+
+
+# --- channels-last evaluation ------------------------------------------------------------------
+# The archs keep their activations channels-last (NHWC): there LayerNorm over channels and the
+# 1×1 convolutions are contiguous, and without autograd the reverse convolution runs in that
+# layout too. pocketfft transforms axes 1 and 2 of an ``(N, h, w, C)`` array as fast as the last
+# two of an ``(N, C, h, w)`` one (it gathers the strided lines itself), so no transposition is
+# needed; the frequency response is built in ``(B, s², rows, w // 2 + 1, C)`` blocks of rows that
+# stay in cache and multiplied into the spectrum block by block.
+
+def _scipy_nhwc(t):
+    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu'
+            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
+
+
+def rfft2_nhwc(x):
+    """``rfft2`` over axes 1 and 2 of an ``(N, h, w, C)`` map (no autograd)."""
+    if _scipy_nhwc(x):
+        return torch.from_numpy(_scipy_fft.rfft2(x.detach().numpy(), axes=(1, 2), workers=torch.get_num_threads()))
+    return torch.fft.rfft2(x, dim=(1, 2))
+
+
+def irfft2_nhwc(spectrum, size, axes=(1, 2)):
+    """``irfft2`` over ``axes`` of a channels-last spectrum (no autograd; may overwrite ``spectrum``)."""
+    if _scipy_nhwc(spectrum):
+        return torch.from_numpy(_scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes,
+                                                  overwrite_x=True, workers=torch.get_num_threads()))
+    return torch.fft.irfft2(spectrum, s=size, dim=axes)
+
+
+class NHWCSpectra:
+    """``FK_r`` at the padded input size ``(h, w)``, channels last, one block of rows at a time.
+
+    ``FK_r[f1, f2, c] = Σ_t1 rows[r1·h + f1, t1] · G[t1, r2·wc + f2, c]`` with ``G`` the column
+    twiddles applied to the kernel (small: ``k × s·wc × C``). A block of rows is one real matrix
+    product ``[Re | Im](rows) @ [G; i·G]`` whose output is already interleaved complex.
+    """
+
+    def __init__(self, kernel, size, scale):
+        h, w = size
+        b, c, k, _ = kernel.shape
+        self.scale, self.size, self.batch, self.channels = scale, (h, w), b, c
+        _, _, rows, cols = spectra_tables(kernel, size, scale)
+        taps = kernel.permute(0, 2, 3, 1)  # (B, t1, t2, C)
+        g = torch.complex(cols.real @ taps, cols.imag @ taps)  # (B, t1, s·wc, C)
+        self.right = torch.cat((torch.view_as_real(g), torch.view_as_real(g * 1j)), dim=1).reshape(b, 2 * k, -1)
+        self.rows = torch.cat((rows.real, rows.imag), dim=-1).view(scale, h, 2 * k)
+
+    def block(self, start, stop):
+        """``(B, s², stop − start, wc, C)``: the spectra of rows ``start … stop − 1`` of every phase."""
+        s, (h, w), m = self.scale, self.size, stop - start
+        left = self.rows[:, start:stop].reshape(s * m, -1)
+        spectra = torch.view_as_complex((left @ self.right).view(self.batch, s * m, s * (w // 2 + 1), self.channels, 2))
+        if s == 1:
+            return spectra.unsqueeze(1)
+        spectra = spectra.view(self.batch, s, m, s, w // 2 + 1, self.channels).transpose(2, 3)
+        return spectra.reshape(self.batch, s * s, m, w // 2 + 1, self.channels)
+
+
+def response_nhwc(spectra, lam, scale):
+    """``H_r`` from channels-last ``FK_r`` (``(B, s², m, wc, C)``) and ``λ`` of shape ``(1 or B, C)``."""
+    return _response(spectra, lam.view(lam.shape[0], 1, 1, 1, -1), scale, phase_dim=1)
+
+
+def transfer_function_nhwc(kernel, lam, size, scale):
+    """:func:`transfer_function` laid out channels last: ``(B, s², h, w // 2 + 1, C)``."""
+    spectra = NHWCSpectra(kernel, size, scale).block(0, size[0])
+    return response_nhwc(spectra, _per_channel(lam, kernel.shape[1]).reshape(-1, kernel.shape[1]), scale)
+
+
+def _row_block(n, scale, w, channels, itemsize):
+    per_row = max(n, 1) * scale * scale * (w // 2 + 1) * channels * itemsize
+    return max(1, CHUNK_BYTES * _threads() ** 2 // per_row)
+
+
+def reverse_convolve_nhwc(x, scale, crop=0, kernel=None, lam=None, response=None):
+    """:func:`reverse_convolve` of a padded channels-last ``(N, h, w, C)`` map, without autograd.
+
+    Returns the cropped output ``(N, (h − 2·crop)·s, (w − 2·crop)·s, C)``. Either ``response``
+    (from :func:`transfer_function_nhwc`) or ``kernel`` ``(B, C, k, k)`` and ``lam`` are given.
+    """
+    n, h, w, c = x.shape
+    spectrum = rfft2_nhwc(x)  # (N, h, wc, C)
+    if response is None:
+        spectra = NHWCSpectra(kernel, (h, w), scale)
+        lam = _per_channel(lam, c).reshape(-1, c)
+    step = _row_block(n, scale, w, c, spectrum.element_size())
+    if scale == 1:
+        for start in range(0, h, step):
+            stop = min(start + step, h)
+            gain = response[:, 0, start:stop] if response is not None else \
+                response_nhwc(spectra.block(start, stop), lam, 1)[:, 0]
+            spectrum[:, start:stop] *= gain
+        full = irfft2_nhwc(spectrum, (h, w))
+        return full[:, crop:h - crop, crop:w - crop].contiguous() if crop else full
+    products = spectrum.new_empty(n, scale * scale, h, w // 2 + 1, c)
+    for start in range(0, h, step):
+        stop = min(start + step, h)
+        gain = response[:, :, start:stop] if response is not None else \
+            response_nhwc(spectra.block(start, stop), lam, scale)
+        torch.mul(spectrum[:, None, start:stop], gain, out=products[:, :, start:stop])
+    del spectrum
+    phases = irfft2_nhwc(products, (h, w), axes=(2, 3))  # (N, s², h, w, C)
+    phases = phases[:, :, crop:h - crop, crop:w - crop]
+    hc, wc = h - 2 * crop, w - 2 * crop
+    # out[s·m1 + r1, s·m2 + r2] = phases[(r1, r2), m1, m2]
+    phases = phases.reshape(n, scale, scale, hc, wc, c).permute(0, 3, 1, 4, 2, 5)
+    return phases.reshape(n, hc * scale, wc * scale, c)

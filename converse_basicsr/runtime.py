@@ -1,0 +1,46 @@
+"""Process-wide CPU settings that the package's entry points apply (and that user scripts may call).
+
+glibc's ``malloc`` serves every block above a threshold (at most 32 MiB, adjusted at run time)
+with a fresh ``mmap`` and returns it to the kernel when the tensor is freed. A 128-channel
+activation of a 256×256 image is exactly 32 MiB, so on CPU every activation, padded map and
+spectrum of Converse-DnCNN is a new mapping whose pages the kernel zero-fills on first touch:
+measured here, a third of the model's wall time at 256² (6.9 s → 4.1 s) was page faults.
+:func:`retain_freed_memory` raises the thresholds so that freed blocks stay in the heap and are
+reused, as PyTorch's CUDA caching allocator does on the GPU.
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+
+# mallopt parameters (glibc malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+ENV_VAR = 'CONVERSE_RETAIN_FREED_MEMORY'
+
+
+def _libc():
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or None)
+        return libc if hasattr(libc, 'mallopt') else None
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+
+
+def retain_freed_memory(threshold=2 ** 30):
+    """Keep freed blocks of up to ``threshold`` bytes in the heap for reuse (glibc only).
+
+    Returns True when glibc accepted the setting; False elsewhere (macOS, Windows, musl) or when
+    the environment variable ``CONVERSE_RETAIN_FREED_MEMORY=0`` turns it off. The cost: up to
+    ``threshold`` bytes of freed memory stay with the process instead of going back to the OS.
+    """
+    if os.environ.get(ENV_VAR, '1').strip().lower() in ('0', 'false', 'no', 'off'):
+        return False
+    libc = _libc()
+    if libc is None:
+        return False
+    threshold = int(threshold)
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, threshold))
