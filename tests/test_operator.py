@@ -65,10 +65,11 @@ def test_official_operator_cases_through_module(official_outputs, index):
     layer.load_state_dict({'weight': case['weight'], 'bias': case['bias']}, strict=True)
     out_train = layer(case['input'])
     layer.eval()
+    x_last = case['input'].contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        out_eval = layer(case['input'])
-        out_cached = layer(case['input'])
-    for out in (out_train, out_eval, out_cached):
+        outs = [layer(case['input']), layer(case['input']), layer(x_last), layer(x_last)]  # each twice: cached
+    assert len(layer._cache) == (2 if x_last.shape[1] > 1 else 1)  # one response per layout
+    for out in [out_train] + outs:
         assert rel_err(out, case['output']) < 1e-5
 
 
@@ -86,25 +87,55 @@ def test_published_float32_is_the_inaccurate_one(official_outputs):
 
 # --- the literal oracle ------------------------------------------------------------------------
 
+def channels_last(x):
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize('scale', [1, 2, 3])
 @pytest.mark.parametrize('padding_mode', PADDING_MODES)
 @pytest.mark.parametrize('kernel_size, padding', [(3, 2), (4, 0), (5, 3)])
-def test_accurate_solve_equals_literal_algorithm(scale, padding_mode, kernel_size, padding):
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_accurate_solve_equals_literal_algorithm(scale, padding_mode, kernel_size, padding, layout):
+    """Both computations: channels first, and (channels-last input, no autograd) channels last."""
     x, weight, bias = random_case(3, kernel_size, seed=scale * 7 + kernel_size)
     expected = literal_converse2d(x, weight, bias, scale, padding, padding_mode, 1e-5)
+    if layout == 'channels_last':
+        x = channels_last(x)
     out = converse2d(x, weight, bias, scale, padding, padding_mode, 1e-5)
     assert out.shape == (2, 3, 9 * scale, 11 * scale)
+    assert out.is_contiguous(memory_format=torch.channels_last) == (layout == 'channels_last')
     assert rel_err(out, expected) < 1e-9
 
 
-def test_per_sample_kernels_equal_literal_algorithm():
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_per_sample_kernels_equal_literal_algorithm(layout):
     """The kernel-conditioned data step of Converse-USRNet: one kernel per sample."""
     x, _, bias = random_case(4, 7, batch=3, size=(10, 12))
     weight = torch.softmax(torch.randn(3, 4, 49, dtype=torch.float64), -1).view(3, 4, 7, 7)
     for scale in (1, 2):
-        out = converse2d(x, weight, bias, scale, 0, 'circular', 1e-3)
+        out = converse2d(channels_last(x) if layout == 'channels_last' else x, weight, bias, scale, 0, 'circular',
+                         1e-3)
         expected = literal_converse2d(x, weight, bias, scale, 0, 'circular', 1e-3)
         assert rel_err(out, expected) < 1e-9
+
+
+@pytest.mark.parametrize('scale', [1, 2])
+def test_channels_last_input_with_autograd(scale):
+    """With autograd the channels-first solve runs; a channels-last input still gets a channels-last
+    output, and the gradients are those of the contiguous input."""
+    x, weight, bias = random_case(3, 3, batch=2, size=(6, 7), seed=5)
+    results = []
+    for layout in (lambda t: t, channels_last):
+        inputs = [layout(x.detach().clone()).requires_grad_(True), weight.clone().requires_grad_(True),
+                  bias.clone().requires_grad_(True)]
+        out = converse2d(*inputs, scale, 2, 'reflect', 1e-4)
+        out.pow(2).sum().backward()
+        results.append((out, [t.grad for t in inputs]))
+    (out_cf, grads_cf), (out_cl, grads_cl) = results
+    assert out_cl.is_contiguous(memory_format=torch.channels_last) and not out_cl.is_contiguous()
+    assert rel_err(out_cl, out_cf) < 1e-12
+    for ours, theirs in zip(grads_cl, grads_cf):
+        assert rel_err(ours, theirs) < 1e-12
 
 
 # --- gradients ---------------------------------------------------------------------------------
