@@ -319,11 +319,12 @@ def main(argv=None):
                         help='seconds after which a case stops repeating (default 20)')
     parser.add_argument('--cases', nargs='*', help='run only the cases whose label contains one of these strings')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory measurement')
-    parser.add_argument('--default-malloc', action='store_true',
-                        help="leave glibc's malloc thresholds alone (the package's entry points raise them, see "
-                             'converse_basicsr/runtime.py; this applies to ours and the baseline alike)')
+    parser.add_argument('--retain-freed-memory', action='store_true',
+                        help="raise glibc's malloc thresholds as the package's entry points do "
+                             '(converse_basicsr/runtime.py), for ours and the baseline alike; by default they are '
+                             'left as a plain Python process has them')
     args = parser.parse_args(argv)
-    retained = False if args.default_malloc else retain_freed_memory()
+    retained = retain_freed_memory() if args.retain_freed_memory else False
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.threads:
