@@ -142,9 +142,13 @@ def test_channels_last_input_with_autograd(scale):
 
 @pytest.mark.parametrize('scale', [1, 2, 3])
 @pytest.mark.parametrize('padding_mode', PADDING_MODES)
-def test_gradcheck(scale, padding_mode):
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_gradcheck(scale, padding_mode, layout):
+    """Both backward passes: channels first, and channels last (ReverseConvolutionNHWC)."""
     x, weight, bias = random_case(2, 3, batch=1, size=(5, 6), seed=scale)
     bias = bias + 6.0  # λ ~ 0.05: a well-conditioned problem for finite differences
+    if layout == 'channels_last':
+        x = channels_last(x)
     inputs = tuple(t.clone().requires_grad_(True) for t in (x, weight, bias))
 
     def fn(x_, w_, b_):
@@ -153,12 +157,16 @@ def test_gradcheck(scale, padding_mode):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-def test_gradients_match_literal_algorithm():
+@pytest.mark.parametrize('scale, kernel_batch', [(1, 1), (2, 1), (2, 2), (3, 2)])
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_gradients_match_literal_algorithm(scale, kernel_batch, layout):
     x, weight, bias = random_case(2, 3, batch=2, size=(6, 7), seed=3)
+    weight = weight.expand(kernel_batch, -1, -1, -1) * (1 + 0.1 * torch.arange(kernel_batch)).view(-1, 1, 1, 1)
     grads = []
     for fn in (converse2d, literal_converse2d):
         inputs = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
-        fn(*inputs, 2, 1, 'replicate', 1e-4).pow(2).sum().backward()
+        arg = channels_last(inputs[0]) if (fn is converse2d and layout == 'channels_last') else inputs[0]
+        fn(arg, *inputs[1:], scale, 1, 'replicate', 1e-4).pow(2).sum().backward()
         grads.append([t.grad for t in inputs])
     for ours, theirs in zip(*grads):
         assert rel_err(ours, theirs) < 1e-8

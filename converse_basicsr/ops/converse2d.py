@@ -5,8 +5,8 @@ import numbers
 import torch
 from torch import nn
 
-from .spectral import (ReverseConvolution, regularizer, reverse_convolve, reverse_convolve_nhwc, transfer_function,
-                       transfer_function_nhwc)
+from .spectral import (ReverseConvolution, ReverseConvolutionNHWC, regularizer, reverse_convolve, reverse_convolve_nhwc,
+                       transfer_function, transfer_function_nhwc)
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
@@ -61,11 +61,15 @@ def is_channels_last(x):
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def uses_nhwc_path(x, *params):
-    """Channels-last input on CPU, no autograd, eager: the reverse convolution runs channels last
-    (:func:`~converse_basicsr.ops.spectral.reverse_convolve_nhwc`)."""
-    return (x.device.type == 'cpu' and is_channels_last(x) and not torch.compiler.is_compiling()
-            and not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))))
+def uses_nhwc_path(x):
+    """Channels-last input on CPU, eager: the reverse convolution runs channels last
+    (:func:`~converse_basicsr.ops.spectral.reverse_convolve_nhwc`, with autograd
+    :class:`~converse_basicsr.ops.spectral.ReverseConvolutionNHWC`)."""
+    return x.device.type == 'cpu' and is_channels_last(x) and not torch.compiler.is_compiling()
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _compute_dtype(dtype):
@@ -102,20 +106,23 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     if n == 0:
         return x.new_empty(0, c, h * scale, w * scale, dtype=out_dtype)
     with _full_precision(x.device.type):
-        if uses_nhwc_path(x, weight, bias):
+        if uses_nhwc_path(x):
             xh = _pad_nhwc(x.permute(0, 2, 3, 1).to(dtype), padding, padding_mode)
-            if response is None:
-                response_args = dict(kernel=weight.detach().to(dtype), lam=regularizer(bias.detach().to(dtype), eps))
+            if response is not None:
+                out = reverse_convolve_nhwc(xh, scale, padding, response=response)
             else:
-                response_args = dict(response=response)
-            out = reverse_convolve_nhwc(xh, scale, padding, **response_args)
+                lam = regularizer(bias.to(dtype), eps)
+                if _needs_grad(xh, weight, lam):
+                    out = ReverseConvolutionNHWC.apply(xh, weight.to(dtype), lam, scale, padding)
+                else:
+                    out = reverse_convolve_nhwc(xh, scale, padding, kernel=weight.to(dtype), lam=lam)
             return out.permute(0, 3, 1, 2).to(out_dtype)
         xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
         if response is not None:
             out = reverse_convolve(xp, scale, padding, response=response)
         else:
             lam = regularizer(bias.to(dtype), eps)
-            if torch.is_grad_enabled() and (xp.requires_grad or weight.requires_grad or lam.requires_grad):
+            if _needs_grad(xp, weight, lam):
                 out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
             else:
                 out = reverse_convolve(xp, scale, padding, kernel=weight.to(dtype), lam=lam)

@@ -435,11 +435,12 @@ def _row_block(n, scale, w, channels, itemsize):
     return max(1, CHUNK_BYTES * _threads() ** 2 // per_row)
 
 
-def reverse_convolve_nhwc(x, scale, crop=0, kernel=None, lam=None, response=None):
-    """:func:`reverse_convolve` of a padded channels-last ``(N, h, w, C)`` map, without autograd.
+def reverse_convolve_nhwc(x, scale, crop=0, kernel=None, lam=None, response=None, keep_spectrum=False):
+    """:func:`reverse_convolve` of a padded channels-last ``(N, h, w, C)`` map (no autograd inside).
 
     Returns the cropped output ``(N, (h − 2·crop)·s, (w − 2·crop)·s, C)``. Either ``response``
-    (from :func:`transfer_function_nhwc`) or ``kernel`` ``(B, C, k, k)`` and ``lam`` are given.
+    (from :func:`transfer_function_nhwc`) or ``kernel`` ``(B, C, k, k)`` and ``lam`` are given. With
+    ``keep_spectrum`` also returns ``rfft2(x)`` (for :class:`ReverseConvolutionNHWC`'s backward).
     """
     n, h, w, c = x.shape
     spectrum = rfft2_nhwc(x)  # (N, h, wc, C)
@@ -447,24 +448,94 @@ def reverse_convolve_nhwc(x, scale, crop=0, kernel=None, lam=None, response=None
         spectra = NHWCSpectra(kernel, (h, w), scale)
         lam = _per_channel(lam, c).reshape(-1, c)
     step = _row_block(n, scale, w, c, spectrum.element_size())
-    if scale == 1:
-        for start in range(0, h, step):
-            stop = min(start + step, h)
-            gain = response[:, 0, start:stop] if response is not None else \
-                response_nhwc(spectra.block(start, stop), lam, 1)[:, 0]
-            spectrum[:, start:stop] *= gain
-        full = irfft2_nhwc(spectrum, (h, w))
-        return full[:, crop:h - crop, crop:w - crop].contiguous() if crop else full
-    products = spectrum.new_empty(n, scale * scale, h, w // 2 + 1, c)
+    if scale == 1 and not keep_spectrum:
+        products = spectrum.unsqueeze(1)  # multiplied in place
+    else:
+        products = spectrum.new_empty(n, scale * scale, h, w // 2 + 1, c)
     for start in range(0, h, step):
         stop = min(start + step, h)
         gain = response[:, :, start:stop] if response is not None else \
             response_nhwc(spectra.block(start, stop), lam, scale)
         torch.mul(spectrum[:, None, start:stop], gain, out=products[:, :, start:stop])
-    del spectrum
     phases = irfft2_nhwc(products, (h, w), axes=(2, 3))  # (N, s², h, w, C)
-    phases = phases[:, :, crop:h - crop, crop:w - crop]
     hc, wc = h - 2 * crop, w - 2 * crop
-    # out[s·m1 + r1, s·m2 + r2] = phases[(r1, r2), m1, m2]
-    phases = phases.reshape(n, scale, scale, hc, wc, c).permute(0, 3, 1, 4, 2, 5)
-    return phases.reshape(n, hc * scale, wc * scale, c)
+    if scale == 1:
+        out = phases[:, 0, crop:h - crop, crop:w - crop]
+        out = out.contiguous() if crop else out
+    else:
+        # out[s·m1 + r1, s·m2 + r2] = phases[(r1, r2), m1, m2]
+        phases = phases[:, :, crop:h - crop, crop:w - crop].reshape(n, scale, scale, hc, wc, c)
+        out = phases.permute(0, 3, 1, 4, 2, 5).reshape(n, hc * scale, wc * scale, c)
+    return (out, spectrum) if keep_spectrum else out
+
+
+class ReverseConvolutionNHWC(torch.autograd.Function):
+    """:class:`ReverseConvolution` for padded channels-last ``(N, h, w, C)`` maps (CPU training of
+    the archs, whose activations are channels last). Same backward algebra, with the phases on
+    axis 1 and the channels last; the kernel spectra are rebuilt block of rows by block of rows."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, lam, scale, crop):
+        out, spectrum = reverse_convolve_nhwc(x, scale, crop, kernel, lam, keep_spectrum=True)
+        ctx.scale, ctx.crop, ctx.size = scale, crop, tuple(x.shape[1:3])
+        ctx.save_for_backward(spectrum, kernel, lam)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        if torch.is_autocast_enabled(grad_out.device.type):  # backward() called inside an autocast region
+            with torch.autocast(grad_out.device.type, enabled=False):
+                return ReverseConvolutionNHWC.backward.__wrapped__(ctx, grad_out)
+        spectrum, kernel, lam_in = ctx.saved_tensors
+        scale, crop, (h, w) = ctx.scale, ctx.crop, ctx.size
+        need_x, need_kernel, need_lam = ctx.needs_input_grad[:3]
+        n, _, wc, c = spectrum.shape
+        lam = _per_channel(lam_in, c).reshape(-1, c)
+        lam5 = lam.view(-1, 1, 1, 1, c)
+        batch = max(kernel.shape[0], lam.shape[0])
+        spectra = NHWCSpectra(kernel, (h, w), scale)
+        cols = spectra_tables(kernel, (h, w), scale)[3].view(scale, wc, -1)  # (r2, f2, t2)
+        rows = spectra_tables(kernel, (h, w), scale)[2].view(scale, h, -1)  # (r1, f1, t1)
+        weights = (_column_weights(w, spectrum.device, spectrum.real.dtype) / (h * w)).view(wc, 1)
+        # the adjoint of the interleave and crop: (N, Hs, Ws, C) → (N, s², h, w, C), zero on the crop
+        hc, wcrop = h - 2 * crop, w - 2 * crop
+        phases = grad_out.reshape(n, hc, scale, wcrop, scale, c).permute(0, 2, 4, 1, 3, 5)
+        phases = phases.reshape(n, scale * scale, hc, wcrop, c)
+        if crop:
+            phases = torch.nn.functional.pad(phases, (0, 0, crop, crop, crop, crop))
+        grad_spec = rfft2_nhwc(phases.contiguous(), axes=(2, 3))  # (N, s², h, wc, C)
+        del phases
+        grad_x_spec = spectrum.new_empty(n, h, wc, c) if need_x else None
+        grad_kernel = kernel.new_zeros(batch, c, *kernel.shape[-2:]) if need_kernel else None
+        grad_lam = lam.new_zeros(batch, c) if need_lam else None
+        for start in range(0, h, _row_block(n, scale, w, c, spectrum.element_size())):
+            stop = min(start + _row_block(n, scale, w, c, spectrum.element_size()), h)
+            fk = spectra.block(start, stop)  # (B, s², m, wc, C)
+            numerator, denominator = _solve_terms(fk, lam5, phase_dim=1)
+            gain = numerator / denominator
+            g = grad_spec[:, :, start:stop]
+            if need_x:  # Σ_r G_r · conj(H_r)
+                torch.sum(g * (fk * gain.conj()).add_(1), dim=1, out=grad_x_spec[:, start:stop])
+            if not (need_kernel or need_lam):
+                continue
+            p = g.conj() * spectrum[:, None, start:stop]
+            if batch == 1 and n != 1:
+                p = p.sum(0, keepdim=True)
+            p.mul_(weights)
+            s_term = (p * fk.conj()).sum(1, keepdim=True)
+            t_term = (s_term * numerator).real / denominator.square()
+            if need_lam:
+                grad_lam -= t_term.sum(dim=(1, 2, 3))
+            if need_kernel:
+                r_term = p.mul_(gain).conj_physical_().sub_(s_term / denominator)
+                r_term.sub_(fk.conj() * (2 * t_term))
+                r_term = r_term.view(batch, scale, scale, stop - start, wc, c)
+                partial = torch.einsum('bxyfgc,ygt->bxftc', r_term, cols)
+                grad_kernel += torch.einsum('xfu,bxftc->bcut', rows[:, start:stop], partial).real
+        grad_x = irfft2_nhwc(grad_x_spec, (h, w)) if need_x else None
+        if need_kernel:
+            grad_kernel = _reduce_to(grad_kernel, kernel.shape)
+        if need_lam:
+            grad_lam = _reduce_to(grad_lam.view(batch, c, 1, 1), lam_in.shape)
+        return grad_x, grad_kernel, grad_lam, None, None
