@@ -30,6 +30,14 @@ def _libc():
         return None
 
 
+_retained = False
+
+
+def freed_memory_retained():
+    """Whether :func:`retain_freed_memory` is in effect (large temporary buffers are then cheap)."""
+    return _retained
+
+
 def retain_freed_memory(threshold=2 ** 30):
     """Keep freed blocks of up to ``threshold`` bytes in the heap for reuse (glibc only).
 
@@ -42,5 +50,7 @@ def retain_freed_memory(threshold=2 ** 30):
     libc = _libc()
     if libc is None:
         return False
+    global _retained
     threshold = int(threshold)
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, threshold))
+    _retained = bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, threshold))
+    return _retained

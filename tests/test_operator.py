@@ -107,6 +107,32 @@ def test_accurate_solve_equals_literal_algorithm(scale, padding_mode, kernel_siz
     assert rel_err(out, expected) < 1e-9
 
 
+@pytest.mark.parametrize('padding_mode', PADDING_MODES)
+@pytest.mark.parametrize('kernel_size, padding', [(3, 2), (4, 0), (7, 6)])
+def test_whole_map_transform_equals_literal_algorithm(monkeypatch, padding_mode, kernel_size, padding):
+    """The s = 1 evaluation path taken when freed memory is retained (runtime.retain_freed_memory)."""
+    import converse_basicsr.ops.spectral as spectral
+    monkeypatch.setattr(spectral, 'freed_memory_retained', lambda: True)
+    calls = []
+    monkeypatch.setattr(spectral, 'rfft2_nhwc', lambda x, axes: calls.append(axes) or spectral.torch.from_numpy(
+        spectral._scipy_fft.rfft2(x.numpy(), axes=axes)))
+    x, weight, bias = random_case(5, kernel_size, seed=kernel_size, size=(12, 10))
+    weight = torch.cat((weight, weight.flip(-1)))  # one kernel per sample
+    expected = literal_converse2d(x, weight, bias, 1, padding, padding_mode, 1e-5)
+    out = converse2d(x, weight, bias, 1, padding, padding_mode, 1e-5)
+    assert calls == [(2, 3)]
+    assert out.is_contiguous() and rel_err(out, expected) < 1e-9
+    out32 = converse2d(x.float(), weight.float(), bias.float(), 1, padding, padding_mode, 1e-5)
+    assert rel_err(out32, expected) < 1e-5
+    layer = Converse2D(5, 5, kernel_size, 1, padding, padding_mode).double().eval()
+    layer.load_state_dict({'weight': weight[:1], 'bias': bias})
+    with torch.no_grad():
+        cached = [layer(x), layer(x)]  # the second from the cached response
+    assert len(layer._cache) == 1 and len(calls) == 4
+    for out in cached:
+        assert rel_err(out, literal_converse2d(x, weight[:1], bias, 1, padding, padding_mode, 1e-5)) < 1e-9
+
+
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
 def test_per_sample_kernels_equal_literal_algorithm(layout):
     """The kernel-conditioned data step of Converse-USRNet: one kernel per sample."""
