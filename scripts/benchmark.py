@@ -22,6 +22,7 @@ buffers) is not seen on CPU.
     python scripts/benchmark.py                 # the full table (a few minutes on 2 CPU cores)
     python scripts/benchmark.py --quick         # smoke test, small sizes, one repeat
     python scripts/benchmark.py --device cuda --json bench.json
+    python scripts/benchmark.py --compile       # eager against torch.compile
 """
 import argparse
 import gc
@@ -285,6 +286,36 @@ def run(args):
     return rows
 
 
+def compile_cases(device):
+    """Eager against ``torch.compile`` (default inductor backend) for Converse2D and ConverseBlock:
+    ``[(label, eager_s, compiled_s, max relative difference)]``."""
+    from converse_basicsr.archs.blocks import ConverseBlock
+    g = torch.Generator().manual_seed(0)
+    layer = Converse2D(128, 128, 7, 1, 6, 'circular').to(device)
+    block = ConverseBlock(64, 64, 7, 1, 6).to(device)
+    x_layer = torch.rand(1, 128, 256, 256, generator=g).to(device)
+    x_block = torch.rand(4, 64, 64, 64, generator=g).to(device)
+    rows = []
+    for label, module, x in (('Converse2D s=1 C=128 k=7 p=6, 256², fwd+bwd', layer, x_layer),
+                             ('ConverseBlock C=64 k=7, 4×64², fwd+bwd', block, x_block)):
+        compiled = torch.compile(module)
+        results = {}
+        for name, fn in (('eager', module), ('compiled', compiled)):
+            def call(fn=fn):
+                leaf = x.clone().requires_grad_(True)
+                out = fn(leaf)
+                out.square().mean().backward()
+                return out.detach()
+            results[name] = call()  # warm-up (compilation)
+            times, _ = measure({name: call}, device, 3, 20.0, memory=False)
+            results[name + '_s'] = times[name]
+        diff = ((results['compiled'] - results['eager']).abs().max() / results['eager'].abs().max()).item()
+        rows.append((label, results['eager_s'], results['compiled_s'], diff))
+        print(f"| {label} | {results['eager_s']:.4f} | {results['compiled_s']:.4f} | "
+              f"{results['eager_s'] / results['compiled_s']:.2f}× | {diff:.1e} |", flush=True)
+    return rows
+
+
 def mib(n):
     return f'{n / 2 ** 20:.0f}' if n >= 2 ** 20 else f'{n / 2 ** 20:.2f}'
 
@@ -323,6 +354,8 @@ def main(argv=None):
                         help="raise glibc's malloc thresholds as the package's entry points do "
                              '(converse_basicsr/runtime.py), for ours and the baseline alike; by default they are '
                              'left as a plain Python process has them')
+    parser.add_argument('--compile', action='store_true',
+                        help='instead of the table: eager against torch.compile for Converse2D and ConverseBlock')
     args = parser.parse_args(argv)
     retained = retain_freed_memory() if args.retain_freed_memory else False
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -333,8 +366,13 @@ def main(argv=None):
     env['retain_freed_memory'] = retained
     print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads, freed memory retained: {retained}"
           + (f", {env['gpu']}" if 'gpu' in env else ''))
-    print(HEADER, flush=True)
-    rows = run(args)
+    if args.compile:
+        print('| torch.compile | eager (s) | compiled (s) | speed-up | max rel. difference |\n|---|---:|---:|---:|---:|')
+        rows = [dict(zip(('case', 'eager_s', 'compiled_s', 'max_rel_diff'), row)) for row in compile_cases(
+            torch.device(args.device))]
+    else:
+        print(HEADER, flush=True)
+        rows = run(args)
     if args.json:
         Path(args.json).write_text(json.dumps({'environment': env, 'rows': rows}, indent=2))
         print(f'wrote {args.json}')
