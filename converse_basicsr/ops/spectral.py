@@ -145,12 +145,17 @@ def _lam5(lam):
     return lam.unsqueeze(-3) if lam.dim() >= 3 else lam
 
 
+def _sum_phases(t, dim):
+    """``t.sum(dim, keepdim=True)``; with one phase (s = 1) ``t`` itself, without a reduction pass."""
+    return t if t.shape[dim] == 1 else t.sum(dim, keepdim=True)
+
+
 def _solve_terms(spectra, lam, phase_dim=2):
     """``(1 − Σ_u FK_u, Σ_u |FK_u|² + λ)``, the numerator and denominator of the gain; ``phase_dim``
     is the axis of the phases ``u`` and ``lam`` is already broadcastable against ``spectra``."""
-    numerator = 1 - spectra.sum(dim=phase_dim, keepdim=True)
+    numerator = 1 - _sum_phases(spectra, phase_dim)
     pair = torch.view_as_real(spectra)
-    denominator = (pair[..., 0].square() + pair[..., 1].square()).sum(dim=phase_dim, keepdim=True) + lam
+    denominator = _sum_phases(torch.addcmul(pair[..., 0].square(), pair[..., 1], pair[..., 1]), phase_dim) + lam
     return numerator, denominator
 
 
@@ -341,7 +346,7 @@ class ReverseConvolution(torch.autograd.Function):
             grad_spec = rfft2(deinterleave(grad_out[:, group], scale, (h, w), crop))
             if need_x:
                 response = (spectra * gain.conj()).add_(1)  # conj(H_r)
-                grad_x[:, group] = irfft2((grad_spec * response).sum(2), (h, w))
+                grad_x[:, group] = irfft2(_sum_phases(grad_spec * response, 2).squeeze(2), (h, w))
                 del response
             if not (need_kernel or need_lam):
                 continue
@@ -350,7 +355,7 @@ class ReverseConvolution(torch.autograd.Function):
             if batch == 1 and n != 1:
                 p = p.sum(0, keepdim=True)
             p.mul_(weights)
-            s_term = (p * spectra.conj()).sum(2, keepdim=True)
+            s_term = _sum_phases(p * spectra.conj(), 2)
             t_term = (s_term * numerator).real / denominator.square()
             if need_lam:
                 grad_lam[:, group] = -t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
@@ -521,14 +526,14 @@ class ReverseConvolutionNHWC(torch.autograd.Function):
             gain = numerator / denominator
             g = grad_spec[:, :, start:stop]
             if need_x:  # Σ_r G_r · conj(H_r)
-                torch.sum(g * (fk * gain.conj()).add_(1), dim=1, out=grad_x_spec[:, start:stop])
+                grad_x_spec[:, start:stop] = _sum_phases(g * (fk * gain.conj()).add_(1), 1).squeeze(1)
             if not (need_kernel or need_lam):
                 continue
             p = g.conj() * spectrum[:, None, start:stop]
             if batch == 1 and n != 1:
                 p = p.sum(0, keepdim=True)
             p.mul_(weights)
-            s_term = (p * fk.conj()).sum(1, keepdim=True)
+            s_term = _sum_phases(p * fk.conj(), 1)
             t_term = (s_term * numerator).real / denominator.square()
             if need_lam:
                 grad_lam -= t_term.sum(dim=(1, 2, 3))
