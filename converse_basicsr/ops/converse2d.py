@@ -117,17 +117,17 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
                 else:
                     out = reverse_convolve_nhwc(xh, scale, padding, kernel=weight.to(dtype), lam=lam)
             return out.permute(0, 3, 1, 2).to(out_dtype)
-        xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
-        if response is not None:
-            out = reverse_convolve(xp, scale, padding, response=response)
-        else:
-            lam = regularizer(bias.to(dtype), eps)
+        lam = regularizer(bias.to(dtype), eps)
+        if torch.compiler.is_compiling() or _needs_grad(x, weight, lam):
+            xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
             if torch.compiler.is_compiling():  # an opaque operator for the compiler (see spectral.py)
                 out = reverse_convolution_op(xp, weight.to(dtype), lam, scale, padding)[0]
-            elif _needs_grad(xp, weight, lam):
-                out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
             else:
-                out = reverse_convolve(xp, scale, padding, kernel=weight.to(dtype), lam=lam)
+                out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
+        else:  # padded channel group by channel group inside
+            args = dict(response=response) if response is not None else dict(kernel=weight.to(dtype), lam=lam)
+            out = reverse_convolve(x.to(dtype).contiguous(), scale, padding,
+                                   pad=lambda t: _pad(t, padding, padding_mode).contiguous(), **args)
         if is_channels_last(x):  # keep the caller's layout (the archs run channels last)
             out = out.contiguous(memory_format=torch.channels_last)
     return out.to(out_dtype)
