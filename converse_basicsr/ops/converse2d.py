@@ -178,7 +178,7 @@ class Converse2D(nn.Module):
         if self.training or torch.is_grad_enabled():
             self._cache.clear()
             return None
-        if torch.compiler.is_compiling():  # a compiled graph recomputes (and fuses) the response
+        if torch.compiler.is_compiling():  # under the compiler the custom operator builds the response
             return None
         dtype = _compute_dtype(x.dtype)
         size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)

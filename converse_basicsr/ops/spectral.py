@@ -40,8 +40,8 @@ USE_SCIPY_FFT = True
 
 
 def _threads():
-    """torch's intra-op thread count (not traceable by torch.compile: 1 there, the group size is then moot)."""
-    return 1 if torch.compiler.is_compiling() else torch.get_num_threads()
+    """torch's intra-op thread count."""
+    return torch.get_num_threads()
 
 
 def _pocketfft(t):
@@ -50,8 +50,7 @@ def _pocketfft(t):
     (measured at 256² and 512², C = 128, 1 and 2 threads)."""
     return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu' and _threads() == 1
             and not (t.requires_grad and torch.is_grad_enabled())
-            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128)
-            and not torch.compiler.is_compiling())
+            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
 
 
 def rfft2(x):
@@ -111,8 +110,6 @@ _TABLES = {}
 def spectra_tables(kernel, size, scale):
     """Cached (32 sizes) :func:`make_spectra_tables`: they depend only on the sizes, dtype and device."""
     key = (tuple(size), tuple(kernel.shape[-2:]), scale, kernel.dtype, kernel.device)
-    if torch.compiler.is_compiling():
-        return make_spectra_tables(kernel, size, scale)
     tables = _TABLES.get(key)
     if tables is None:
         if len(_TABLES) >= 32:
@@ -168,8 +165,6 @@ def _response(spectra, lam, scale, phase_dim=2):
         pair = torch.view_as_real(spectra)
         re, im = pair[..., 0], pair[..., 1]
         inverse_den = torch.addcmul(re.square().add_(lam5), im, im).reciprocal_()
-        if torch.compiler.is_compiling():  # no strided out= under dynamo; inductor fuses this anyway
-            return torch.complex((re + lam5) * inverse_den, -im * inverse_den)
         out = torch.empty_like(spectra)
         out_pair = torch.view_as_real(out)
         torch.mul(re + lam5, inverse_den, out=out_pair[..., 0])
@@ -254,8 +249,7 @@ def reverse_convolve(x, scale, crop=0, kernel=None, lam=None, response=None, kee
     if response is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = _per_channel(lam, c)
-    if scale == 1 and not keep_spectrum and _scipy_nhwc(x) and freed_memory_retained() \
-            and not torch.compiler.is_compiling():
+    if scale == 1 and not keep_spectrum and _scipy_nhwc(x) and freed_memory_retained():
         # Without autograd on CPU, when large buffers come from a warm heap: pocketfft transforms
         # the whole map at once across the threads, the responses are still built and applied
         # group by group, in cache. Measured at 512², C = 128: 0.48 s against 0.59 s group by
@@ -568,8 +562,8 @@ class ReverseConvolutionNHWC(torch.autograd.Function):
         lam5 = lam.view(-1, 1, 1, 1, c)
         batch = max(kernel.shape[0], lam.shape[0])
         spectra = NHWCSpectra(kernel, (h, w), scale)
-        cols = spectra_tables(kernel, (h, w), scale)[3].view(scale, wc, -1)  # (r2, f2, t2)
-        rows = spectra_tables(kernel, (h, w), scale)[2].view(scale, h, -1)  # (r1, f1, t1)
+        _, _, rows, cols = spectra_tables(kernel, (h, w), scale)
+        rows, cols = rows.view(scale, h, -1), cols.view(scale, wc, -1)  # (r1, f1, t1), (r2, f2, t2)
         weights = (_column_weights(w, spectrum.device, spectrum.real.dtype) / (h * w)).view(wc, 1)
         # the adjoint of the interleave and crop: (N, Hs, Ws, C) → (N, s², h, w, C), zero on the crop
         hc, wcrop = h - 2 * crop, w - 2 * crop
@@ -582,8 +576,9 @@ class ReverseConvolutionNHWC(torch.autograd.Function):
         grad_x_spec = spectrum.new_empty(n, h, wc, c) if need_x else None
         grad_kernel = kernel.new_zeros(batch, c, *kernel.shape[-2:]) if need_kernel else None
         grad_lam = lam.new_zeros(batch, c) if need_lam else None
-        for start in range(0, h, _row_block(n, scale, w, c, spectrum.element_size())):
-            stop = min(start + _row_block(n, scale, w, c, spectrum.element_size()), h)
+        step = _row_block(n, scale, w, c, spectrum.element_size())
+        for start in range(0, h, step):
+            stop = min(start + step, h)
             fk = spectra.block(start, stop)  # (B, s², m, wc, C)
             numerator, denominator = _solve_terms(fk, lam5, phase_dim=1)
             gain = numerator / denominator
