@@ -330,6 +330,17 @@ class ReverseConvolution(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _parameter_terms(p, spectra, numerator, denominator, gain, phase_dim, need_kernel):
+    """``(T, R_u)`` of the backward (see :class:`ReverseConvolution`) from the weighted ``P_r``, which is
+    overwritten; ``R_u`` is None without ``need_kernel``."""
+    s_term = _sum_phases(p * spectra.conj_physical(), phase_dim)
+    t_term = (s_term * numerator).real / denominator.square()
+    if not need_kernel:
+        return t_term, None
+    r_term = p.mul_(gain).conj_physical_().sub_(s_term / denominator)
+    return t_term, r_term.sub_(spectra.conj_physical() * (2 * t_term))
+
+
 def reverse_convolution_grads(grad_out, spectrum, kernel, lam_in, scale, crop, size, needs):
     """The gradients of :class:`ReverseConvolution` (``None`` where ``needs`` is False)."""
     if torch.is_autocast_enabled(grad_out.device.type):  # backward() called inside an autocast region
@@ -360,13 +371,10 @@ def reverse_convolution_grads(grad_out, spectrum, kernel, lam_in, scale, crop, s
         if batch == 1 and n != 1:
             p = p.sum(0, keepdim=True)
         p.mul_(weights)
-        s_term = _sum_phases(p * spectra.conj_physical(), 2)
-        t_term = (s_term * numerator).real / denominator.square()
+        t_term, r_term = _parameter_terms(p, spectra, numerator, denominator, gain, 2, need_kernel)
         if need_lam:
             grad_lam[:, group] = -t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
         if need_kernel:
-            r_term = p.mul_(gain).conj_physical_().sub_(s_term / denominator)
-            r_term.sub_(spectra.conj_physical() * (2 * t_term))
             g = r_term.shape[1]
             r_term = r_term.view(batch, g, scale, scale, h, -1).transpose(3, 4).reshape(batch, g, scale * h, -1)
             grad_kernel[:, group] = (rows.transpose(0, 1) @ (r_term @ cols)).real
@@ -591,13 +599,10 @@ class ReverseConvolutionNHWC(torch.autograd.Function):
             if batch == 1 and n != 1:
                 p = p.sum(0, keepdim=True)
             p.mul_(weights)
-            s_term = _sum_phases(p * fk.conj_physical(), 1)
-            t_term = (s_term * numerator).real / denominator.square()
+            t_term, r_term = _parameter_terms(p, fk, numerator, denominator, gain, 1, need_kernel)
             if need_lam:
                 grad_lam -= t_term.sum(dim=(1, 2, 3))
             if need_kernel:
-                r_term = p.mul_(gain).conj_physical_().sub_(s_term / denominator)
-                r_term.sub_(fk.conj_physical() * (2 * t_term))
                 r_term = r_term.view(batch, scale, scale, stop - start, wc, c)
                 partial = torch.einsum('bxyfgc,ygt->bxftc', r_term, cols)
                 grad_kernel += torch.einsum('xfu,bxftc->bcut', rows[:, start:stop], partial).real
