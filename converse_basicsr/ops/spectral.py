@@ -44,13 +44,17 @@ def _threads():
     return torch.get_num_threads()
 
 
+def _scipy_can_transform(t):
+    """Whether scipy's pocketfft can transform ``t`` (a CPU tensor of a dtype it supports; no autograd)."""
+    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu'
+            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
+
+
 def _pocketfft(t):
     """Whether the FFTs of ``t`` (no autograd graph needed) go through scipy's pocketfft: on one
     CPU thread it beats torch.fft by up to 1.5×; with more threads torch.fft parallelises better
     (measured at 256² and 512², C = 128, 1 and 2 threads)."""
-    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu' and _threads() == 1
-            and not (t.requires_grad and torch.is_grad_enabled())
-            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
+    return _scipy_can_transform(t) and _threads() == 1 and not (t.requires_grad and torch.is_grad_enabled())
 
 
 def rfft2(x):
@@ -249,15 +253,15 @@ def reverse_convolve(x, scale, crop=0, kernel=None, lam=None, response=None, kee
     if response is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = _per_channel(lam, c)
-    if scale == 1 and not keep_spectrum and _scipy_nhwc(x) and freed_memory_retained():
+    if scale == 1 and not keep_spectrum and _scipy_can_transform(x) and freed_memory_retained():
         # Without autograd on CPU, when large buffers come from a warm heap: pocketfft transforms
         # the whole map at once across the threads, the responses are still built and applied
         # group by group, in cache. Measured at 512², C = 128: 0.48 s against 0.59 s group by
         # group; with glibc's default thresholds the map-sized buffers are fresh mappings whose
         # page faults make it slower (0.91 s against 0.69 s), and for s = 2 it is slower either way.
         spectrum = rfft2_nhwc(padded(x), axes=(2, 3))
-        products = spectrum.unsqueeze(2) if scale == 1 else spectrum.new_empty(n, c, scale * scale, h, w // 2 + 1)
-        for group in _channel_groups(x.shape, scale * scale, c):
+        products = spectrum.unsqueeze(2)  # multiplied in place
+        for group in _channel_groups((n, c, h, w), 1, c):
             if response is None:
                 h_part = _response(polyphase_spectra(kernel[:, group], (h, w), scale, tables), lam[:, group], scale)
             else:
@@ -445,21 +449,16 @@ reverse_convolution_op.register_autograd(_backward, setup_context=_setup_context
 # needed; the frequency response is built in ``(B, s², rows, w // 2 + 1, C)`` blocks of rows that
 # stay in cache and multiplied into the spectrum block by block.
 
-def _scipy_nhwc(t):
-    return (USE_SCIPY_FFT and _scipy_fft is not None and t.device.type == 'cpu'
-            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
-
-
 def rfft2_nhwc(x, axes=(1, 2)):
     """``rfft2`` over ``axes`` (by default 1 and 2 of an ``(N, h, w, C)`` map), without autograd."""
-    if _scipy_nhwc(x):
+    if _scipy_can_transform(x):
         return torch.from_numpy(_scipy_fft.rfft2(x.detach().numpy(), axes=axes, workers=torch.get_num_threads()))
     return torch.fft.rfft2(x, dim=axes)
 
 
 def irfft2_nhwc(spectrum, size, axes=(1, 2)):
     """``irfft2`` over ``axes`` of a channels-last spectrum (no autograd; may overwrite ``spectrum``)."""
-    if _scipy_nhwc(spectrum):
+    if _scipy_can_transform(spectrum):
         return torch.from_numpy(_scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes,
                                                   overwrite_x=True, workers=torch.get_num_threads()))
     return torch.fft.irfft2(spectrum, s=size, dim=axes)
