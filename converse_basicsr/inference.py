@@ -211,7 +211,7 @@ class Restorer:
         if self.entry is not None:
             return self.entry.in_channels, self.entry.kernel_size, (None if self.entry.kernel_size else
                                                                      self.entry.scale)
-        in_channels = getattr(model, 'in_nc', None) or getattr(model, 'num_in_ch', None)
+        in_channels = getattr(model, 'num_in_ch', None)
         if in_channels is None:
             first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
             in_channels = first.in_channels

@@ -4,7 +4,7 @@ Not imported by ``converse_basicsr`` itself (mmengine stays off the import path 
 import this module, or list it in a config's ``custom_imports``, then::
 
     from mmengine.registry import MODELS
-    model = MODELS.build(dict(type='converse.ConverseNet', in_nc=3))
+    model = MODELS.build(dict(type='converse.ConverseNet', num_in_ch=3))
 
 The archs are taken from basicsr's ``ARCH_REGISTRY`` (every class this package registered there),
 so a new ``*_arch.py`` appears here without edits.

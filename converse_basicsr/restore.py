@@ -27,7 +27,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog='converse-restore', description='Restore images with a Converse model.')
     p.add_argument('--model', required=True, help=f'zoo name [{models}] or a checkpoint file')
     p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
-    p.add_argument('--arch-kwargs', default='{}', help='JSON kwargs of --arch, e.g. \'{"in_nc": 1}\'')
+    p.add_argument('--arch-kwargs', default='{}', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\'')
     p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
                                        '~/.cache/converse_basicsr)')
     p.add_argument('--input', '-i', required=True, help='an image (.png/.jpg/.tif/..., or .npy float HWC RGB '

@@ -23,7 +23,7 @@ COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
 # Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
 RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset', 'PairedImageDataset',
                   'SingleImageDataset')
-IN_CHANNEL_KEYS = ('in_nc', 'num_in_ch', 'in_channels', 'in_chans')
+IN_CHANNEL_KEYS = ('num_in_ch', 'in_channels', 'in_chans')
 
 
 def network_in_channels(net_opt):

@@ -56,16 +56,16 @@ class ZooEntry:
 ZOO = {e.name: e for e in [
     ZooEntry('converse_dncnn', 'ConverseDnCNN', 'denoise', 1, 1,
              '3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89', 'converse_dncnn.pth',
-             'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'in_nc': 1}),
+             'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'num_in_ch': 1}),
     ZooEntry('converse_srresnet', 'ConverseMSRResNet', 'sr', 3, 4,
              'ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f', 'converse_srresnet.pth',
              'Converse-SRResNet, x4 bicubic super-resolution, RGB', {'num_in_ch': 3, 'upscale': 4}),
     ZooEntry('conversenet', 'ConverseNet', 'deblur', 3, 1,
              '603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd', 'conversenet.pth',
-             'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'in_nc': 3}),
+             'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'num_in_ch': 3}),
     ZooEntry('converse_usrnet', 'ConverseUSRNet', 'deblur_nonblind', 3, 1,
              '729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82', 'converse_usrnet.pth',
-             'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'in_nc': 3}, kernel_size=7),
+             'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'num_in_ch': 3}, kernel_size=7),
 ]}
 
 

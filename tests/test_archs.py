@@ -18,7 +18,7 @@ PUBLISHED = {
 # small configurations for forward/backward: (arch, kwargs, input shape, scale)
 SMALL = [
     ('ConverseDnCNN', dict(num_feat=8, num_block=2), (2, 1, 16, 12), 1),
-    ('ConverseDnCNN', dict(in_nc=3, num_feat=8, num_block=1, padding_mode='reflect', padding=3), (1, 3, 10, 10), 1),
+    ('ConverseDnCNN', dict(num_in_ch=3, num_feat=8, num_block=1, padding_mode='reflect', padding=3), (1, 3, 10, 10), 1),
     ('ConverseMSRResNet', dict(num_feat=8, num_block=1), (2, 3, 8, 6), 4),
     ('ConverseMSRResNet', dict(num_feat=8, num_block=1, upscale=2), (1, 3, 8, 6), 2),
     ('ConverseMSRResNet', dict(num_feat=8, num_block=1, upscale=3), (1, 3, 8, 6), 3),

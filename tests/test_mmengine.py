@@ -16,10 +16,10 @@ from converse_basicsr import mm_registry  # noqa: E402
 
 # small configs so the builds stay cheap; constructor keys are the archs' own
 ARCHS = {
-    'ConverseDnCNN': dict(in_nc=1, num_block=2),
+    'ConverseDnCNN': dict(num_in_ch=1, num_block=2),
     'ConverseMSRResNet': dict(num_block=1, upscale=2),
     'ConverseUpMSRResNet': dict(num_block=1, upscale=2),
-    'ConverseNet': dict(in_nc=3, num_block=1, num_iter=2),
+    'ConverseNet': dict(num_in_ch=3, num_block=1, num_iter=2),
     'ConverseUSRNet': dict(num_block=1, num_iter=2),
 }
 
@@ -42,7 +42,7 @@ def test_build_every_arch_from_root_models(name):
 
 
 def test_built_model_runs():
-    model = MODELS.build(dict(type='converse.ConverseNet', in_nc=1, num_block=1, num_iter=1)).eval()
+    model = MODELS.build(dict(type='converse.ConverseNet', num_in_ch=1, num_block=1, num_iter=1)).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
 
@@ -51,7 +51,7 @@ def test_config_file_with_custom_imports(tmp_path):
     """The README's snippet: a fresh process, a config file, custom_imports, MODELS.build."""
     cfg = tmp_path / 'cfg.py'
     cfg.write_text("custom_imports = dict(imports=['converse_basicsr.mm_registry'], allow_failed_imports=False)\n"
-                   "model = dict(type='converse.ConverseDnCNN', in_nc=1, num_block=2)\n")
+                   "model = dict(type='converse.ConverseDnCNN', num_in_ch=1, num_block=2)\n")
     code = ('from mmengine.config import Config\nfrom mmengine.registry import MODELS\n'
             f'cfg = Config.fromfile({str(cfg)!r})\nprint(type(MODELS.build(cfg.model)).__name__)')
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO_ROOT,

@@ -165,11 +165,11 @@ def _plain(value):
 
 
 @pytest.mark.parametrize('color, network_g, message', [
-    ('rgb', {'type': 'ConverseDnCNN'}, "datasets.train.color is 'rgb' (3-channel images) but network_g.in_nc is 1"),
+    ('rgb', {'type': 'ConverseDnCNN'}, "datasets.train.color is 'rgb' (3-channel images) but network_g.num_in_ch is 1"),
     ('gray', {'type': 'ConverseMSRResNet'},
      "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
-    ('gray', {'type': 'ConverseNet', 'in_nc': 3},
-     "datasets.train.color is 'gray' (1-channel images) but network_g.in_nc is 3"),
+    ('gray', {'type': 'ConverseNet', 'num_in_ch': 3},
+     "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
     ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
 ])
 def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, color, network_g, message):

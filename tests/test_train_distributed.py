@@ -28,7 +28,7 @@ from basicsr.models import build_model  # noqa: E402
 
 # name: (network_g, model_type, lq shape, gt shape, with kernel)
 ARCHS = {
-    'ConverseDnCNN': ({'type': 'ConverseDnCNN', 'in_nc': 1, 'num_feat': 8, 'num_block': 1},
+    'ConverseDnCNN': ({'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 8, 'num_block': 1},
                       'SRModel', (4, 1, 12, 12), (4, 1, 12, 12), False),
     'ConverseMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1},
                           'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
@@ -108,7 +108,7 @@ def _pipeline_options(name, root, init_path, batch, port):
             'dataroot_lq': str(root / 'lq'), 'io_backend': {'type': 'disk'}, 'gt_size': 16,  # = image size: no
             'use_hflip': False, 'use_rot': False, 'num_worker_per_gpu': 0,  # random crop, deterministic batches
             'batch_size_per_gpu': batch, 'dataset_enlarge_ratio': 1}},
-        'network_g': {'type': 'ConverseDnCNN', 'in_nc': 3, 'num_feat': 8, 'num_block': 2},
+        'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 3, 'num_feat': 8, 'num_block': 2},
         'path': {'pretrain_network_g': str(init_path), 'strict_load_g': True, 'resume_state': None},
         'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}, 'total_iter': 1,
@@ -151,7 +151,7 @@ def setup(tmp_path_factory):
         cv2.imwrite(str(root / 'lq' / f'{i}.png'), np.clip(gt + rng.randn(16, 16, 3) * 20, 0, 255).astype(np.uint8))
     torch.manual_seed(0)
     from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
-    torch.save(ConverseDnCNN(in_nc=3, num_feat=8, num_block=2).state_dict(), root / 'init_pipeline.pth')
+    torch.save(ConverseDnCNN(num_in_ch=3, num_feat=8, num_block=2).state_dict(), root / 'init_pipeline.pth')
 
     archs, reference = {}, {}
     for name, (network_g, model_type, lq_shape, gt_shape, with_kernel) in ARCHS.items():

@@ -36,7 +36,7 @@ def _options(name, train_root, val_root, total_iter, **path):
                       'dataset_enlarge_ratio': 1},
             'val': {'name': 'tiny_val', 'type': 'GaussianNoiseDataset', 'dataroot_gt': val_root,
                     'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma': 25}},
-        'network_g': {'type': 'ConverseDnCNN', 'in_nc': 1, 'num_feat': 8, 'num_block': 2},
+        'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 8, 'num_block': 2},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None, **path},
         'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 6], 'gamma': 0.5},

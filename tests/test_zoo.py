@@ -138,9 +138,9 @@ def test_convert_script_round_trip_and_basicsr_format(zoo_dir, tmp_path):
 
 def test_custom_arch_and_mismatch(zoo_dir):
     path = Path(zoo_dir) / 'converse_dncnn.pth'
-    model = zoo.load_pretrained(path, arch='ConverseDnCNN', arch_kwargs={'in_nc': 1})
+    model = zoo.load_pretrained(path, arch='ConverseDnCNN', arch_kwargs={'num_in_ch': 1})
     assert type(model).__name__ == 'ConverseDnCNN'
     with pytest.raises(zoo.ZooError, match='does not fit arch ConverseDnCNN'):
-        zoo.load_pretrained(path, arch='ConverseDnCNN', arch_kwargs={'in_nc': 3})
+        zoo.load_pretrained(path, arch='ConverseDnCNN', arch_kwargs={'num_in_ch': 3})
     with pytest.raises(zoo.ZooError, match="unknown arch 'Nope'"):
         zoo.load_pretrained(path, arch='Nope')

@@ -14,18 +14,18 @@ class ConverseDnCNN(nn.Module):
     Conv-DnCNN / ConvT-DnCNN baselines.
     """
 
-    def __init__(self, in_nc=1, out_nc=None, num_feat=64, num_block=20, kernel_size=7, padding=6,
+    def __init__(self, num_in_ch=1, num_out_ch=None, num_feat=64, num_block=20, kernel_size=7, padding=6,
                  padding_mode='circular', eps=1e-5, operator='converse'):
         super().__init__()
-        out_nc = in_nc if out_nc is None else out_nc
-        self.in_nc = in_nc
-        self.m_head = nn.Sequential(nn.Conv2d(in_nc, num_feat, 1))
+        num_out_ch = num_in_ch if num_out_ch is None else num_out_ch
+        self.num_in_ch = num_in_ch
+        self.m_head = nn.Sequential(nn.Conv2d(num_in_ch, num_feat, 1))
         self.m_body = nn.Sequential(*[
             ConverseBlock(num_feat, num_feat, kernel_size, 1, padding, padding_mode, eps, operator)
             for _ in range(num_block)
         ])
-        self.m_tail = nn.Sequential(nn.Conv2d(num_feat, out_nc, 1))
+        self.m_tail = nn.Sequential(nn.Conv2d(num_feat, num_out_ch, 1))
 
     def forward(self, x):
-        check_input(x, self.in_nc, 'x')
+        check_input(x, self.num_in_ch, 'x')
         return self.m_tail(self.m_body(self.m_head(x)))

@@ -62,14 +62,14 @@ class ConverseUSRNet(nn.Module):
     first iteration upsamples by ``sf``. ``operator='conv'`` builds Conv-USRNet.
     """
 
-    def __init__(self, in_nc=3, out_nc=None, num_feat=64, num_block=7, num_iter=5, kernel_size=7,
+    def __init__(self, num_in_ch=3, num_out_ch=None, num_feat=64, num_block=7, num_iter=5, kernel_size=7,
                  block_kernel_size=3, padding=2, padding_mode='circular', eps=1e-5, data_eps=1e-3,
                  kernel_hidden=64, num_kernel_feat=16, operator='converse'):
         super().__init__()
         if operator not in OPERATORS:
             raise ValueError(f'operator must be one of {OPERATORS}, got {operator!r}')
-        out_nc = in_nc if out_nc is None else out_nc
-        self.in_nc, self.num_iter, self.kernel_size = in_nc, num_iter, kernel_size
+        num_out_ch = num_in_ch if num_out_ch is None else num_out_ch
+        self.num_in_ch, self.num_iter, self.kernel_size = num_in_ch, num_iter, kernel_size
         self.kernelnet = KernelNet(kernel_size, kernel_hidden, num_kernel_feat)
         self.convs = nn.ModuleList([nn.Conv2d(num_kernel_feat, num_feat, 1) for _ in range(num_iter)])
         self.d = KernelDataStep(num_feat, data_eps, operator)
@@ -77,11 +77,11 @@ class ConverseUSRNet(nn.Module):
             ConverseBlockAlpha(num_feat, num_feat, block_kernel_size, 1, padding, padding_mode, eps, operator)
             for _ in range(num_block)
         ])
-        self.conv1 = nn.Conv2d(in_nc, num_feat, 1)
-        self.conv2 = nn.Conv2d(num_feat, out_nc, 1)
+        self.conv1 = nn.Conv2d(num_in_ch, num_feat, 1)
+        self.conv2 = nn.Conv2d(num_feat, num_out_ch, 1)
 
     def forward(self, x, kernel, sf=1):
-        check_input(x, self.in_nc, 'x')
+        check_input(x, self.num_in_ch, 'x')
         sf = check_scale(sf, 'sf')
         k = self.kernel_size
         if not torch.is_tensor(kernel) or kernel.dim() != 4 or kernel.shape[1:] != (1, k, k) \

@@ -10,20 +10,20 @@ class ConverseNet(nn.Module):
     """ConverseNet (blind deblurring): 1×1 in, a body of ``num_block`` ConverseBlocks applied
     ``num_iter`` times with shared weights, 1×1 out. ``operator='conv'`` builds ConvNet."""
 
-    def __init__(self, in_nc=3, out_nc=None, num_feat=64, num_block=7, num_iter=5, kernel_size=3, padding=2,
+    def __init__(self, num_in_ch=3, num_out_ch=None, num_feat=64, num_block=7, num_iter=5, kernel_size=3, padding=2,
                  padding_mode='circular', eps=1e-5, operator='converse'):
         super().__init__()
-        out_nc = in_nc if out_nc is None else out_nc
-        self.in_nc, self.num_iter = in_nc, num_iter
-        self.conv1 = nn.Conv2d(in_nc, num_feat, 1)
+        num_out_ch = num_in_ch if num_out_ch is None else num_out_ch
+        self.num_in_ch, self.num_iter = num_in_ch, num_iter
+        self.conv1 = nn.Conv2d(num_in_ch, num_feat, 1)
         self.p = ConverseBody([
             ConverseBlock(num_feat, num_feat, kernel_size, 1, padding, padding_mode, eps, operator)
             for _ in range(num_block)
         ])
-        self.conv2 = nn.Conv2d(num_feat, out_nc, 1)
+        self.conv2 = nn.Conv2d(num_feat, num_out_ch, 1)
 
     def forward(self, x):
-        check_input(x, self.in_nc, 'x')
+        check_input(x, self.num_in_ch, 'x')
         x = self.conv1(x)
         for _ in range(self.num_iter):
             x = self.p(x)
