@@ -265,18 +265,35 @@ def fix_plain_state_dict_loading():
     _patch(BaseModel, 'load_network', load_network)
 
 
-FIXES = [
-    fix_torchvision_functional_tensor,
+IMPORT_FIXES = [fix_torchvision_functional_tensor]  # what ``import basicsr`` itself needs
+TRAINING_FIXES = [
     fix_resume_without_cuda,
     fix_exact_resume,
     fix_distributed_init_without_cuda,
     fix_ddp_wrapping_on_cpu,
     fix_plain_state_dict_loading,
 ]
+FIXES = IMPORT_FIXES + TRAINING_FIXES
 
 
-def apply_all():
-    for fix in FIXES:
+def _apply(fixes):
+    for fix in fixes:
         if fix.__name__ not in _APPLIED:
             fix()
             _APPLIED.add(fix.__name__)
+
+
+def apply_import_fixes():
+    """Make ``import basicsr`` work on current torchvision; changes no BasicSR class."""
+    _apply(IMPORT_FIXES)
+
+
+def apply_training_fixes():
+    """The fixes BasicSR's training and test pipelines need here (CPU resume, exact resume, CPU
+    distributed set-up, plain state dicts). Applied by the package's entry points; call it in your
+    own training scripts."""
+    _apply(FIXES)
+
+
+def apply_all():
+    apply_training_fixes()

@@ -28,6 +28,8 @@ from basicsr.metrics import calculate_metric
 from basicsr.test import test_pipeline
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.options import ordered_yaml, parse_options
+from converse_basicsr.compat import apply_training_fixes
+from converse_basicsr.configs import resolve_config
 from converse_basicsr.runtime import retain_freed_memory
 
 
@@ -91,9 +93,11 @@ def run(argv=None):
     """Run the test config given by ``-opt`` in ``argv``; return the paths of the per-image CSV files."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('-opt', required=True, help='path to the test option YAML file')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('-opt', help='path to the test option YAML file')
+    source.add_argument('--config', help='a shipped test config by name, e.g. test_converse_dncnn_sigma25')
     known, rest = parser.parse_known_args(argv)
-    opt_file = known.opt
+    opt_file = known.opt or resolve_config(known.config, 'test')
     with open(opt_file, encoding='utf-8') as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
     skipped = drop_absent_optional_datasets(opt)
@@ -122,6 +126,7 @@ def run(argv=None):
 def main(argv=None):
     """Console entry point (``converse-test``): exit status 0 on success."""
     retain_freed_memory()
+    apply_training_fixes()
     run(argv)
     return 0
 

@@ -17,6 +17,8 @@ import converse_basicsr  # noqa: F401  (compat fixes and registries, before basi
 from basicsr.train import train_pipeline
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
+from converse_basicsr.compat import apply_training_fixes
+from converse_basicsr.configs import resolve_config
 from converse_basicsr.runtime import retain_freed_memory
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
@@ -73,13 +75,20 @@ def main(argv=None, root_path=None):
     arguments: ``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
     ``experiments/`` (and ``tb_logger/``) go under ``root_path``, by default the current directory."""
     retain_freed_memory()
+    apply_training_fixes()
     saved_argv = sys.argv
     if argv is not None:  # BasicSR's parse_options reads sys.argv
         sys.argv = [sys.argv[0]] + list(argv)
     try:
         parser = argparse.ArgumentParser(add_help=False)
         parser.add_argument('-opt')
-        known, _ = parser.parse_known_args(sys.argv[1:])
+        parser.add_argument('--config', help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
+        known, rest = parser.parse_known_args(sys.argv[1:])
+        if known.config:  # replace --config NAME by BasicSR's -opt PATH
+            if known.opt:
+                raise SystemExit('converse-train: give -opt PATH or --config NAME, not both')
+            known.opt = resolve_config(known.config, 'train')
+            sys.argv = [sys.argv[0], '-opt', known.opt] + rest
         if known.opt:  # without -opt, BasicSR's parser prints the usage
             check_color_channels(load_options(known.opt))
         train_pipeline(os.path.abspath(root_path or os.getcwd()))
