@@ -1,21 +1,48 @@
+"""Packaging of converse-basicsr.
+
+The version is read from ``converse_basicsr/version.py`` without importing the package. The shipped
+option files live in the repository's top-level ``options/`` (the README's ``-opt options/...``
+commands) and are installed as ``converse_basicsr/options/`` so that ``--config NAME``
+(``converse_basicsr/configs.py``) finds them after a non-editable install too.
+"""
+import os
+
 from setuptools import find_packages, setup
 
-with open('README.md', encoding='utf-8') as f:
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    namespace = {}
+    with open(os.path.join(HERE, 'converse_basicsr', 'version.py'), encoding='utf-8') as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+with open(os.path.join(HERE, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
+
+CONSOLE_SCRIPTS = [
+    'converse-train=converse_basicsr.train:main',
+    'converse-test=converse_basicsr.test:main',
+    'converse-restore=converse_basicsr.restore:main',
+    'converse-demo=converse_basicsr.demo:main',
+]
 
 setup(
     name='converse-basicsr',
-    version='0.1.0',
+    version=read_version(),
     description='Reverse convolution (Converse2D, ICCV 2025) and its restoration models for BasicSR',
     long_description=long_description,
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['converse_basicsr', 'converse_basicsr.*']),
+    packages=find_packages(include=['converse_basicsr', 'converse_basicsr.*']) + ['converse_basicsr.options'],
+    package_dir={'converse_basicsr.options': 'options'},
+    package_data={'converse_basicsr.options': ['**/*.yml']},
     python_requires='>=3.9',
     install_requires=[
         'torch>=2.0',
         'torchvision',
         'basicsr==1.4.2',
-        'mmengine',
         'numpy',
         'opencv-python',
         'lmdb',
@@ -24,13 +51,13 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
-    entry_points={
-        'console_scripts': [
-            'converse-train=converse_basicsr.train:main',
-            'converse-test=converse_basicsr.test:main',
-            'converse-restore=converse_basicsr.restore:main',
-        ],
+    extras_require={
+        # only converse_basicsr/mm_registry.py uses mmengine
+        'mmengine': ['mmengine'],
+        # the linters are pinned: their output (and so `make test`'s lint step) changes between versions
+        'test': ['pytest>=7', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
     },
+    entry_points={'console_scripts': CONSOLE_SCRIPTS},
     license='Apache-2.0',
+    license_files=['LICENSE'],
 )

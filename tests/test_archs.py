@@ -1,9 +1,12 @@
-"""The paper's archs: registry, published checkpoints, parameter counts, baselines, bad input."""
+"""The paper's archs: registry, published checkpoints, parameter counts, baselines, half precision, bad input."""
+import copy
+
 import pytest
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from converse_basicsr.archs import converse_arch_names, is_converse_arch
 from converse_basicsr.archs.blocks import ConverseBlock, ConverseBlockAlpha, LayerNorm2d
 from converse_basicsr.ops import Converse2D
 
@@ -179,3 +182,81 @@ def test_usrnet_rejects_bad_scale():
 def test_arch_rejects_bad_arguments(arch, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ARCH_REGISTRY.get(arch)(**kwargs)
+
+
+@pytest.mark.parametrize('arch, upscale, stages', [
+    ('ConverseMSRResNet', 2, 1), ('ConverseMSRResNet', 3, 1), ('ConverseMSRResNet', 4, 2),
+    ('ConverseUpMSRResNet', 2, 1), ('ConverseUpMSRResNet', 3, 1), ('ConverseUpMSRResNet', 4, 2),
+])
+def test_srresnet_upsampler_stages(arch, upscale, stages):
+    """×4 is two ×2 stages (upconv1/up1, upconv2/up2, the published layout); ×2 and ×3 one stage."""
+    net = ARCH_REGISTRY.get(arch)(num_feat=8, num_block=1, upscale=upscale)
+    names = {k.split('.')[0] for k in net.state_dict()}
+    expected = {'upconv1', 'up1', 'upconv2', 'up2'} if stages == 2 else {'upconv1', 'up1'}
+    assert {n for n in names if n.startswith('up')} == expected
+    stage_scale = 3 if upscale == 3 else 2
+    assert all(getattr(net, f'up{i}').scale == stage_scale for i in range(1, stages + 1))
+
+
+def test_is_converse_arch():
+    ours = ['ConverseDnCNN', 'ConverseMSRResNet', 'ConverseUpMSRResNet', 'ConverseNet', 'ConverseUSRNet']
+    assert set(ours) <= set(converse_arch_names())
+    assert 'MSRResNet' in ARCH_REGISTRY and 'MSRResNet' not in converse_arch_names()  # BasicSR's own
+    assert all(is_converse_arch(name) for name in ours)
+    assert is_converse_arch(ARCH_REGISTRY.get('ConverseNet'))  # a class
+    assert is_converse_arch(ARCH_REGISTRY.get('ConverseNet')(num_block=1, num_iter=1))  # an instance
+    assert not is_converse_arch('MSRResNet') and not is_converse_arch('NoSuchArch')
+    assert not is_converse_arch(ARCH_REGISTRY.get('MSRResNet'))
+    # a package whose name merely starts with ours is not ours
+    fork = type('ForkNet', (torch.nn.Module, ), {'__module__': 'converse_basicsr_fork.archs.fork_arch'})
+    assert not is_converse_arch(fork) and not is_converse_arch(fork())
+
+
+def usrnet_published(zoo_dir):
+    net = ARCH_REGISTRY.get('ConverseUSRNet')()
+    net.load_state_dict(torch.load(zoo_dir / 'converse_usrnet.pth', map_location='cpu', weights_only=True))
+    return net.eval()
+
+
+def test_usrnet_half_model(official_outputs, zoo_dir):
+    """``model.half()`` (converse-restore --half): runs, returns float16, within half precision of the truth.
+
+    Measured 2.9e-3 (max |half − truth| / max |truth|); half precision's unit roundoff is 4.9e-4 and the
+    blocks compute in float16, so 5e-3 bounds the accumulated rounding.
+    """
+    case = official_outputs['converse_usrnet']
+    net = usrnet_published(zoo_dir).half()
+    with torch.no_grad():
+        out = net(case['input'].half(), case['kernel'].half(), case['sf'])
+    ref = case['output']
+    assert out.dtype == torch.float16 and out.shape == ref.shape and torch.isfinite(out).all()
+    assert ((out.double() - ref).abs().max() / ref.abs().max()).item() < 5e-3
+
+
+def test_usrnet_half_model_computes_kernels_in_float32():
+    """The kernel path of a ``.half()`` model runs in float32 on the upcast (exact) half weights: bit for bit
+    the float32 computation with the same weights."""
+    torch.manual_seed(0)
+    half = ARCH_REGISTRY.get('ConverseUSRNet')(num_feat=8, num_block=1, num_iter=2).half()
+    upcast = copy.deepcopy(half).float()
+    kernel = torch.softmax(torch.randn(2, 49), -1).view(2, 1, 7, 7)
+    with torch.no_grad():
+        feat = half.kernelnet(kernel)
+        assert feat.dtype == torch.float32
+        assert torch.equal(feat, upcast.kernelnet(kernel))
+
+
+@pytest.mark.parametrize('operator', ['converse', 'conv', 'convtranspose'])
+def test_usrnet_half_model_runs_every_operator(operator):
+    """Half-precision features, float32 kernels: each data step (and baseline) takes them and returns
+    float16 close to the float32 model with the same (half-rounded) weights (measured 5e-4 to 2.0e-3)."""
+    torch.manual_seed(0)
+    half = ARCH_REGISTRY.get('ConverseUSRNet')(num_feat=8, num_block=1, num_iter=2, operator=operator).eval().half()
+    upcast = copy.deepcopy(half).float()
+    x = torch.rand(1, 3, 12, 10).half()
+    kernel = torch.softmax(torch.randn(1, 49), -1).view(1, 1, 7, 7).half()
+    with torch.no_grad():
+        out = half(x, kernel, 2)
+        ref = upcast(x.float(), kernel.float(), 2)
+    assert out.dtype == torch.float16 and out.shape == (1, 3, 24, 20)
+    assert ((out.float() - ref).abs().max() / ref.abs().max()).item() < 5e-3

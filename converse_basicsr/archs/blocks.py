@@ -10,7 +10,12 @@ OPERATORS = ('converse', 'conv', 'convtranspose')
 
 
 class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of an ``(N, C, H, W)`` map, with per-channel affine."""
+    """LayerNorm over the channel axis of an ``(N, C, H, W)`` map, with per-channel affine.
+
+    Args:
+        num_channels (int): Channel number C of the input.
+        eps (float): Added to the variance. Default: 1e-5.
+    """
 
     def __init__(self, num_channels, eps=1e-5):
         super().__init__()
@@ -29,7 +34,16 @@ class LayerNorm2d(nn.Module):
 
 
 class _Resample(nn.Module):
-    """Depthwise Conv / ConvTranspose baseline with the same interface and output size as Converse2D."""
+    """Depthwise Conv / ConvTranspose baseline with the same interface and output size as Converse2D.
+
+    Args:
+        operator (str): ``'conv'`` (nearest ×scale upsampling, then a depthwise 'same' convolution) or
+            ``'convtranspose'`` (depthwise transposed convolution of stride ``scale``, centre-cropped).
+        channels (int): Channel number (input = output).
+        kernel_size (int): Kernel size of the depthwise layer.
+        scale (int): Upsampling factor.
+        padding_mode (str): Padding of the ``'conv'`` layer (Converse2D's ``'constant'`` is ``'zeros'``).
+    """
 
     def __init__(self, operator, channels, kernel_size, scale, padding_mode):
         super().__init__()
@@ -61,7 +75,21 @@ class _Resample(nn.Module):
 
 def make_operator(operator, channels, kernel_size, scale=1, padding=2, padding_mode='circular', eps=1e-5):
     """``Converse2D`` for ``operator='converse'``; the paper's depthwise Conv / ConvT baselines
-    (same kernel size and output size) for ``'conv'`` / ``'convtranspose'``."""
+    (same kernel size and output size) for ``'conv'`` / ``'convtranspose'``.
+
+    Args:
+        operator (str): One of ``OPERATORS``: ``'converse'``, ``'conv'``, ``'convtranspose'``.
+        channels (int): Channel number (input = output; the layers are depthwise).
+        kernel_size (int): Kernel size.
+        scale (int): Upsampling factor. Default: 1.
+        padding (int): Converse2D's padding before the solve, cropped afterwards. Default: 2.
+        padding_mode (str): ``'circular'``, ``'reflect'``, ``'replicate'`` or ``'constant'``.
+            Default: 'circular'.
+        eps (float): Converse2D's lower bound of λ. Default: 1e-5.
+
+    Returns:
+        nn.Module: the layer, mapping ``(N, C, H, W)`` to ``(N, C, H·scale, W·scale)``.
+    """
     if operator == 'converse':
         return Converse2D(channels, channels, kernel_size, scale, padding, padding_mode, eps)
     if operator not in OPERATORS:
@@ -70,7 +98,7 @@ def make_operator(operator, channels, kernel_size, scale=1, padding=2, padding_m
 
 
 def residual_stream(x):
-    """The blocks' input, channels last; under autocast also in float32.
+    """The blocks' input ``x``, channels last; under autocast also in float32.
 
     Channels last: LayerNorm over channels and the 1×1 convolutions then read contiguous pixels,
     and Converse2D keeps the layout (without autograd it also computes in it), so no block
@@ -88,6 +116,17 @@ class ConverseBlock(nn.Module):
 
     ``conv1``: LayerNorm2d → 1×1 (C → 2C) → GELU → Converse2D(2C) → GELU → 1×1 (2C → C);
     ``conv2``: LayerNorm2d → 1×1 (C → 2C) → GELU → 1×1 (2C → C). Indices match the checkpoints.
+
+    Args:
+        in_ch (int): Channel number of the input; must equal ``out_ch`` (the block is residual).
+        out_ch (int): Channel number of the output.
+        kernel_size (int): Kernel size of the Converse2D layer. Default: 3.
+        scale (int): Scale of the Converse2D layer. Default: 1.
+        padding (int): Padding of the Converse2D layer. Default: 2.
+        padding_mode (str): Padding mode of the Converse2D layer. Default: 'circular'.
+        eps (float): Lower bound of the Converse2D layer's λ. Default: 1e-5.
+        operator (str): ``'converse'``, or ``'conv'`` / ``'convtranspose'`` for the paper's baselines.
+            Default: 'converse'.
     """
 
     def __init__(self, in_ch, out_ch, kernel_size=3, scale=1, padding=2, padding_mode='circular', eps=1e-5,
@@ -110,7 +149,10 @@ class ConverseBlock(nn.Module):
 
 
 class ConverseBlockAlpha(ConverseBlock):
-    """ConverseBlock whose residual branches are scaled by learnable ``alpha1``/``alpha2`` (init 0)."""
+    """ConverseBlock whose residual branches are scaled by learnable ``alpha1``/``alpha2`` (init 0).
+
+    Args: as :class:`ConverseBlock`. At initialisation the block is the identity.
+    """
 
     def __init__(self, in_ch, out_ch, kernel_size=3, scale=1, padding=2, padding_mode='circular', eps=1e-5,
                  operator='converse'):
@@ -125,7 +167,11 @@ class ConverseBlockAlpha(ConverseBlock):
 
 
 class ConverseBody(nn.Module):
-    """A stack of blocks held as ``m_body`` (the checkpoints' ``p.m_body.*`` layout)."""
+    """A stack of blocks held as ``m_body`` (the checkpoints' ``p.m_body.*`` layout).
+
+    Args:
+        blocks (list[nn.Module]): The blocks, applied in order.
+    """
 
     def __init__(self, blocks):
         super().__init__()

@@ -1,3 +1,4 @@
+"""ConverseNet, the paper's blind deblurring network, registered in BasicSR's ``ARCH_REGISTRY``."""
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -8,7 +9,21 @@ from .blocks import ConverseBlock, ConverseBody, check_input
 @ARCH_REGISTRY.register()
 class ConverseNet(nn.Module):
     """ConverseNet (blind deblurring): 1×1 in, a body of ``num_block`` ConverseBlocks applied
-    ``num_iter`` times with shared weights, 1×1 out. ``operator='conv'`` builds ConvNet."""
+    ``num_iter`` times with shared weights, 1×1 out. Defaults reproduce ``conversenet.pth``.
+
+    Args:
+        num_in_ch (int): Channel number of inputs. Default: 3.
+        num_out_ch (int | None): Channel number of outputs; None: ``num_in_ch``. Default: None.
+        num_feat (int): Channel number of intermediate features. Default: 64.
+        num_block (int): Number of ConverseBlocks in the body. Default: 7.
+        num_iter (int): How many times the body is applied (same weights each time). Default: 5.
+        kernel_size (int): Kernel size of each block's Converse2D. Default: 3.
+        padding (int): Padding of each block's Converse2D. Default: 2.
+        padding_mode (str): Padding mode of each block's Converse2D. Default: 'circular'.
+        eps (float): Lower bound of each Converse2D's λ. Default: 1e-5.
+        operator (str): ``'converse'``; ``'conv'`` builds the paper's ConvNet baseline, ``'convtranspose'``
+            its transposed-convolution counterpart. Default: 'converse'.
+    """
 
     def __init__(self, num_in_ch=3, num_out_ch=None, num_feat=64, num_block=7, num_iter=5, kernel_size=3, padding=2,
                  padding_mode='circular', eps=1e-5, operator='converse'):
