@@ -11,5 +11,5 @@ compat.apply_all()
 from . import archs, data, models  # noqa: E402,F401  (registration side effects)
 from .ops import Converse2D, converse2d  # noqa: E402
 
-__version__ = '0.1.0'
+from .version import __version__  # noqa: E402  (the one place the version is written)
 __all__ = ['Converse2D', 'converse2d', '__version__']
