@@ -6,7 +6,6 @@ commands) and are installed as ``converse_basicsr/options/`` so that ``--config 
 (``converse_basicsr/configs.py``) finds them after a non-editable install too.
 """
 import os
-
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,6 +10,6 @@ compat.apply_all()
 
 from . import archs, data, models  # noqa: E402,F401  (registration side effects)
 from .ops import Converse2D, converse2d  # noqa: E402
-
 from .version import __version__  # noqa: E402  (the one place the version is written)
+
 __all__ = ['Converse2D', 'converse2d', '__version__']

@@ -6,10 +6,14 @@ KINDS = ('train', 'test', 'demo', 'compare')
 
 
 def options_roots():
-    """Folders that may hold the shipped ``options/``: the package's own copy (installed wheels),
-    then the checkout's top-level ``options/`` (editable installs and the repository)."""
+    """Folders that may hold the shipped ``options/``: the package's own copy (installed wheels, where
+    ``setup.py`` puts the top-level ``options/``), then, in a checkout (editable installs and the
+    repository), its top-level ``options/``. Beside an installed copy, ``options/`` is not ours."""
     here = Path(__file__).resolve().parent
-    return [here / 'options', here.parent / 'options']
+    roots = [here / 'options']
+    if (here.parent / 'setup.py').is_file():
+        roots.append(here.parent / 'options')
+    return roots
 
 
 def available_configs(kind):

@@ -121,8 +121,9 @@ def train(opt, output):
     os.replace(temp, opt_file)
     shutil.rmtree(osp.join(output, 'experiments', opt['name']), ignore_errors=True)  # the previous demo run
     net_opt = opt['network_g']
-    print(f'[2/2] training {net_opt["type"]} ({net_opt["num_block"]} blocks, {net_opt["num_feat"]} features) for '
-          f'{opt["train"]["total_iter"]} iterations on the CPU with {display_path(opt_file)} ...', flush=True)
+    network = f'{net_opt["type"]} ({net_opt["num_block"]} blocks, {net_opt["num_feat"]} features)'
+    iters = opt['train']['total_iter']
+    print(f'[2/2] training {network} for {iters} iterations on the CPU with {display_path(opt_file)} ...', flush=True)
     start = time.time()
     train_entry.main(['-opt', opt_file], root_path=output)
     return time.time() - start
@@ -159,10 +160,12 @@ def positive_int(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='converse-demo', description=__doc__.split('\n')[0])
-    parser.add_argument('--output', default='demo_output', help='folder for the data, experiments and result image '
-                        '(default: demo_output in the current directory)')
-    parser.add_argument('--config', default=CONFIG, help=f'demo config, a shipped name or a YAML path (default: {CONFIG})')
-    parser.add_argument('--iters', type=positive_int, help="train this many iterations instead of the config's total_iter")
+    parser.add_argument('--output', default='demo_output',
+                        help='folder for the data, experiments and result image (default: ./demo_output)')
+    parser.add_argument('--config', default=CONFIG,
+                        help=f'demo config, a shipped name or a YAML path (default: {CONFIG})')
+    parser.add_argument('--iters', type=positive_int,
+                        help="train this many iterations instead of the config's total_iter")
     parser.add_argument('--operator-only', action='store_true', help='run step 1 (the operator) only')
     return parser.parse_args(argv)
 

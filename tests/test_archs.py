@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
-
 from converse_basicsr.archs import converse_arch_names, is_converse_arch
 from converse_basicsr.archs.blocks import ConverseBlock, ConverseBlockAlpha, LayerNorm2d
 from converse_basicsr.ops import Converse2D
@@ -185,8 +184,12 @@ def test_arch_rejects_bad_arguments(arch, kwargs, match):
 
 
 @pytest.mark.parametrize('arch, upscale, stages', [
-    ('ConverseMSRResNet', 2, 1), ('ConverseMSRResNet', 3, 1), ('ConverseMSRResNet', 4, 2),
-    ('ConverseUpMSRResNet', 2, 1), ('ConverseUpMSRResNet', 3, 1), ('ConverseUpMSRResNet', 4, 2),
+    ('ConverseMSRResNet', 2, 1),
+    ('ConverseMSRResNet', 3, 1),
+    ('ConverseMSRResNet', 4, 2),
+    ('ConverseUpMSRResNet', 2, 1),
+    ('ConverseUpMSRResNet', 3, 1),
+    ('ConverseUpMSRResNet', 4, 2),
 ])
 def test_srresnet_upsampler_stages(arch, upscale, stages):
     """×4 is two ×2 stages (upconv1/up1, upconv2/up2, the published layout); ×2 and ×3 one stage."""

@@ -31,9 +31,9 @@ def demo_run(tmp_path_factory):
     """One run of the script from a folder outside the checkout; its stdout and output folder."""
     cwd = tmp_path_factory.mktemp('demo_cwd')
     output = tmp_path_factory.mktemp('demo_output')
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / 'demo.py'), '--iters', str(ITERS), '--output',
-                           str(output)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    command = [sys.executable, f'{REPO_ROOT}/scripts/demo.py', '--iters', f'{ITERS}', '--output', f'{output}']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout, output
 
@@ -55,9 +55,11 @@ def operator_step_reference():
     kernel /= kernel.sum()
     # circular correlation (the kernel is symmetric, so also the convolution), centred
     blurred = sum(kernel[i, j] * np.roll(clean, (3 - i, 3 - j), axis=(0, 1)) for i in range(7) for j in range(7))
-    restored = literal_converse2d(torch.from_numpy(blurred)[None, None], torch.from_numpy(kernel)[None, None],
-                                  torch.full((1, 1, 1, 1), -4.0, dtype=torch.float64), scale=1, padding=0,
-                                  padding_mode='circular', eps=1e-7)[0, 0].numpy()
+    bias = torch.full((1, 1, 1, 1), -4.0, dtype=torch.float64)
+    restored = literal_converse2d(
+        torch.from_numpy(blurred)[None, None],
+        torch.from_numpy(kernel)[None, None], bias, scale=1, padding=0, padding_mode='circular', eps=1e-7)[0,
+                                                                                                           0].numpy()
     reference = to_uint8(clean)
     return psnr(to_uint8(blurred), reference), psnr(to_uint8(restored), reference)
 
@@ -110,8 +112,8 @@ def test_result_image_and_printed_psnrs(demo_run):
     with open(output / 'demo_converse_dncnn.yml', encoding='utf-8') as f:
         opt = yaml.safe_load(f)
     net = build_network(dict(opt['network_g'])).eval()
-    net.load_state_dict(torch.load(output / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth',
-                                   weights_only=True)['params'])
+    weights = output / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+    net.load_state_dict(torch.load(weights, weights_only=True)['params'])
     with torch.no_grad():
         expected_restored = net(torch.from_numpy(noisy_input)[None, None])[0, 0].numpy()
     off = np.abs(restored.astype(np.int16) - to_uint8(expected_restored))

@@ -1,4 +1,7 @@
-"""mmengine: every arch of the package builds from mmengine's root MODELS as ``converse.<Name>``."""
+"""mmengine: every arch of the package builds from mmengine's root MODELS as ``converse.<Name>``.
+
+Skipped without mmengine (the optional extra ``converse-basicsr[mmengine]``), except under ``CI=true``,
+where ``make test`` has installed it and its absence fails the module."""
 import os
 import subprocess
 import sys
@@ -9,8 +12,12 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from shared_files import REPO_ROOT
 
-mmengine = pytest.importorskip('mmengine')
-from mmengine.registry import MODELS  # noqa: E402
+try:
+    from mmengine.registry import MODELS
+except ImportError as err:  # mmengine is the optional extra converse-basicsr[mmengine]
+    if os.environ.get('CI', '').lower() == 'true':  # `make test` installs it: missing there is a failure
+        pytest.fail(f'mmengine is not installed under CI=true: {err}', pytrace=False)
+    pytest.skip("mmengine is not installed (pip install 'converse-basicsr[mmengine]')", allow_module_level=True)
 
 from converse_basicsr import mm_registry  # noqa: E402
 
@@ -26,7 +33,7 @@ ARCHS = {
 
 def test_registry_scope_parent_and_contents():
     assert mm_registry.MODELS.scope == 'converse' and mm_registry.MODELS.parent is MODELS
-    ours = sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.startswith('converse_basicsr.'))
+    ours = sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.split('.')[0] == 'converse_basicsr')
     assert set(ARCHS) <= set(ours)
     assert sorted(mm_registry.MODELS.module_dict) == ours
 
@@ -54,7 +61,7 @@ def test_config_file_with_custom_imports(tmp_path):
                    "model = dict(type='converse.ConverseDnCNN', num_in_ch=1, num_block=2)\n")
     code = ('from mmengine.config import Config\nfrom mmengine.registry import MODELS\n'
             f'cfg = Config.fromfile({str(cfg)!r})\nprint(type(MODELS.build(cfg.model)).__name__)')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith('ConverseDnCNN')

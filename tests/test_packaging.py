@@ -40,12 +40,11 @@ def installed(tmp_path_factory):
             shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns('__pycache__'))
         else:
             shutil.copy2(REPO_ROOT / name, src / name)
-    run([sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '--no-build-isolation', '-w', str(root / 'dist'),
-         str(src)], cwd=root)
+    pip = [sys.executable, '-m', 'pip', '--quiet']
+    run(pip + ['wheel', '--no-deps', '--no-build-isolation', '--wheel-dir', f'{root}/dist', f'{src}'], cwd=root)
     (wheel, ) = (root / 'dist').glob('converse_basicsr-*.whl')
     site = root / 'site'
-    run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-index', '--target', str(site),
-         str(wheel)], cwd=root)
+    run(pip + ['install', '--no-deps', '--no-index', '--target', f'{site}', f'{wheel}'], cwd=root)
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env.update(PYTHONPATH=str(site), OMP_NUM_THREADS='1')
     return site, wheel, env
@@ -107,11 +106,11 @@ def test_converse_test_shipped_config_on_one_set12_image(installed, tmp_path):
     site, _, env = installed
     tables = json.loads(shared_path('reference', 'paper_tables.json').read_text(encoding='utf-8'))
     expected = tables['denoising_sigma25_gray']['reference_per_image']['Converse-DnCNN']['Set12']['01.png']['psnr']
-    (tmp_path / 'shared' / 'testsets' / 'Set12').mkdir(parents=True)
-    shutil.copy2(shared_path('testsets', 'Set12', '01.png'), tmp_path / 'shared' / 'testsets' / 'Set12' / '01.png')
-    (tmp_path / 'shared' / 'reference' / 'zoo').mkdir(parents=True)
-    os.symlink(shared_path('reference', 'zoo', 'converse_dncnn.pth'),
-               tmp_path / 'shared' / 'reference' / 'zoo' / 'converse_dncnn.pth')
+    set12, zoo = tmp_path / 'shared' / 'testsets' / 'Set12', tmp_path / 'shared' / 'reference' / 'zoo'
+    set12.mkdir(parents=True)
+    zoo.mkdir(parents=True)
+    shutil.copy2(shared_path('testsets', 'Set12', '01.png'), set12 / '01.png')
+    os.symlink(shared_path('reference', 'zoo', 'converse_dncnn.pth'), zoo / 'converse_dncnn.pth')
     work = tmp_path / 'work'
     work.mkdir()
     script = site / 'bin' / 'converse-test'

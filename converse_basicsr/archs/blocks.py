@@ -26,7 +26,7 @@ class LayerNorm2d(nn.Module):
     def forward(self, x):
         # F.layer_norm over the last axis on a channels-last view: one fused kernel instead of a
         # chain of elementwise passes; the result is returned in the input's memory layout.
-        y = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        y = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1], ), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
     def extra_repr(self):

@@ -107,8 +107,8 @@ class ConverseUSRNet(nn.Module):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=None, num_feat=64, num_block=7, num_iter=5, kernel_size=7,
-                 block_kernel_size=3, padding=2, padding_mode='circular', eps=1e-5, data_eps=1e-3,
-                 kernel_hidden=64, num_kernel_feat=16, operator='converse'):
+                 block_kernel_size=3, padding=2, padding_mode='circular', eps=1e-5, data_eps=1e-3, kernel_hidden=64,
+                 num_kernel_feat=16, operator='converse'):
         super().__init__()
         if operator not in OPERATORS:
             raise ValueError(f'operator must be one of {OPERATORS}, got {operator!r}')
