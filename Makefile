@@ -10,10 +10,11 @@ LINT_PATHS := converse_basicsr scripts tests setup.py
 env: $(STAMP)
 
 # Create the virtual environment once and reuse it; torch/torchvision pinned to the wheels on this disk.
-# Reinstalled when setup.py changes (new dependencies, extras or console scripts).
+# Reinstalled when setup.py changes (new dependencies, extras or console scripts). setuptools in the venv
+# itself: tests/test_packaging.py builds the wheel without build isolation (venvs of Python >= 3.12 lack it).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[test,mmengine]'
 	touch $(STAMP)
