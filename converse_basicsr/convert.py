@@ -299,10 +299,13 @@ def _walk(plan, module, prefix):
 def _observed_channels(model, example_input):
     """``{layer name: input channels}`` of the model's nn.Upsample layers, from one forward of ``example_input``."""
     seen, hooks = {}, []
+
+    def record(name, args):  # returns None: a pre-hook's return value would replace the layer's input
+        seen.setdefault(name, args[0].shape[1])
+
     for name, module in model.named_modules():
         if isinstance(module, nn.Upsample):
-            hooks.append(module.register_forward_pre_hook(
-                lambda _, args, name=name: seen.setdefault(name, args[0].shape[1])))
+            hooks.append(module.register_forward_pre_hook(lambda _, args, name=name: record(name, args)))
     modes = [(m, m.training) for m in model.modules()]
     model.eval()  # no BatchNorm statistics or dropout touched by the probe
     try:
@@ -386,8 +389,8 @@ def load_original_state_dict(model, checkpoint):
         checkpoint = torch.load(checkpoint, map_location='cpu', weights_only=True)
     state = unwrap_state_dict(checkpoint, source)
     own = model.state_dict()
-    for key in own.keys() & state.keys():
-        if own[key].shape != state[key].shape:
+    for key in own:  # in the model's order, so the message names its first mismatch
+        if key in state and own[key].shape != state[key].shape:
             raise ValueError(f'{source}: {key} has shape {tuple(state[key].shape)}, the model {tuple(own[key].shape)}')
     report = getattr(model, 'conversion_report', None)
     if report is not None:
