@@ -48,7 +48,7 @@ CASES = [
     _case(dict(type='MSRResNet', **SR, upscale=3), 3, {'upconv1.up1': 3}, ['upconv1']),
     _case(dict(type='MSRResNet', **SR, upscale=4), 4, {'upconv1.up1': 2, 'upconv2.up1': 2}, ['upconv1', 'upconv2']),
     *[_case(dict(type='EDSR', **SR, upscale=s), s, _pixelshuffle_layers('upsample', s),
-            ['upsample.0', 'upsample.2'][:1 if s < 4 else 2]) for s in (2, 3, 4)],
+            ['upsample.0', 'upsample.2', 'upsample.4'][:len(_pixelshuffle_layers('', s))]) for s in (2, 3, 4, 8)],
     *[_case(dict(type='RCAN', **SR, num_group=1, squeeze_factor=4, upscale=s), s, _pixelshuffle_layers('upsample', s),
             ['upsample.0', 'upsample.2'][:1 if s < 4 else 2]) for s in (2, 3, 4)],
     *[_case(dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=s, num_feat=8, num_block=1, num_grow_ch=4), s,
