@@ -210,8 +210,13 @@ def test_converted_msrresnet_is_the_papers_converse_up_srresnet():
     x = torch.rand(1, 3, 10, 12, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(net(x), reference(x), rtol=0, atol=1e-12)
-    assert sum(p.numel() for p in ConverseUp().parameters()) == \
+    default = ConverseUp()
+    assert sum(p.numel() for p in default.parameters()) == \
         sum(p.numel() for p in ARCH_REGISTRY.get('ConverseUpMSRResNet')().parameters())
+    # the new convs get MSRResNet's init: kaiming normal (fan_in 64·3·3) scaled by 0.1, zero bias
+    for conv in (default.upconv1.conv1, default.upconv2.conv1):
+        assert abs(conv.weight.std().item() / (0.1 * math.sqrt(2 / 576)) - 1) < 0.05
+        assert not conv.bias.any()
 
 
 @pytest.mark.parametrize('scale, stages', [(2, [2]), (3, [3]), (4, [2, 2]), (8, [2, 2, 2])])
