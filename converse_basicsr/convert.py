@@ -261,7 +261,8 @@ def _from_upsample(plan, layer, name, siblings, index):
 def _walk(plan, module, prefix):
     rule = ARCH_RULES.get(type(module))
     done = set(rule(plan, module, prefix)) if rule is not None else set()
-    names, children = zip(*module.named_children()) if len(module._modules) else ((), ())
+    items = list(module.named_children())
+    names, children = [n for n, _ in items], [c for _, c in items]
     in_sequence = isinstance(module, nn.Sequential)
     for i, (attribute, child) in enumerate(zip(names, children)):
         name = prefix + attribute

@@ -268,6 +268,8 @@ class TinyUNet(nn.Module):
 
     def __init__(self):
         super().__init__()
+        self.block = nn.Module()
+        self.block.register_module('downsample', None)  # a slot holding no module, as in torchvision's ResNet
         self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.ReLU())
         self.down1 = nn.Conv2d(8, 16, 3, 2, 1)
         self.down2 = nn.Conv2d(16, 16, 3, 2, 1)
