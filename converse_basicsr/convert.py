@@ -42,7 +42,7 @@ from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.archs.srresnet_arch import MSRResNet
 from basicsr.archs.swinir_arch import SwinIR
 
-from .layers import ConverseUpsample, upsample_stages
+from .layers import ConverseUpsample
 from .ops import Converse2D
 from .zoo import unwrap_state_dict
 

@@ -71,7 +71,8 @@ class ConverseUpsample(nn.Sequential):
                 layers.append((f'conv{i}', nn.Conv2d(channels, num_out_ch, conv_kernel_size, 1, conv_kernel_size // 2)))
                 channels = num_out_ch
             up_kernel = stage_scale if kernel_size is None else kernel_size
-            layers.append((f'up{i}', Converse2D(channels, channels, up_kernel, stage_scale, padding, padding_mode, eps)))
+            layers.append((f'up{i}', Converse2D(channels, channels, up_kernel, stage_scale, padding, padding_mode,
+                                                eps)))
         super().__init__(OrderedDict(layers))
         self.num_feat, self.num_out_ch, self.scale = num_feat, num_out_ch, int(scale)
         self.conv_kernel_size = int(conv_kernel_size)

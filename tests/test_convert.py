@@ -35,7 +35,8 @@ SR = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1)
 def _case(base, scale, converse_layers, removed):
     """A small base config, its scale, the Converse2D layers the conversion must create (name: stage scale)
     and the original layers whose weights it must drop."""
-    return pytest.param(base, scale, converse_layers, removed, id=f'{base["type"]}-{base.get("upsampler", "")}-x{scale}')
+    case_id = f'{base["type"]}-{base.get("upsampler", "")}-x{scale}'
+    return pytest.param(base, scale, converse_layers, removed, id=case_id)
 
 
 def _pixelshuffle_layers(prefix, scale):
@@ -289,13 +290,15 @@ def test_generic_rule_unet_conv_transpose():
     model, report = convert_upsamplers(unet)
     assert [name for name, _, _ in report.replaced] == ['up2', 'up1']
     assert [type(m).__name__ for m in model.up1] == ['Conv2d', 'Converse2D']
-    assert model.up1.conv1.kernel_size == (1, 1) and (model.up1.conv1.in_channels, model.up1.conv1.out_channels) == (32, 8)
+    conv = model.up1.conv1
+    assert conv.kernel_size == (1, 1) and (conv.in_channels, conv.out_channels) == (32, 8)
     assert [type(m).__name__ for m in model.up2] == ['Converse2D']  # depthwise ConvT: a bare Converse2D
     assert report.skipped == [('out.1', 'ConvTranspose2d of stride 1: a convolution, not an upsampler')]
     assert isinstance(model.out[1], nn.ConvTranspose2d)
     # parameters: ConvT(32→8, 2×2) 32·8·4 + 8 → 1×1 conv 32·8 + 8 and Converse2D 8·(2·2) + 8;
     # depthwise ConvT(16, 4×4) 16·16 + 16 → Converse2D 16·(2·2) + 16
-    assert report.params_before - report.params_after == (32 * 8 * 4 + 8 - (32 * 8 + 8 + 8 * 4 + 8)) + (16 * 16 - 16 * 4)
+    dense, depthwise = 32 * 8 * 4 + 8 - (32 * 8 + 8 + 8 * 4 + 8), 16 * 16 - 16 * 4
+    assert report.params_before - report.params_after == dense + depthwise
     assert next(model.up1.parameters()).dtype == torch.float64  # new layers follow the model's dtype
     x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
     out = model(x)
@@ -353,7 +356,7 @@ class _StrayShuffle(nn.Module):
     (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 4, 3, 2)), r'cannot convert 1 \(ConvTranspose2d.*not H·s'),
     (nn.Sequential(nn.ConvTranspose2d(4, 4, 2, (2, 1))), r'cannot convert 0 .*stride \(2, 1\)'),
     (nn.Sequential(nn.ConvTranspose2d(4, 8, 2, 2, groups=2)), r'cannot convert 0 .*grouped \(2 groups\)'),
-    (nn.Sequential(nn.Upsample(size=(16, 16)), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*only one integer scale_factor'),
+    (nn.Sequential(nn.Upsample(size=(16, 16)), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*only one integer scale'),
     (nn.Sequential(nn.Upsample(scale_factor=1.5), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*only one integer'),
     (nn.Sequential(nn.Upsample(scale_factor=5), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*2\^n .* or 3, got 5'),
     (nn.Sequential(nn.Conv2d(4, 16, 3, 1, 1), nn.PixelShuffle(2), nn.ReLU(), nn.Conv2d(4, 100, 3, 2, 1),
