@@ -78,10 +78,10 @@ def shrink_for_test(opt, data, name):
         if phase == 'train':
             dataset['gt_size'] = 8 * opt.get('scale', 1) if opt.get('scale', 1) > 1 else 24
             dataset.update(batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1, prefetch_mode=None)
-    net = opt['network_g']
-    for key, small in (('num_block', 1), ('num_iter', 2), ('num_feat', 16)):
-        if key in net:
-            net[key] = small
+    for net in (opt['network_g'], opt['network_g'].get('base') or {}):  # base: the arch a ConverseUp wraps
+        for key, small in (('num_block', 1), ('num_iter', 2), ('num_feat', 16)):
+            if key in net:
+                net[key] = small
     opt['train']['total_iter'] = 2
     opt['val']['val_freq'] = 10 ** 9  # no validation during training: only the one after it
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
