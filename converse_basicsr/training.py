@@ -13,6 +13,9 @@ BasicSR's loop it adds, for the duration of the call only:
   would have them (before the first new sample, or before the next epoch's loader if the epoch was finished).
   Bit-identical with ``num_worker_per_gpu: 0``; with loader workers their random streams restart.
 
+- **archives that never collide**: a run that starts clean renames an existing experiment folder with a
+  timestamp, numbered when two clean starts fall in the same second.
+
 The hand-off from the model (which reads the state) to the sampler (built before it) goes through one
 :class:`TrainingRun` object per call, not through module or class attributes.
 """
@@ -20,10 +23,12 @@ import argparse
 import contextlib
 import os
 import sys
+from os import path as osp
 
 import basicsr.train
+import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
-from basicsr.utils import check_resume, get_root_logger
+from basicsr.utils import check_resume, get_root_logger, get_time_str
 
 from .checkpoints import find_resume_state, set_rng_state
 from .compat import apply_training_fixes
@@ -118,18 +123,36 @@ class TrainingRun:
 
     @contextlib.contextmanager
     def installed(self):
-        """Give BasicSR's ``train_pipeline`` this run's sampler, resume loading and model hook; undo after."""
+        """Give BasicSR's ``train_pipeline`` this run's sampler, resume loading, model hook and archive naming;
+        undo after."""
         build = basicsr.train.build_model  # read now: a caller may have wrapped it
-        replacements = {'EnlargedSampler': self.make_sampler, 'load_resume_state': self.load_resume_state,
-                        'build_model': lambda opt: self.build_model(opt, build)}
-        saved = {name: getattr(basicsr.train, name) for name in replacements}
+        replacements = [(basicsr.train, 'EnlargedSampler', self.make_sampler),
+                        (basicsr.train, 'load_resume_state', self.load_resume_state),
+                        (basicsr.train, 'build_model', lambda opt: self.build_model(opt, build)),
+                        (basicsr.train, 'mkdir_and_rename', mkdir_and_rename),
+                        (basicsr.utils.misc, 'mkdir_and_rename', mkdir_and_rename)]  # what make_exp_dirs calls
+        saved = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
         try:
-            for name, value in replacements.items():
-                setattr(basicsr.train, name, value)
+            for owner, name, value in replacements:
+                setattr(owner, name, value)
             yield self
         finally:
-            for name, value in saved.items():
-                setattr(basicsr.train, name, value)
+            for owner, name, value in saved:
+                setattr(owner, name, value)
+
+
+def mkdir_and_rename(path):
+    """BasicSR's ``mkdir_and_rename`` (an existing ``path`` is renamed ``<path>_archived_<time>`` and a new one
+    made), with a numbered suffix when that name exists: runs that start clean twice within a second (a quick
+    restart after a kill) would otherwise fail to archive the folder."""
+    if osp.exists(path):
+        archive = base = f'{path}_archived_{get_time_str()}'
+        count = 1
+        while osp.exists(archive):
+            archive, count = f'{base}_{count}', count + 1
+        print(f'Path already exists. Rename it to {archive}', flush=True)
+        os.rename(path, archive)
+    os.makedirs(path, exist_ok=True)
 
 
 def train_pipeline(root_path):
