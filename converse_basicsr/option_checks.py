@@ -167,8 +167,9 @@ def check_options(opt, path='<options>'):
             errors.append(message)
     if opt.get('num_gpu') not in (None, 'auto') and kind_error('num_gpu', opt['num_gpu'], 'int'):
         errors.append(f"num_gpu must be an integer or 'auto', got {opt['num_gpu']!r}")
+    errors = list(dict.fromkeys(errors))  # a key checked as a dataset option and as BasicSR's: once
     if errors:
-        raise OptionError(f'{path}: {len(errors)} bad option(s):\n  ' + '\n  '.join(dict.fromkeys(errors)))
+        raise OptionError(f'{path}: {len(errors)} bad option(s):\n  ' + '\n  '.join(errors))
 
 
 def network_in_channels(net_opt):
@@ -208,13 +209,14 @@ def check_color_channels(opt):
                 f'({net_opt["type"]}): set datasets.{phase}.color: {want} or network_g.{key}: {found}')
 
 
-def check_data(opt, stream=sys.stderr):
+def check_data(opt, stream=None):
     """Decode every ground-truth image / LMDB key of the package's datasets in ``opt`` once, with a progress bar.
 
     Returns ``(checked, bad)``: the number of images decoded and a list of ``(dataset entry, image, error)``
     for each one that failed (a dataset that cannot even be listed counts as one bad entry). Datasets of
-    other packages are reported on ``stream`` as not checked."""
+    other packages are reported on ``stream`` (default ``sys.stderr``) as not checked."""
     from tqdm import tqdm
+    stream = stream or sys.stderr
     checked, bad, seen = 0, [], set()
     for phase, dataset_opt in (opt.get('datasets') or {}).items():
         cls = DATASET_REGISTRY._obj_map.get(dataset_opt.get('type'))
