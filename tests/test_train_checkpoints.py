@@ -195,7 +195,23 @@ def test_exact_resume_pieces(tmp_path):
 
 def test_training_run_restores_basicsr_train():
     import basicsr.train
-    before = {name: getattr(basicsr.train, name) for name in ('EnlargedSampler', 'load_resume_state', 'build_model')}
+    import basicsr.utils.misc
+    owners = [(basicsr.train, name) for name in ('EnlargedSampler', 'load_resume_state', 'build_model',
+                                                 'mkdir_and_rename')] + [(basicsr.utils.misc, 'mkdir_and_rename')]
+    before = [getattr(owner, name) for owner, name in owners]
     with TrainingRun().installed():
-        assert basicsr.train.EnlargedSampler is not before['EnlargedSampler']
-    assert {name: getattr(basicsr.train, name) for name in before} == before
+        assert all(getattr(owner, name) is not old for (owner, name), old in zip(owners, before))
+    assert [getattr(owner, name) for owner, name in owners] == before
+
+
+def test_clean_starts_within_one_second_archive_to_distinct_folders(tmp_path, monkeypatch):
+    from converse_basicsr import training
+    monkeypatch.setattr(training, 'get_time_str', lambda: '20260101_000000')  # both in the same second
+    experiment = tmp_path / 'exp'
+    for run in range(3):
+        training.mkdir_and_rename(str(experiment))
+        (experiment / 'marker').write_text(str(run))
+    archives = sorted(p.name for p in tmp_path.iterdir() if p.name != 'exp')
+    assert archives == ['exp_archived_20260101_000000', 'exp_archived_20260101_000000_1']
+    assert [(tmp_path / a / 'marker').read_text() for a in archives] == ['0', '1']
+    assert (experiment / 'marker').read_text() == '2'
