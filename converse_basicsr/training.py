@@ -79,6 +79,7 @@ class TrainingRun:
 
     def __init__(self):
         self.sampler = None
+        self.models = []
         self.notes = []  # resume messages, logged once BasicSR's logger has its file
 
     def make_sampler(self, *args, **kwargs):
@@ -107,6 +108,7 @@ class TrainingRun:
             self.continue_sampler(model.opt, resume_state)
 
         model.resume_training = resume_training
+        self.models.append(model)
         return model
 
     def continue_sampler(self, opt, resume_state):
@@ -139,6 +141,11 @@ class TrainingRun:
         finally:
             for owner, name, value in saved:
                 setattr(owner, name, value)
+            # Break the model → hook → run → sampler → dataset chain now, not at the next garbage collection:
+            # an LMDB environment stays open while its dataset lives, and a second open of it fails.
+            for model in self.models:
+                model.__dict__.pop('resume_training', None)
+            self.models, self.sampler = [], None
 
 
 def mkdir_and_rename(path):

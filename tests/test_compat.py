@@ -6,7 +6,6 @@ original, kept as ``__wrapped__``, really fails, so the test keeps meaning somet
 checked resume: ``test_train_checkpoints.py``; the exact resume: ``test_train_resume.py``.
 """
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import torch
 import torch.distributed as dist
 
 import basicsr.train
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import dist_util

@@ -174,7 +174,7 @@ def _plain(value):
     ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
 ])
 def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, capsys, color, network_g,
-                                                            message):
+                                                             message):
     """Checked by the entry point before anything is built (the arch's default channels count too)."""
     opt = {'name': 'mismatch', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g,
            'datasets': {'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path),

@@ -198,8 +198,8 @@ def test_kills_at_random_points_resume_bit_identically_or_start_clean(tmp_path):
             assert run['code'] in (0, -9) and not run['traceback'], run
         assert final['code'] == 0 and not final['traceback'], final
         notes = final['notes']
-        assert notes and ('resuming from' in notes[-1] or ('no valid training state' in notes[-1]
-                                                             and 'starting clean' in notes[-1])), final
+        clean = 'no valid training state' in notes[-1] and 'starting clean' in notes[-1] if notes else False
+        assert notes and ('resuming from' in notes[-1] or clean), final
         clean_starts += 'starting clean' in notes[-1]
         resumes += 'resuming from' in notes[-1]
         assert trial['identical'], f"{trial['name']}: {[r['plan'] for r in trial['runs']]}"

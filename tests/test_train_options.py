@@ -116,8 +116,8 @@ def data_with_faults(tmp_path):
     opt = {'name': 'check', 'model_type': 'SRModel', 'num_gpu': 0,
            'datasets': {'train': {'name': 'folder', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(folder),
                                   'color': 'gray', 'sigma': 25, 'gt_size': 8},
-                        'val': {'name': 'lmdb', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path / 'val.lmdb'),
-                                'io_backend': {'type': 'lmdb'}, 'color': 'gray', 'sigma': 25}},
+                        'val': {'name': 'lmdb', 'type': 'GaussianNoiseDataset', 'io_backend': {'type': 'lmdb'},
+                                'dataroot_gt': str(tmp_path / 'val.lmdb'), 'color': 'gray', 'sigma': 25}},
            'network_g': {'type': 'ConverseDnCNN'}, 'path': {}, 'train': {}, 'logger': {}}
     return tmp_path, opt
 
