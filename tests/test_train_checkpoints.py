@@ -18,16 +18,7 @@ from converse_basicsr.training import ResumableSampler, TrainingRun
 apply_training_fixes()
 
 
-class _Log(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def test_save_atomically_keeps_the_old_file_on_a_failed_write(tmp_path, monkeypatch):
+def test_save_atomically_keeps_the_old_file_on_a_failed_write(tmp_path, monkeypatch, caplog):
     target = tmp_path / '8.state'
     checkpoints.save_atomically({'iter': 4}, str(target))
     assert torch.load(target) == {'iter': 4} and os.listdir(tmp_path) == ['8.state']
@@ -43,16 +34,15 @@ def test_save_atomically_keeps_the_old_file_on_a_failed_write(tmp_path, monkeypa
 
     monkeypatch.setattr(checkpoints.torch, 'save', fail_half_way)
     monkeypatch.setattr(checkpoints.time, 'sleep', lambda s: None)
-    log = _Log()
     logger = logging.getLogger('test_save_atomically')
-    logger.addHandler(log)
+    caplog.set_level(logging.WARNING, logger='test_save_atomically')
     assert checkpoints.save_atomically({'iter': 8}, str(target), 'training state', logger) is False
     assert len(tries) == checkpoints.SAVE_TRIES == 3  # BasicSR's retry loop
     assert all(os.path.dirname(name) == str(tmp_path) and name.endswith('.tmp') for name in tries)
     assert torch.load(target) == {'iter': 4}  # the previous complete file is still there
     assert os.listdir(tmp_path) == ['8.state']  # no partial temporary file left
-    assert log.messages[0] == 'Save training state error: No space left on device, remaining retry times: 2'
-    assert log.messages[-1].startswith('Still cannot save')
+    assert caplog.messages[0] == 'Save training state error: No space left on device, remaining retry times: 2'
+    assert caplog.messages[-1].startswith('Still cannot save')
 
     tries.clear()
     outcomes = iter([OSError('flaky'), None])
