@@ -21,6 +21,7 @@ The hand-off from the model (which reads the state) to the sampler (built before
 """
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from os import path as osp
@@ -99,8 +100,8 @@ class TrainingRun:
     def build_model(self, opt, build):
         model = build(opt)
         logger = get_root_logger()
-        for message in self.notes:
-            logger.warning(message) if 'bad' in message or 'no valid' in message else logger.info(message)
+        for message in self.notes:  # a skipped state or a clean start is a warning
+            logger.log(logging.INFO if 'resuming from' in message else logging.WARNING, message)
         original_resume = model.resume_training
 
         def resume_training(resume_state):
