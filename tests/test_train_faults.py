@@ -146,7 +146,24 @@ DRIVER = textwrap.dedent('''
         identical = got.keys() == reference.keys() and all(torch.equal(got[k], reference[k]) for k in reference)
         runs.append(summary(None, code, out))
         trials.append({'name': name, 'runs': runs, 'identical': identical})
-    print(json.dumps({'reference_seconds': reference_seconds, 'trials': trials}))
+
+    # A newest state damaged after the fact (a disk error, a copy cut short): skipped by name, the one before used.
+    name = 'damaged'
+    with open(os.path.join(work, 'reference.yml')) as f:
+        text = f.read().replace('name: reference', f'name: {name}')
+    with open(os.path.join(work, f'{name}.yml'), 'w') as f:
+        f.write(text)
+    code, out = run(name, ('iter', iters - 1, True))
+    states = os.path.join(work, 'experiments', name, 'training_states')
+    newest = max(os.listdir(states), key=lambda n: int(n.split('.')[0]))
+    open(os.path.join(states, newest), 'wb').close()
+    code, out = run(name, resume=True)
+    got = weights(name) if code == 0 else {}
+    damaged = summary(newest, code, out)
+    damaged['identical'] = got.keys() == reference.keys() and all(torch.equal(got[k], reference[k]) for k in reference)
+    logs = [n for n in os.listdir(os.path.join(work, 'experiments', name)) if n.endswith('.log')]
+    damaged['log'] = ''.join(open(os.path.join(work, 'experiments', name, n)).read() for n in logs)
+    print(json.dumps({'reference_seconds': reference_seconds, 'trials': trials, 'damaged': damaged}))
 ''')
 
 
@@ -207,4 +224,12 @@ def test_kills_at_random_points_resume_bit_identically_or_start_clean(tmp_path):
     print(f'\n{runs} interrupted runs ({killed} killed before finishing), {len(report["trials"])} trials: '
           f'{resumes} resumed, {clean_starts} started clean; all bit-identical; kinds {sorted(kinds)}')
     assert killed == KILLS
+
+    damaged = report['damaged']  # the newest state emptied: named in the log, the one before resumed from
+    assert damaged['code'] == 0 and not damaged['traceback'] and damaged['identical'], damaged
+    newest = int(damaged['plan'].split('.')[0])
+    assert any('skipping a bad training state' in n and f'{newest}.state does not load' in n
+               for n in damaged['notes']), damaged['notes']
+    assert 'Auto resume: resuming from' in damaged['notes'][-1] and f'{newest - freq}.state' in damaged['notes'][-1]
+    assert 'WARNING: Auto resume: skipping a bad training state' in damaged['log']
     assert resumes and {'write:partial', 'write:before_rename', 'iter'} <= kinds
