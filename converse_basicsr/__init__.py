@@ -1,12 +1,13 @@
 """converse-basicsr: reverse convolution (Converse2D) and its restoration models for BasicSR.
 
-Importing the package applies the basicsr 1.4.2 compatibility fixes (so ``import basicsr``
-works with current torchvision) and registers the archs, datasets and models in BasicSR's
-registries.
+Importing the package makes ``import basicsr`` work with current torchvision
+(``compat.apply_import_fixes``) and registers the archs, datasets and models in BasicSR's
+registries; it changes no BasicSR class or function. Training and test scripts call
+``converse_basicsr.compat.apply_training_fixes()`` (the package's entry points do).
 """
 from . import compat
 
-compat.apply_all()
+compat.apply_import_fixes()
 
 from . import archs, data, models  # noqa: E402,F401  (registration side effects)
 from .ops import Converse2D, converse2d  # noqa: E402

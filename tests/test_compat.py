@@ -1,11 +1,11 @@
-"""Each fix in ``converse_basicsr.compat`` has a test here that fails without it.
+"""Each fix in ``converse_basicsr.compat`` has a test here that fails without it, and importing the package
+applies none of the training fixes.
 
 Where a fix replaces a basicsr function, the test also checks (on a machine without CUDA) that the
-original, kept as ``__wrapped__``, really fails, so the test keeps meaning something. The exact
-resume fix is tested end to end in ``test_train_resume.py``; here its pieces are tested directly.
+original, kept as ``__wrapped__``, really fails, so the test keeps meaning something. Atomic checkpoints and
+checked resume: ``test_train_checkpoints.py``; the exact resume: ``test_train_resume.py``.
 """
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 
 import basicsr.train
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import dist_util
@@ -29,10 +28,62 @@ NO_CUDA = not torch.cuda.is_available()
 COMPAT_FILE = compat.__file__
 
 
+compat.apply_training_fixes()  # what the entry points do; the tests below check each fix
+
+# BasicSR's functions that apply_training_fixes() replaces, and those it leaves alone.
+PATCHED = {'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device'],
+           'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm']}
+UNTOUCHED = {'BaseModel': ['resume_training'], 'EnlargedSampler': ['__init__', '__iter__', 'set_epoch']}
+
+OWNERSHIP_SCRIPT = textwrap.dedent('''
+    import json, os, sys
+    {first_import}
+    import basicsr, basicsr.train
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils import dist_util
+    owners = {{'BaseModel': BaseModel, 'EnlargedSampler': EnlargedSampler, 'basicsr.train': basicsr.train,
+              'dist_util': dist_util}}
+    root = os.path.dirname(basicsr.__file__)
+
+    def basicsr_own(fn):
+        return fn.__module__.startswith('basicsr') and fn.__code__.co_filename.startswith(root)
+
+    def report():
+        names = {names}
+        return {{f'{{owner}}.{{name}}': basicsr_own(getattr(owners[owner], name))
+                for owner, members in names.items() for name in members}}
+
+    before = report()
+    from converse_basicsr.compat import apply_training_fixes
+    apply_training_fixes()
+    print(json.dumps({{'modules': sorted(m for m in sys.modules if m.startswith('converse_basicsr')),
+                      'before': before, 'after': report()}}))
+''')
+
+
+@pytest.mark.parametrize('first_import', ['import converse_basicsr', 'from converse_basicsr.ops import Converse2D'])
+def test_import_leaves_basicsr_alone_until_training_fixes(first_import):
+    """In a fresh interpreter: after importing the package (or only the operator) every BasicSR method and
+    function is BasicSR's own; apply_training_fixes() replaces exactly the listed ones (the exact resume
+    lives in converse_basicsr.training and patches nothing)."""
+    names = {owner: PATCHED.get(owner, []) + UNTOUCHED.get(owner, []) for owner in {**PATCHED, **UNTOUCHED}}
+    script = OWNERSHIP_SCRIPT.format(first_import=first_import, names=names)
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = __import__('json').loads(result.stdout.strip().splitlines()[-1])
+    assert all(report['before'].values()), report['before']
+    assert 'converse_basicsr.training' not in report['modules']
+    for owner, members in names.items():
+        for name in members:
+            assert report['after'][f'{owner}.{name}'] == (name not in PATCHED.get(owner, [])), (owner, name)
+
+
 def test_every_fix_is_applied_and_listed():
     assert compat._APPLIED == {fix.__name__ for fix in compat.FIXES}
-    assert basicsr.train.load_resume_state.__wrapped__ is not None
-    assert dist_util._init_dist_pytorch.__wrapped__ is not None
+    assert compat.FIXES == compat.IMPORT_FIXES + compat.TRAINING_FIXES
+    assert basicsr.train.load_resume_state.__module__ == 'converse_basicsr.compat'
+    assert dist_util._init_dist_pytorch.__module__ == 'converse_basicsr.compat'
 
 
 def test_fix_torchvision_functional_tensor():
@@ -62,18 +113,21 @@ def test_fix_torchvision_functional_tensor():
 
 
 def _resume_opt(tmp_path, auto_resume):
-    states = tmp_path / 'training_states'
-    states.mkdir(exist_ok=True)
+    for sub in ('training_states', 'models'):
+        (tmp_path / sub).mkdir(exist_ok=True)
     return {'name': 'resume_test', 'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'},
-            'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
+            'path': {'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models'),
+                     'resume_state': None}}
 
 
 def _save_state(tmp_path, iteration):
-    # What BasicSR saves: optimizer state (tensors) and a MultiStepRestartLR state (holds a Counter).
+    # What BasicSR saves: optimizer state (tensors) and a MultiStepRestartLR state (holds a Counter), and the
+    # model file of the same iteration (resume loads it).
     state = {'epoch': 0, 'iter': iteration, 'optimizers': [{'state': {0: {'exp_avg': torch.ones(2)}}}],
              'schedulers': [{'milestones': Counter([10, 20]), 'last_epoch': iteration}]}
     path = tmp_path / 'training_states' / f'{iteration}.state'
     torch.save(state, path)
+    torch.save({'params': {'w': torch.zeros(1)}}, tmp_path / 'models' / f'net_g_{iteration}.pth')
     return str(path)
 
 
@@ -90,7 +144,7 @@ def test_fix_resume_without_cuda(tmp_path):
     opt['path']['resume_state'] = _save_state(tmp_path, 4)
     assert basicsr.train.load_resume_state(opt)['iter'] == 4
     opt['path']['resume_state'] = str(tmp_path / 'missing.state')
-    with pytest.raises(FileNotFoundError, match='path.resume_state'):
+    with pytest.raises(ValueError, match='path.resume_state.*missing.state'):
         basicsr.train.load_resume_state(opt)
     fresh = tmp_path / 'fresh'
     fresh.mkdir()
@@ -101,41 +155,6 @@ def test_fix_resume_without_cuda(tmp_path):
         opt['path']['resume_state'] = latest
         with pytest.raises((RuntimeError, AssertionError)):
             basicsr.train.load_resume_state.__wrapped__(opt)
-
-
-def test_fix_exact_resume_saves_rng_and_skips_trained_batches(tmp_path):
-    # Saving: every training state carries the RNG states.
-    fake = SimpleNamespace(optimizers=[], schedulers=[], opt={'path': {'training_states': str(tmp_path)}})
-    random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    BaseModel.save_training_state(fake, 0, 3)
-    saved = torch.load(tmp_path / '3.state', weights_only=False)
-    expected = (random.random(), np.random.rand(), torch.rand(1))
-
-    # Resuming at iteration 3 of epoch 1 (10 samples, batch 2: 5 iterations per epoch) continues with
-    # the 4th batch of epoch 1 (samples 6..9 of that epoch's order) and the saved random streams.
-    sampler = EnlargedSampler(list(range(10)), num_replicas=1, rank=0)
-    sampler.set_epoch(1)
-    order = list(sampler)
-    model = SimpleNamespace(optimizers=[], schedulers=[], opt={
-        'datasets': {'train': {'batch_size_per_gpu': 2}}, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1})
-    BaseModel.resume_training(model, {'epoch': 1, 'iter': 8, 'optimizers': [], 'schedulers': [], 'rng': saved['rng']})
-    random.seed(99), np.random.seed(99), torch.manual_seed(99)
-    sampler.set_epoch(1)
-    resumed = iter(sampler)
-    assert next(resumed) == order[6]
-    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
-    assert [order[6]] + list(resumed) == order[6:]
-    assert list(sampler) == order  # only the first pass after resuming is shortened
-
-    # Interrupted at the end of epoch 0: that epoch yields nothing more, and the random streams are
-    # restored when the next epoch starts (before its loader is created, as in the uninterrupted run).
-    BaseModel.resume_training(model, {'epoch': 0, 'iter': 5, 'optimizers': [], 'schedulers': [], 'rng': saved['rng']})
-    sampler.set_epoch(0)
-    assert list(sampler) == []
-    random.seed(99), np.random.seed(99), torch.manual_seed(99)
-    sampler.set_epoch(1)
-    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
-    assert list(sampler) == order
 
 
 def _free_port():
@@ -178,6 +197,39 @@ def test_fix_distributed_init_without_cuda(single_process_group, monkeypatch, tm
         assert os.environ['MASTER_ADDR'] == '127.0.0.1' and os.environ['RANK'] == '0'
 
 
+@pytest.mark.parametrize('launcher, env, message', [
+    ('pytorch', dict(RANK='1', LOCAL_RANK='1'), 'local rank 1 but this node has 1 visible GPU'),
+    ('slurm', dict(SLURM_PROCID='2', SLURM_LOCALID='2', SLURM_NTASKS='3', SLURM_NODELIST='n0'),
+     'local rank 2 but this node has 1 visible GPU'),
+])
+def test_more_local_ranks_than_gpus_is_a_clear_error(monkeypatch, launcher, env, message):
+    """Two ranks cannot share one GPU under NCCL: with a faked single GPU, local rank 1 (pytorch) or 2 (slurm)
+    stops before any device is chosen or group joined, with an error saying what to change."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.append(('set_device', device)))
+    monkeypatch.setattr(dist, 'init_process_group', lambda *a, **k: calls.append(('init', a, k)))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(RuntimeError, match=message + r"\(s\); NCCL cannot share one GPU.*at most 1 process"):
+        getattr(dist_util, f'_init_dist_{launcher}')('nccl')
+    assert calls == []
+
+
+def test_each_local_rank_gets_its_own_gpu(monkeypatch):
+    """Global rank 2 on a node with 2 GPUs and local rank 1 uses GPU 1 (BasicSR's rank % count would pick 0)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.append(device))
+    monkeypatch.setattr(dist, 'init_process_group', lambda backend, **k: calls.append(backend))
+    monkeypatch.setenv('RANK', '2')
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    dist_util._init_dist_pytorch('nccl')
+    assert calls == [1, 'nccl']
+
+
 def _tiny_model_opt(dist_on, init_path=None, param_key='params'):
     return {'model_type': 'SRModel', 'num_gpu': 0, 'dist': dist_on, 'rank': 0, 'world_size': 1, 'is_train': True,
             'network_g': {'type': 'ConverseDnCNN', 'num_feat': 4, 'num_block': 1},
@@ -211,7 +263,9 @@ def test_fix_plain_state_dict_loading(tmp_path):
             assert torch.equal(value, reference[key]), (param_key, key)
     wrapped = tmp_path / 'wrapped.pth'
     torch.save({'params': reference}, wrapped)
-    assert build_model(_tiny_model_opt(False, str(wrapped), 'params_ema')) is not None  # basicsr's fallback kept
+    loaded = build_model(_tiny_model_opt(False, str(wrapped), 'params_ema')).net_g.state_dict()  # basicsr's fallback
+    assert loaded.keys() == reference.keys()
+    assert all(torch.equal(loaded[key], reference[key]) for key in reference)
     other = tmp_path / 'other.pth'
     torch.save({'weights': reference, 'epoch': 3}, other)
     with pytest.raises(KeyError, match="param key 'params'"):

@@ -283,3 +283,68 @@ def test_lmdb_key_missing_names_the_key(folders, tmp_path):
     ds[0]
     with pytest.raises(KeyError, match='ghost'):
         ds[1]
+
+
+def _to_uint8(tensor):
+    """A gt sample back to uint8 HWC: exact, since gt is uint8 / 255 in float32."""
+    img = np.rint(as_hwc(tensor).astype(np.float64) * 255)
+    assert np.abs(img / 255 - as_hwc(tensor)).max() < 1e-6
+    return img.astype(np.uint8)
+
+
+def test_train_noise_is_the_samples_own_sigma_and_seed(folders):
+    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=12,
+               sigma_range=[5, 40])
+    random.seed(0), np.random.seed(0)
+    samples = [ds[i % 3] for i in range(30)]
+    sigmas = [s['sigma'] for s in samples]
+    assert all(5 <= s <= 40 for s in sigmas) and max(sigmas) - min(sigmas) > 20  # drawn across the range
+    assert len({s['noise_seed'] for s in samples}) == len(samples)
+    for s in samples:
+        gt = as_hwc(s['gt'])
+        noise = np.random.RandomState(s['noise_seed']).normal(0, s['sigma'] / 255., gt.shape)
+        np.testing.assert_array_equal(as_hwc(s['lq']), (gt + noise).astype(np.float32))
+
+
+def test_train_blur_is_the_samples_own_kernel_sigma_and_seed(folders):
+    """lq = the circular blur of gt by the sample's kernel (uint8, as the protocol) plus the sample's noise. The
+    sample's kernel is float32 (the network's input), the dataset blurred with its float64 original, so a pixel
+    may round to the neighbouring grey level; any other difference is a wrong degradation."""
+    ds = build(type='BlurKernelDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=16,
+               kernel_size=7, sigma_range=[0, 10])
+    random.seed(0), np.random.seed(0)
+    off_by_a_level = 0
+    sigmas = []
+    for i in range(24):
+        s = ds[i % 3]
+        sigmas.append(s['sigma'])
+        gt = _to_uint8(s['gt'])
+        kernel = s['kernel'][0].double().numpy()
+        blurred = np.float32(ndimage.convolve(gt, kernel[..., None], mode='wrap') / 255.)
+        noise = np.random.RandomState(s['noise_seed']).normal(0, s['sigma'] / 255., gt.shape)
+        expected = (blurred + noise).astype(np.float32)
+        diff = np.abs(as_hwc(s['lq']) - expected)
+        assert diff.max() <= 1 / 255. + 1e-6, (i, diff.max() * 255)
+        off_by_a_level += int((diff > 1e-6).sum())
+        assert not np.allclose(blurred, as_hwc(s['gt']), atol=1 / 255.)  # it did blur
+    assert off_by_a_level <= 0.001 * 24 * 16 * 16 * 3  # none seen here
+    assert all(0 <= s <= 10 for s in sigmas) and max(sigmas) - min(sigmas) > 5
+
+
+@pytest.mark.parametrize('augment', [True, False])
+def test_train_flips_and_rotations_occur(tmp_path, augment):
+    """With gt_size equal to the image size the crop is the whole image, so every gt sample is one of the 8
+    flips/rotations of it: with use_hflip and use_rot all 8 occur; without, only the image itself."""
+    img = np.random.RandomState(3).randint(0, 256, (16, 16, 1), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'x.png'), img)
+    transforms = [np.rot90(f, k) for f in (img, img[:, ::-1]) for k in range(4)]
+    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(tmp_path), color='gray', gt_size=16,
+               sigma=0, use_hflip=augment, use_rot=augment)
+    random.seed(0), np.random.seed(0)
+    seen = []
+    for _ in range(64):
+        gt = _to_uint8(ds[0]['gt'])
+        matches = [k for k, t in enumerate(transforms) if np.array_equal(gt, t)]
+        assert len(matches) == 1
+        seen.append(matches[0])
+    assert set(seen) == (set(range(8)) if augment else {0})

@@ -24,6 +24,7 @@ import yaml
 import basicsr.train
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import train
+from converse_basicsr.option_checks import check_color_channels
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'train', '**', '*.yml'), recursive=True))
@@ -126,7 +127,7 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, tmp_path,
     logger.setLevel(logging.INFO)
     monkeypatch.chdir(tmp_path)
     try:
-        train.main(['-opt', str(small)])
+        assert train.main(['-opt', str(small)]) == 0
     finally:
         logger.removeHandler(records)
         logger.setLevel(level)
@@ -172,7 +173,8 @@ def _plain(value):
      "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
     ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
 ])
-def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, color, network_g, message):
+def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, capsys, color, network_g,
+                                                             message):
     """Checked by the entry point before anything is built (the arch's default channels count too)."""
     opt = {'name': 'mismatch', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g,
            'datasets': {'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path),
@@ -181,16 +183,15 @@ def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypat
     config = tmp_path / 'mismatch.yml'
     config.write_text(yaml.dump(opt))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError) as error:
-        train.main(['-opt', str(config)])
-    assert message in str(error.value)
+    assert train.main(['-opt', str(config)]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / 'experiments').exists()
 
 
 def test_matching_channels_pass_the_check():
-    train.check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'color': 'gray'}}})
-    train.check_color_channels({'network_g': {'type': 'ConverseMSRResNet'},
-                                'datasets': {'val': {'type': 'BicubicDownsampleDataset'}}})  # rgb by default
-    train.check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'type': 'Other'}}})
-    train.check_color_channels({'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
-                                'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}})
+    check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'color': 'gray'}}})
+    check_color_channels({'network_g': {'type': 'ConverseMSRResNet'},
+                          'datasets': {'val': {'type': 'BicubicDownsampleDataset'}}})  # rgb by default
+    check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'type': 'Other'}}})
+    check_color_channels({'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
+                          'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}})

@@ -46,10 +46,31 @@ def add_noise(img, sigma, rng):
     return (img + rng.normal(0, sigma / 255., img.shape)).astype(np.float32)
 
 
+def draw_noise_level(sigma_range):
+    """A training sample's noise: ``(sigma, noise_seed)``, σ uniform in ``sigma_range`` and the seed of the
+    ``np.random.RandomState`` its noise comes from, both drawn from numpy's global stream (so seeded runs
+    repeat) and returned in the sample, so a sample can be checked against its own degradation."""
+    return float(np.random.uniform(*sigma_range)), int(np.random.randint(0, 2**31 - 1))
+
+
 class DegradationDataset(data.Dataset):
     """Base of the degradation datasets: ground truth read by ``GroundTruthImages`` (keys ``dataroot_gt``,
     ``io_backend``, ``meta_info``, ``color``) and, for ``phase: train``, a random ``gt_size`` crop plus
-    ``use_hflip`` / ``use_rot`` augmentation. Subclasses implement ``__getitem__`` with these helpers."""
+    ``use_hflip`` / ``use_rot`` augmentation. Subclasses implement ``__getitem__`` with these helpers.
+
+    ``OPTIONS`` maps every key a dataset entry may hold to the kind of value it takes (the vocabulary of
+    ``converse_basicsr.option_checks``): these keys, the loader keys BasicSR reads, and the subclass's own
+    (``OPTIONS = dict(DegradationDataset.OPTIONS, ...)``). Any other key is an error before training starts.
+    """
+
+    OPTIONS = {
+        'name': 'str', 'type': 'str', 'phase': 'str', 'scale': 'int', 'optional': 'bool',
+        'dataroot_gt': 'str', 'io_backend': 'dict', 'meta_info': 'str', 'color': 'str',
+        'gt_size': 'int', 'use_hflip': 'bool', 'use_rot': 'bool',
+        # read by BasicSR's build_dataloader / train_pipeline
+        'batch_size_per_gpu': 'int', 'num_worker_per_gpu': 'int', 'dataset_enlarge_ratio': 'number',
+        'use_shuffle': 'bool', 'prefetch_mode': 'str', 'pin_memory': 'bool', 'persistent_workers': 'bool',
+    }
 
     def __init__(self, opt):
         super().__init__()
@@ -81,8 +102,10 @@ class DegradationDataset(data.Dataset):
 
     @staticmethod
     def sample(lq, gt, gt_path, lq_path=None, **extra):
-        """BasicSR's sample dict: CHW float32 tensors (already RGB, so no channel swap)."""
+        """BasicSR's sample dict: CHW float32 tensors (already RGB, so no channel swap); ``extra`` arrays become
+        float32 tensors, numbers stay numbers (the loader batches them)."""
         lq, gt = img2tensor([lq, gt], bgr2rgb=False, float32=True)
         out = {'lq': lq, 'gt': gt, 'lq_path': lq_path or gt_path, 'gt_path': gt_path}
-        out.update({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in extra.items()})
+        out.update({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) if isinstance(v, np.ndarray) else v
+                    for k, v in extra.items()})
         return out

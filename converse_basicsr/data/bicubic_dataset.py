@@ -21,6 +21,8 @@ class BicubicDownsampleDataset(DegradationDataset):
     float32 GT, kept in float (not re-quantised). Samples: ``lq``, ``gt``, ``lq_path``, ``gt_path``.
     """
 
+    OPTIONS = DegradationDataset.OPTIONS
+
     def __init__(self, opt):
         super().__init__(opt)
         self.scale = check_number(opt, 'scale', minimum=1, integer=True)

@@ -5,7 +5,7 @@ import numpy as np
 from basicsr.data.transforms import mod_crop
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .base import DegradationDataset, add_noise, check_number, check_sigma
+from .base import DegradationDataset, add_noise, check_number, check_sigma, draw_noise_level
 from .io import uint8_to_float
 from .kernels import KERNEL_TYPES, RandomKernelSampler, circular_blur, load_kernels
 
@@ -41,8 +41,13 @@ class BlurKernelDataset(DegradationDataset):
 
     The uint8 GT is blurred with ``scipy.ndimage.convolve(img, k[..., None], mode='wrap')`` (uint8 result),
     scaled to float32, and noise drawn in float64 is added (float32, not clipped). Samples: ``lq``, ``gt``,
-    ``lq_path``, ``gt_path`` and ``kernel`` (``(1, k, k)`` float32; a batch gives ``(N, 1, k, k)``).
+    ``lq_path``, ``gt_path``, ``kernel`` (``(1, k, k)`` float32; a batch gives ``(N, 1, k, k)``) and the
+    sample's noise, ``sigma`` and ``noise_seed`` (the noise is ``RandomState(noise_seed).normal(0, sigma / 255)``).
     """
+
+    OPTIONS = dict(DegradationDataset.OPTIONS, kernel_path='paths', sigma='number', sigma_range='range',
+                   noise_seed='int', mod_crop='int', kernel_size='int', kernel_types='list', kernel_probs='numbers',
+                   blur_sigma_range='range', motion_length_range='range', kernel_bank_prob='number')
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -73,8 +78,9 @@ class BlurKernelDataset(DegradationDataset):
             gt, path = self.read_gt(index)
             gt = self.crop_and_augment(gt, path)
             kernel = self.sampler()
-            lq = add_noise(uint8_to_float(circular_blur(gt, kernel)), np.random.uniform(*self.sigma_range), np.random)
-            return self.sample(lq, uint8_to_float(gt), path, kernel=kernel[None])
+            sigma, seed = draw_noise_level(self.sigma_range)
+            lq = add_noise(uint8_to_float(circular_blur(gt, kernel)), sigma, np.random.RandomState(seed))
+            return self.sample(lq, uint8_to_float(gt), path, kernel=kernel[None], sigma=sigma, noise_seed=seed)
         k, i = divmod(index, len(self.gt_images))
         gt, path = self.read_gt(i)
         kernel = self.kernels[k]
@@ -88,4 +94,5 @@ class BlurKernelDataset(DegradationDataset):
         if len(self.kernels) > 1:
             stem, ext = osp.splitext(path)
             lq_path = f'{stem}_{self.kernel_names[k]}{ext}'
-        return self.sample(lq, uint8_to_float(gt), path, lq_path, kernel=kernel[None])
+        return self.sample(lq, uint8_to_float(gt), path, lq_path, kernel=kernel[None], sigma=self.sigma_range[0],
+                           noise_seed=self.noise_seed)

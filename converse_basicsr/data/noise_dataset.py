@@ -2,7 +2,7 @@ import numpy as np
 
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .base import DegradationDataset, add_noise, check_number, check_sigma
+from .base import DegradationDataset, add_noise, check_number, check_sigma, draw_noise_level
 from .io import uint8_to_float
 
 
@@ -25,8 +25,11 @@ class GaussianNoiseDataset(DegradationDataset):
         sigma_range ([lo, hi]): train only; a noise level drawn uniformly per sample.
 
     Noise is drawn in float64, added to the float32 image and the result kept float32, not clipped.
-    Samples: ``lq``, ``gt`` (CHW float32), ``lq_path``, ``gt_path``.
+    Samples: ``lq``, ``gt`` (CHW float32), ``lq_path``, ``gt_path``, and the sample's noise: ``sigma`` and
+    ``noise_seed`` (``lq == float32(gt + RandomState(noise_seed).normal(0, sigma / 255, gt.shape))``).
     """
+
+    OPTIONS = dict(DegradationDataset.OPTIONS, sigma='number', sigma_range='range', noise_seed='int')
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -37,8 +40,9 @@ class GaussianNoiseDataset(DegradationDataset):
         gt, path = self.read_gt(index)
         if self.is_train:
             gt = uint8_to_float(self.crop_and_augment(gt, path))
-            lq = add_noise(gt, np.random.uniform(*self.sigma_range), np.random)
+            sigma, seed = draw_noise_level(self.sigma_range)
         else:
             gt = uint8_to_float(gt)
-            lq = add_noise(gt, self.sigma_range[0], np.random.RandomState(self.noise_seed))
-        return self.sample(lq, gt, path)
+            sigma, seed = self.sigma_range[0], self.noise_seed
+        lq = add_noise(gt, sigma, np.random.RandomState(seed))
+        return self.sample(lq, gt, path, sigma=sigma, noise_seed=seed)

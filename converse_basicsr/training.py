@@ -1,0 +1,212 @@
+"""The package's training pipeline: BasicSR's ``train_pipeline`` with checked options and an exact resume.
+
+:func:`train_pipeline` is what ``converse-train`` runs, and the call to use in one's own script in place of
+``basicsr.train.train_pipeline`` (it applies :func:`converse_basicsr.compat.apply_training_fixes`). Around
+BasicSR's loop it adds, for the duration of the call only:
+
+- **checked resume** (``converse_basicsr.checkpoints``): the state to resume from is validated; with
+  ``--auto_resume`` a bad one is named in the log and the newest good one used, none good means a clean start;
+- **exact resume**: basicsr 1.4.2 resumes with fresh random seeds and replays the interrupted epoch from its
+  start, so a resumed run trains on other batches, crops and noise than an uninterrupted one. Training states
+  hold every rank's random states (``checkpoints.save_training_state``); on resume the train sampler skips the
+  batches of the epoch already trained on and the random states are restored where the uninterrupted run
+  would have them (before the first new sample, or before the next epoch's loader if the epoch was finished).
+  Bit-identical with ``num_worker_per_gpu: 0``; with loader workers their random streams restart.
+
+- **archives that never collide**: a run that starts clean renames an existing experiment folder with a
+  timestamp, numbered when two clean starts fall in the same second.
+
+The hand-off from the model (which reads the state) to the sampler (built before it) goes through one
+:class:`TrainingRun` object per call, not through module or class attributes.
+"""
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from os import path as osp
+
+import basicsr.train
+import basicsr.utils.misc
+from basicsr.data.data_sampler import EnlargedSampler
+from basicsr.utils import check_resume, get_root_logger, get_time_str
+
+from .checkpoints import find_resume_state, set_rng_state
+from .compat import apply_training_fixes
+from .configs import resolve_config
+from .option_checks import OptionError, check_color_channels, check_data, check_options, load_options
+
+
+class ResumableSampler(EnlargedSampler):
+    """BasicSR's ``EnlargedSampler`` whose first pass after :meth:`resume_at` continues an interrupted epoch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending_resume = None  # set by resume_at, used by the next __iter__
+        self.pending_rng = None  # random states to restore when the next epoch starts
+
+    def resume_at(self, epoch, iteration, batch, rng):
+        """Continue after ``iteration`` (trained with ``batch`` samples per step and process) of ``epoch``,
+        with this rank's saved random states ``rng`` (or None to keep the seeded streams)."""
+        self.pending_resume = {'epoch': epoch, 'iter': iteration, 'batch': batch, 'rng': rng}
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        if self.pending_rng is not None:  # the interrupted epoch was complete: continue as at its end
+            set_rng_state(self.pending_rng)
+            self.pending_rng = None
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        resume, self.pending_resume = self.pending_resume, None
+        if resume is None:
+            return iter(indices)
+        per_epoch = len(self) // resume['batch']
+        done = resume['iter'] - self.epoch * per_epoch  # batches of this epoch trained before the interruption
+        if self.epoch != resume['epoch'] or not 0 <= done <= per_epoch:
+            get_root_logger().warning(f'Resume: iter {resume["iter"]} is not in epoch {self.epoch} of '
+                                      f'{per_epoch} iterations; replaying the epoch from its start.')
+            done = 0
+        if done == per_epoch:
+            self.pending_rng = resume['rng']
+            return iter([])
+        if resume['rng'] is not None:
+            set_rng_state(resume['rng'])
+        return iter(indices[done * resume['batch']:])
+
+
+class TrainingRun:
+    """One call of :func:`train_pipeline`: the stand-ins it gives BasicSR's loop and what they share."""
+
+    def __init__(self):
+        self.sampler = None
+        self.models = []
+        self.notes = []  # resume messages, logged once BasicSR's logger has its file
+
+    def make_sampler(self, *args, **kwargs):
+        self.sampler = ResumableSampler(*args, **kwargs)
+        return self.sampler
+
+    def note(self, message):
+        print(message, file=sys.stderr, flush=True)  # BasicSR's logger is not set up yet
+        self.notes.append(message)
+
+    def load_resume_state(self, opt):
+        state = find_resume_state(opt, self.note)
+        if state is not None:
+            check_resume(opt, state['iter'])
+        return state
+
+    def build_model(self, opt, build):
+        model = build(opt)
+        logger = get_root_logger()
+        for message in self.notes:  # a skipped state or a clean start is a warning
+            logger.log(logging.INFO if 'resuming from' in message else logging.WARNING, message)
+        original_resume = model.resume_training
+
+        def resume_training(resume_state):
+            original_resume(resume_state)
+            self.continue_sampler(model.opt, resume_state)
+
+        model.resume_training = resume_training
+        self.models.append(model)
+        return model
+
+    def continue_sampler(self, opt, resume_state):
+        """Point the train sampler after the state's iteration, with this rank's saved random states."""
+        batch = opt['datasets']['train']['batch_size_per_gpu'] * (1 if opt['dist'] else max(opt['num_gpu'], 1))
+        rng = resume_state.get('rng')
+        if rng is not None and len(rng) != opt['world_size']:
+            get_root_logger().warning(f'Resume: the state holds random states of {len(rng)} process(es), this run '
+                                      f'has {opt["world_size"]}; random streams restart from the seed.')
+            rng = None
+        if self.sampler is not None:
+            self.sampler.resume_at(resume_state['epoch'], resume_state['iter'], batch,
+                                   None if rng is None else rng[opt['rank']])
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Give BasicSR's ``train_pipeline`` this run's sampler, resume loading, model hook and archive naming;
+        undo after."""
+        build = basicsr.train.build_model  # read now: a caller may have wrapped it
+        replacements = [(basicsr.train, 'EnlargedSampler', self.make_sampler),
+                        (basicsr.train, 'load_resume_state', self.load_resume_state),
+                        (basicsr.train, 'build_model', lambda opt: self.build_model(opt, build)),
+                        (basicsr.train, 'mkdir_and_rename', mkdir_and_rename),
+                        (basicsr.utils.misc, 'mkdir_and_rename', mkdir_and_rename)]  # what make_exp_dirs calls
+        saved = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
+        try:
+            for owner, name, value in replacements:
+                setattr(owner, name, value)
+            yield self
+        finally:
+            for owner, name, value in saved:
+                setattr(owner, name, value)
+            # Break the model → hook → run → sampler → dataset chain now, not at the next garbage collection:
+            # an LMDB environment stays open while its dataset lives, and a second open of it fails.
+            for model in self.models:
+                model.__dict__.pop('resume_training', None)
+            self.models, self.sampler = [], None
+
+
+def mkdir_and_rename(path):
+    """BasicSR's ``mkdir_and_rename`` (an existing ``path`` is renamed ``<path>_archived_<time>`` and a new one
+    made), with a numbered suffix when that name exists: runs that start clean twice within a second (a quick
+    restart after a kill) would otherwise fail to archive the folder."""
+    if osp.exists(path):
+        archive = base = f'{path}_archived_{get_time_str()}'
+        count = 1
+        while osp.exists(archive):
+            archive, count = f'{base}_{count}', count + 1
+        print(f'Path already exists. Rename it to {archive}', flush=True)
+        os.rename(path, archive)
+    os.makedirs(path, exist_ok=True)
+
+
+def train_pipeline(root_path):
+    """BasicSR's ``train_pipeline(root_path)`` (options from ``sys.argv``) with the training fixes, checked
+    resume and exact resume (see the module docstring)."""
+    apply_training_fixes()
+    with TrainingRun().installed():
+        basicsr.train.train_pipeline(root_path)
+
+
+def parse_entry_arguments(argv):
+    """Split the package's own arguments (``--config NAME``, ``--check-data``) from BasicSR's; returns
+    ``(option file or None, check_data, BasicSR's argv)`` with ``--config`` turned into ``-opt PATH``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    parser.add_argument('--config', help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
+    parser.add_argument('--check-data', action='store_true')
+    known, rest = parser.parse_known_args(argv)
+    if known.config:
+        if known.opt:
+            raise OptionError('give -opt PATH or --config NAME, not both')
+        known.opt = resolve_config(known.config, 'train')
+    return known.opt, known.check_data, (['-opt', known.opt] if known.opt else []) + rest
+
+
+def run(argv, root_path):
+    """What ``converse-train`` does with ``argv`` (its arguments, BasicSR's plus ``--config`` and ``--check-data``):
+    check the option file, then either decode all its data (``--check-data``; returns the exit status) or train
+    under ``root_path`` with :func:`train_pipeline`. Bad options raise :class:`OptionError` before anything is built."""
+    opt_path, data_only, basicsr_argv = parse_entry_arguments(argv)
+    if opt_path:  # without -opt, BasicSR's parser prints the usage
+        opt = load_options(opt_path)
+        check_options(opt, opt_path)
+        check_color_channels(opt)
+        if data_only:
+            checked, bad = check_data(opt)
+            for where, image, error in bad:
+                print(f'bad: {where}: {image}: {error}', file=sys.stderr)
+            print(f'checked {checked} image(s) of {opt_path}: {len(bad)} bad', file=sys.stderr)
+            return 1 if bad else 0
+    elif data_only:
+        raise OptionError('--check-data needs -opt PATH or --config NAME')
+    saved_argv = sys.argv
+    sys.argv = [sys.argv[0]] + basicsr_argv  # BasicSR's parse_options reads sys.argv
+    try:
+        train_pipeline(os.path.abspath(root_path))
+    finally:
+        sys.argv = saved_argv
+    return 0
