@@ -125,7 +125,9 @@ def train(opt, output):
     iters = opt['train']['total_iter']
     print(f'[2/2] training {network} for {iters} iterations on the CPU with {display_path(opt_file)} ...', flush=True)
     start = time.time()
-    train_entry.main(['-opt', opt_file], root_path=output)
+    status = train_entry.main(['-opt', opt_file], root_path=output)
+    if status:
+        raise SystemExit(f'converse-demo: training failed (converse-train exit status {status})')
     return time.time() - start
 
 
