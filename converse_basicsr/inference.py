@@ -206,6 +206,7 @@ class Restorer:
             self.model.half()
         self.kernel_check = kernel_check
         channels, self.kernel_size, declared_scale = self._describe(self.model, arch_kwargs)
+        self.kernel = None if kernel is None else self._kernel(kernel)  # a bad kernel fails before the probe
         if self.kernel_size:
             self.scale = self._check_sf(scale)
         self.in_channels, self.min_size, measured = self._probe(channels, self.scale if self.kernel_size else 1)
@@ -214,7 +215,6 @@ class Restorer:
             raise ValueError(f'tile {self.tile} is smaller than the smallest input model {self.name} runs on '
                              f'({self.min_size}x{self.min_size})')
         self._memory_model = None
-        self.kernel = None if kernel is None else self._kernel(kernel)
 
     # ------------------------------------------------------------------ set-up checks
     def _warn(self, message):

@@ -83,9 +83,8 @@ def test_scale_mismatches_name_both_values(tmp_path, capsys):
     model = build('EDSR', 4)  # EDSR declares no scale: measured 4
     with pytest.raises(ValueError, match=r'scale 2 .*upscales by 4'):
         Restorer(model, scale=2)
-    model = build('RRDBNet', 2)
-    model.scale = 4  # a declared attribute that contradicts the measurement
-    with pytest.raises(ValueError, match='declares scale 4 but its output is 2x'):
+    model.upscale = 2  # a declared attribute (unused by EDSR's forward) that contradicts the measurement
+    with pytest.raises(ValueError, match='declares scale 2 but its output is 4x'):
         Restorer(model)
     checkpoint = tmp_path / 'edsr.pth'
     torch.save(build('EDSR', 4).state_dict(), checkpoint)
