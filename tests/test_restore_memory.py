@@ -67,7 +67,11 @@ def test_restorer_estimate_is_measured_from_the_model_and_repeatable():
     # fitted on 32² and 64²: the padding makes the per-pixel slope a little pessimistic, never optimistic
     assert measured + params <= estimate <= 1.5 * (measured + params)
     assert restorer.estimate_bytes(96, 96) == estimate  # measured once, then reused
-    assert restorer._measure_memory() == restorer._memory_model  # the probe's cached responses do not hide any
+    # the probe's cached responses do not hide any: a new measurement gives the same numbers (the first one
+    # may count a little more, the operator's index tables built on first use at a size)
+    again = restorer._measure_memory()
+    assert again == restorer._measure_memory()
+    assert again[0] <= restorer._memory_model[0] and again[1] <= restorer._memory_model[1]
 
 
 def test_auto_tile_picks_the_largest_tile_that_fits(monkeypatch):
