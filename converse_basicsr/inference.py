@@ -248,8 +248,8 @@ class Restorer:
         ``in_chans`` (SwinIR), the first convolution's input channels, 3 and 1; :meth:`_probe` keeps the
         first the model runs with (RRDBNet ×2 pixel-unshuffles: its first convolution takes 12)."""
         if self.entry is not None:
-            return [self.entry.in_channels], self.entry.kernel_size, (None if self.entry.kernel_size else
-                                                                       self.entry.scale)
+            declared = None if self.entry.kernel_size else self.entry.scale
+            return [self.entry.in_channels], self.entry.kernel_size, declared
         candidates = [source.get(key) if isinstance(source, dict) else getattr(source, key, None)
                       for source in (arch_kwargs or {}, model) for key in ('num_in_ch', 'in_chans')]
         first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
@@ -313,8 +313,9 @@ class Restorer:
                 break
         else:
             c = channel_candidates[0]
-            raise ValueError(f'model {self.name} does not run on any probe input of {", ".join(map(str, channel_candidates))} '
-                             f'channels up to {MAX_PROBE_SIZE}x{MAX_PROBE_SIZE}; with {c}: {errors[c, size // 2]}')
+            tried = ', '.join(map(str, channel_candidates))
+            raise ValueError(f'model {self.name} does not run on any probe input of {tried} channels up to '
+                             f'{MAX_PROBE_SIZE}x{MAX_PROBE_SIZE}; with {c}: {errors[c, size // 2]}')
         low, high = size // 2, size  # low fails (or is 0), high runs
         while high - low > 1:
             mid = (low + high) // 2
@@ -447,8 +448,10 @@ class Restorer:
             return self._forward(t, kernel)
 
         try:
-            out = forward(x).float().cpu() if tile is None else tiled_forward(forward, x, tile, self.tile_pad,
-                                                                               self.scale, self.min_size)
+            if tile is None:
+                out = forward(x).float().cpu()
+            else:
+                out = tiled_forward(forward, x, tile, self.tile_pad, self.scale, self.min_size)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(f'out of memory on {self.device} for a {w}x{h} image; use a tile size '
                                f'(--tile 256) or --tile auto') from err

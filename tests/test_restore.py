@@ -56,6 +56,7 @@ def table_psnr(tables, task, image):
         tables = tables[key]
     return tables[image] if field is None else tables[image][field]
 
+
 # CI: denoising and SR on one or two full images against the tables, deblurring on one full 481x321 image
 # against the tables (an independent reference) and on crops against the protocol computed directly.
 # The full test sets run with `-m slow`.

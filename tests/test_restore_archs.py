@@ -71,8 +71,9 @@ def test_cli_with_a_basicsr_checkpoint(arch, scale, tmp_path, capsys):
     for tile in (None, TILE):
         out = tmp_path / f'out_{tile}'
         argv = ['--model', str(checkpoint), '--arch', arch, '--arch-kwargs', json.dumps(ARCHS[arch](scale)),
-                '-i', str(tmp_path / 'in.png'), '-o', str(out)] + (['--tile', str(tile), '--tile-pad', str(PAD)]
-                                                                    if tile else [])
+                '-i', str(tmp_path / 'in.png'), '-o', str(out)]
+        if tile:
+            argv += ['--tile', str(tile), '--tile-pad', str(PAD)]
         assert main(argv) == 0, capsys.readouterr().err
         outputs[tile] = cv2.imread(str(out / 'in.png'), cv2.IMREAD_UNCHANGED)
         assert outputs[tile].shape == (H * scale, W * scale, 3)

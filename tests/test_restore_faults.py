@@ -103,7 +103,7 @@ def test_prepare_lmdb_runs_in_a_fresh_interpreter(tmp_path):
     proc = script('prepare_subimages', '--input', inp, '--crop-size', '4', '--step', '4', '--n-thread', '1',
                   '--output', tmp_path / 'sub')
     assert proc.returncode == 0, proc.stderr
-    assert len(list((tmp_path / 'sub').iterdir())) == 2 * 2 * 2  # 2 images x (2 rows x 2 cols): 6 -> [0, 2]... 4-wide
+    assert len(list((tmp_path / 'sub').iterdir())) == 2 * 2 * 2  # 2 images x rows [0, 4] x cols [0, 2]
 
 
 def test_lmdb_is_not_left_half_written(tmp_path, monkeypatch):
@@ -115,15 +115,20 @@ def test_lmdb_is_not_left_half_written(tmp_path, monkeypatch):
     inp.mkdir()
     cv2.imwrite(str(inp / 'img.png'), np.zeros((8, 6, 3), np.uint8))
 
+    final = tmp_path / 'x.lmdb'
+    seen = []
+
     def killed(folder, lmdb_path, *args, **kwargs):  # the LMDB and meta_info.txt half written, then a kill
         os.makedirs(lmdb_path)
         Path(lmdb_path, 'meta_info.txt').write_text('img.png (8,6,3) 1\n')
+        seen.append(final.exists())  # a kill -9 here must not leave anything under the final name
         raise KeyboardInterrupt
 
     monkeypatch.setattr(module, 'make_lmdb_from_imgs', killed)
     with pytest.raises(KeyboardInterrupt):
-        module.prepare_lmdb(str(inp), str(tmp_path / 'x.lmdb'), n_thread=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['imgs']
+        module.prepare_lmdb(str(inp), str(final), n_thread=1)
+    assert seen == [False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['imgs']  # and the partial one is cleaned up
 
 
 def test_restored_image_write_is_atomic(tmp_path, monkeypatch):
@@ -164,24 +169,28 @@ def small_rgb(tmp_path):
 
 # ----------------------------------------------------------------------------- 5. downloads
 @pytest.fixture
-def silent_server():
-    """A TCP server that accepts connections and never answers."""
+def stalling_server():
+    """A TCP server that accepts connections and then stalls: ``mode='silent'`` never answers,
+    ``mode='partial'`` sends the HTTP headers of a 1000-byte file and 10 bytes of it, then nothing."""
     server = socket.socket()
     server.bind(('127.0.0.1', 0))
     server.listen(8)
-    accepted, stop = [], threading.Event()
+    accepted, stop, state = [], threading.Event(), {'mode': 'silent'}
 
     def serve():
         server.settimeout(0.1)
         while not stop.is_set():
             try:
-                accepted.append(server.accept()[0])
+                conn = server.accept()[0]
             except OSError:
-                pass
+                continue
+            accepted.append(conn)
+            if state['mode'] == 'partial':
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + b'x' * 10)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f'http://127.0.0.1:{server.getsockname()[1]}', accepted
+    yield f'http://127.0.0.1:{server.getsockname()[1]}', accepted, state
     stop.set()
     thread.join()
     for conn in accepted:
@@ -189,15 +198,27 @@ def silent_server():
     server.close()
 
 
-def test_download_times_out_retries_and_cleans_up(tmp_path, silent_server, monkeypatch):
-    url, accepted = silent_server
+@pytest.mark.parametrize('mode', ['silent', 'partial'])
+def test_download_times_out_retries_and_cleans_up(tmp_path, stalling_server, monkeypatch, mode):
+    url, accepted, state = stalling_server
+    state['mode'] = mode
     monkeypatch.setenv(zoo.TIMEOUT_ENV, '0.3')
     monkeypatch.setattr(zoo, 'DOWNLOAD_ATTEMPTS', 2)
+    seen = []
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):  # record which partial files existed when cleaned up
+        seen.append((self.name, self.exists()))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, 'unlink', unlink)
     start = time.monotonic()
     with pytest.raises(zoo.ZooError, match='could not download .*attempt 1.*attempt 2'):
         zoo.load_pretrained('conversenet', model_dir=tmp_path, url=f'{url}/conversenet.pth', progress=False)
     assert time.monotonic() - start < 30  # bounded (not a timing claim: without a timeout it never returns)
     assert len(accepted) == 2 and list(tmp_path.iterdir()) == []
+    if mode == 'partial':  # each attempt had written part of the file, and removed it
+        assert seen == [('conversenet.pth.partial', True)] * 2
 
 
 def test_stale_partial_download_is_replaced(zoo_dir, tmp_path):

@@ -2,7 +2,6 @@
 so this runs on the CPU), the allocation tracker behind the estimate on hand-counted cases, and the
 choice of tile from the estimate."""
 import numpy as np
-import pytest
 import torch
 
 from converse_basicsr import inference
