@@ -1,7 +1,8 @@
 """``converse-restore`` / ``python -m converse_basicsr.restore``: restore images with a zoo model.
 
 Exit status: 0 all images restored; 1 some images failed (each is reported, the others are
-still processed); 2 bad arguments (unknown model, missing input, bad kernel, unwritable output).
+still processed; a failed image writes nothing); 2 bad arguments (unknown model or device, missing
+input, bad kernel, unwritable output, two inputs whose outputs would share a name or overwrite an input).
 """
 import argparse
 import json
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .inference import IMAGE_EXTENSIONS, ImageError, Restorer
+from .data.io import check_not_inputs, plan_output_names
+from .inference import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
 from .runtime import retain_freed_memory
 from .zoo import ZOO, ZooError
 
@@ -27,14 +29,17 @@ def build_parser():
     p = argparse.ArgumentParser(prog='converse-restore', description='Restore images with a Converse model.')
     p.add_argument('--model', required=True, help=f'zoo name [{models}] or a checkpoint file')
     p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
-    p.add_argument('--arch-kwargs', default='{}', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\'')
+    p.add_argument('--arch-kwargs', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\' (needs --arch)')
     p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
                                        '~/.cache/converse_basicsr)')
-    p.add_argument('--input', '-i', required=True, help='an image (.png/.jpg/.tif/..., or .npy float HWC RGB '
-                                                        'in [0, 1]) or a folder of them')
+    p.add_argument('--input', '-i', required=True, help='an image (.png/.jpg/.tif/..., or .npy float HW or HWC '
+                                                        'RGB in [0, 1]) or a folder of them')
     p.add_argument('--output', '-o', required=True, help='output folder (created if missing)')
     p.add_argument('--kernel', help='blur kernel .npy for non-blind deblurring (7x7 for converse_usrnet)')
-    p.add_argument('--scale', type=int, help='sf of a kernel-conditioned model (default 1)')
+    p.add_argument('--no-kernel-check', action='store_true', help='accept a --kernel that is not a normalised '
+                                                                  'blur kernel (non-negative, sum 1)')
+    p.add_argument('--scale', type=int, help='sf of a kernel-conditioned model (default 1); for other models the '
+                                             'expected scale, checked against the measured one')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cpu, cuda, cuda:1 (default cpu)')
     p.add_argument('--half', action='store_true', help='float16 on CUDA (on the CPU: warning, float32)')
     p.add_argument('--tile', default=None, help="tile size in input pixels, or 'auto' (tile only if memory "
@@ -54,8 +59,10 @@ def _tile(value):
 
 
 def _restorer(args):
+    if args.arch_kwargs is not None and not args.arch:
+        raise UsageError('--arch-kwargs needs --arch (the arch type they are for)')
     try:
-        kwargs = json.loads(args.arch_kwargs)
+        kwargs = json.loads(args.arch_kwargs or '{}')
     except json.JSONDecodeError as err:
         raise UsageError(f'--arch-kwargs is not valid JSON ({args.arch_kwargs!r}): {err}') from None
     if not isinstance(kwargs, dict):
@@ -64,7 +71,7 @@ def _restorer(args):
         warnings.simplefilter('ignore', RuntimeWarning)  # reported from restorer.messages instead
         return Restorer(args.model, device=args.device, half=args.half, tile=_tile(args.tile), tile_pad=args.tile_pad,
                         scale=args.scale, kernel=args.kernel, model_dir=args.model_dir, arch=args.arch,
-                        arch_kwargs=kwargs)
+                        arch_kwargs=kwargs, kernel_check=not args.no_kernel_check)
 
 
 def list_inputs(path):
@@ -89,9 +96,19 @@ def prepare_output(path):
     return path
 
 
+def plan_outputs(inputs, output, compare):
+    """``{input: output path}`` by the naming rule of ``data.io.plan_output_names``, checked before anything is
+    written: two inputs sharing an output name, or an output that is an input, end the run (exit status 2)."""
+    plan = plan_output_names(inputs, lambda p: output_names(p, compare))
+    check_not_inputs([output / name for names in plan.values() for name in names], inputs)
+    return {path: output / names[0] for path, names in plan.items()}
+
+
 def run(args):
     """Restore every input; returns the exit status. Raises UsageError for bad arguments."""
-    inputs, output = list_inputs(args.input), prepare_output(args.output)
+    inputs = list_inputs(args.input)
+    plan_outputs(inputs, Path(args.output), args.compare)
+    output = prepare_output(args.output)
     restorer = _restorer(args)
     if restorer.kernel_size and restorer.kernel is None:
         raise UsageError(f'model {restorer.name} is non-blind: give its {restorer.kernel_size}x{restorer.kernel_size} '

@@ -2,12 +2,19 @@
 
 A zoo name resolves to ``<model dir>/<file name>``; the model dir is the ``model_dir`` argument,
 else ``$CONVERSE_MODEL_DIR``, else ``~/.cache/converse_basicsr``. A missing file is downloaded
-with basicsr's ``load_file_from_url`` from the entry's URL, or from ``$CONVERSE_MODEL_BASE_URL``
-+ file name when that variable is set (a mirror), or from the ``url`` argument. Every file
-resolved by name is checked against the table's sha256 before it is loaded.
+from the entry's URL, or from ``$CONVERSE_MODEL_BASE_URL`` + file name when that variable is set
+(a mirror), or from the ``url`` argument: into ``<file>.partial`` with a socket timeout, retried,
+checked against the table's sha256 and only then renamed; a failed attempt removes its partial
+file. Every file resolved by name is checked against the table's sha256 before it is loaded.
+
+``unwrap_state_dict`` is the package's one reader of checkpoint layouts (plain, BasicSR's
+``params``/``params_ema``, DataParallel's ``module.`` prefix).
 """
 import hashlib
 import os
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +27,10 @@ BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
 DEFAULT_MODEL_DIR = Path('~/.cache/converse_basicsr')
 # The official code (github.com/cszn/ConverseNet) ships the checkpoints in its `model_zoo/` folder.
 OFFICIAL_BASE_URL = 'https://github.com/cszn/ConverseNet/raw/main/model_zoo/'
+TIMEOUT_ENV = 'CONVERSE_DOWNLOAD_TIMEOUT'
+DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte from the server before an attempt is abandoned
+DOWNLOAD_ATTEMPTS = 3
+BASICSR_PARAM_KEYS = ('params_ema', 'params')  # the keys BasicSR saves networks under, preferred first
 
 
 class ZooError(ValueError):
@@ -96,51 +107,113 @@ def verify(path, expected):
     return Path(path)
 
 
-def checkpoint_path(name, model_dir=None, url=None, progress=True):
+def download(url, path, timeout=None, attempts=None, sha256=None, progress=True):
+    """Download ``url`` to ``path`` through ``<path>.partial``: every read waits at most ``timeout``
+    seconds, a failed attempt is retried (``attempts`` in all, 1 s, 2 s, … apart), a partial file
+    never survives a failure, and ``path`` appears (renamed) only once complete and, when ``sha256``
+    is given, verified. Raises :class:`ZooError` after the last attempt, :class:`ChecksumError` on
+    a wrong checksum. ``timeout`` defaults to ``$CONVERSE_DOWNLOAD_TIMEOUT``, else ``DOWNLOAD_TIMEOUT``;
+    ``attempts`` to ``DOWNLOAD_ATTEMPTS``."""
+    if timeout is None:
+        timeout = float(os.environ.get(TIMEOUT_ENV) or DOWNLOAD_TIMEOUT)
+    attempts = DOWNLOAD_ATTEMPTS if attempts is None else attempts
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + '.partial')
+    errors = []
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, 'wb') as f:
+                total = int(response.headers.get('Content-Length') or 0)
+                done = 0
+                for block in iter(lambda: response.read(1 << 20), b''):
+                    f.write(block)
+                    done += len(block)
+                    if progress:
+                        print(f'\rdownloading {path.name}: {done >> 20} / {total >> 20} MiB', end='', file=sys.stderr)
+            if progress:
+                print(file=sys.stderr)
+            if total and done != total:
+                raise OSError(f'connection closed after {done} of {total} bytes')
+            if sha256 is not None:
+                verify(partial, sha256)
+            os.replace(partial, path)
+            return path
+        except ChecksumError as err:
+            partial.unlink(missing_ok=True)  # never leave a bad download in the cache
+            raise ChecksumError(path, err.expected, err.actual) from None
+        except (OSError, ValueError) as err:  # URLError, HTTPError, socket.timeout are OSErrors
+            partial.unlink(missing_ok=True)
+            errors.append(f'attempt {attempt}: {err}')
+            if attempt < attempts:
+                time.sleep(2 ** (attempt - 1))
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    raise ZooError(f'could not download {url} to {path} ({"; ".join(errors)})')
+
+
+def checkpoint_path(name, model_dir=None, url=None, progress=True, timeout=None, attempts=None):
     """Local, checksum-verified path of the zoo checkpoint ``name`` (downloaded when missing)."""
     entry = get_entry(name)
     directory = resolve_model_dir(model_dir)
     path = directory / entry.filename
     if path.is_file():
         return verify(path, entry.sha256)
-    from basicsr.utils.download_util import load_file_from_url
     source = url or entry.url
     try:
-        downloaded = Path(load_file_from_url(source, model_dir=str(directory), progress=progress,
-                                             file_name=entry.filename))
-    except Exception as err:  # urllib/OSError/HTTP errors: say what was tried
-        raise ZooError(f'could not download {name!r} from {source} to {directory}: {err}') from err
-    try:
-        return verify(downloaded, entry.sha256)
+        return download(source, path, timeout, attempts, entry.sha256, progress)
     except ChecksumError:
-        downloaded.unlink()  # never leave a bad download in the cache
         raise
+    except ZooError as err:
+        raise ZooError(f'could not download {name!r}: {err}') from None
 
 
-def unwrap_state_dict(checkpoint, source='checkpoint'):
-    """Plain state dict from a plain one or BasicSR's ``{'params_ema': ...}`` / ``{'params': ...}``."""
+def unwrap_state_dict(checkpoint, source='checkpoint', key=None):
+    """The one reader of checkpoint layouts: a plain state dict of tensors from a plain one or BasicSR's
+    ``{'params_ema': ...}`` / ``{'params': ...}``, without DataParallel's ``module.`` prefixes.
+
+    ``key``: the BasicSR key to take (BasicSR's ``param_key``); when the file lacks it, the other
+    BasicSR key is taken (``params_ema`` first), as BasicSR's ``load_network`` falls back to
+    ``params``; a plain state dict is taken whole whatever ``key``. Errors (:class:`ZooError`)
+    name ``source``.
+    """
     if not isinstance(checkpoint, dict):
         raise ZooError(f'{source} does not hold a state dict (got {type(checkpoint).__name__})')
-    for key in ('params_ema', 'params'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
+    for candidate in ((key,) if key else ()) + BASICSR_PARAM_KEYS:
+        if isinstance(checkpoint.get(candidate), dict):
+            checkpoint = checkpoint[candidate]
             break
     if not checkpoint or not all(torch.is_tensor(v) for v in checkpoint.values()):
-        raise ZooError(f'{source} is not a state dict of tensors (keys: {list(checkpoint)[:5]})')
+        wanted = f'key {key!r} or ' if key else ''
+        raise ZooError(f'{source} is neither a state dict of tensors nor holds one under {wanted}'
+                       f'{" / ".join(BASICSR_PARAM_KEYS)} (its keys: {list(checkpoint)[:5]})')
     if all(k.startswith('module.') for k in checkpoint):  # saved from (Distributed)DataParallel
         checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
     return checkpoint
 
 
-def read_state_dict(path):
+def wrapped_keys(checkpoint):
+    """The BasicSR keys (``params_ema``, ``params``) under which ``checkpoint`` holds a state dict."""
+    return [k for k in BASICSR_PARAM_KEYS if isinstance(checkpoint, dict) and isinstance(checkpoint.get(k), dict)]
+
+
+def load_checkpoint_file(path):
+    """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise ZooError(f'cannot read checkpoint {path}: {err}') from err
-    return unwrap_state_dict(checkpoint, f'checkpoint {path}')
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
+        raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '
+                       f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from err
+
+
+def read_state_dict(path):
+    return unwrap_state_dict(load_checkpoint_file(path), f'checkpoint {path}')
 
 
 def build_arch(arch, kwargs=None, device='cpu'):
+    if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
+        arch = f'{arch}_basicsr'
     if arch not in ARCH_REGISTRY:
         raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
     try:

@@ -5,28 +5,32 @@
 
 ``--to plain`` takes ``params_ema`` when the file has it (BasicSR's EMA weights), else ``params``
 (``--key`` picks one). ``--to basicsr`` writes under ``--key`` (default ``params``), which is what
-``path: pretrain_network_g`` with ``param_key_g: params`` loads.
+``path: pretrain_network_g`` with ``param_key_g: params`` loads. Reading goes through
+``converse_basicsr.zoo`` (the package's one checkpoint reader); a file that is not a checkpoint is
+an error naming it (exit status 2). The output is written atomically and never over the input.
 """
 import argparse
 import sys
+from os import path as osp
 
 import torch
 
+from converse_basicsr.data.io import write_atomic
+from converse_basicsr.zoo import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
 
-def convert(checkpoint, to, key=None):
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'not a state dict: {type(checkpoint).__name__}')
-    wrapped = [k for k in ('params_ema', 'params') if isinstance(checkpoint.get(k), dict)]
+
+def convert(checkpoint, to, key=None, source='checkpoint'):
+    wrapped = wrapped_keys(checkpoint)
     if to == 'plain':
         if not wrapped:
-            raise ValueError('already a plain state dict (no params / params_ema key)')
-        key = key or wrapped[0]
-        if key not in wrapped:
-            raise ValueError(f'--key {key!r} not in the checkpoint (it has {wrapped})')
-        return checkpoint[key]
+            unwrap_state_dict(checkpoint, source)  # not a state dict at all: say so
+            raise ZooError(f'{source} is already a plain state dict (no params / params_ema key)')
+        if key is not None and key not in wrapped:
+            raise ZooError(f'--key {key!r} not in {source} (it has {wrapped})')
+        return unwrap_state_dict(checkpoint, source, key or wrapped[0])
     if wrapped:
-        raise ValueError(f'already in BasicSR format (keys {wrapped})')
-    return {key or 'params': checkpoint}
+        raise ZooError(f'{source} is already in BasicSR format (keys {wrapped})')
+    return {key or 'params': unwrap_state_dict(checkpoint, source)}
 
 
 def main(argv=None):
@@ -37,10 +41,12 @@ def main(argv=None):
     p.add_argument('--key', choices=('params', 'params_ema'), help='the BasicSR key to write / read')
     args = p.parse_args(argv)
     try:
-        checkpoint = torch.load(args.input, map_location='cpu', weights_only=True)
-        torch.save(convert(checkpoint, args.to, args.key), args.output)
-    except (OSError, RuntimeError, ValueError) as err:
-        print(f'convert_checkpoint: error: {args.input}: {err}', file=sys.stderr)
+        if osp.exists(args.output) and osp.samefile(args.input, args.output):
+            raise ZooError(f'output {args.output} is the input; choose another file name')
+        converted = convert(load_checkpoint_file(args.input), args.to, args.key, f'checkpoint {args.input}')
+        write_atomic(args.output, lambda tmp: torch.save(converted, tmp))
+    except (OSError, ZooError) as err:
+        print(f'convert_checkpoint: error: {err}', file=sys.stderr)
         return 2
     print(f'{args.input} -> {args.output} ({args.to})')
     return 0

@@ -7,16 +7,20 @@ Sub-images load much faster than 2K images when a training patch is cropped at r
 default 480/240/0 are BasicSR's usual settings for DIV2K. Each image ``NAME.png`` gives
 ``NAME_s001.png``, ``NAME_s002.png``, … (row-major). A border strip narrower than
 ``--thresh-size`` is dropped; otherwise the last crop is moved back to end at the border.
+Two inputs with the same name but different extensions (``a.png``, ``a.jpg``) would write the
+same crops: the run is refused before anything is written (the package's output-naming rule,
+``converse_basicsr.data.io.plan_output_names``). Every crop is written atomically.
 """
 import argparse
 import os
+import sys
 from multiprocessing import Pool
 from os import path as osp
 
 import cv2
 from tqdm import tqdm
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+from converse_basicsr.data.io import IMG_EXTENSIONS, imwrite_atomic, is_image_file, plan_output_names
 
 
 def crop_positions(length, crop_size, step, thresh_size):
@@ -42,17 +46,17 @@ def crop_image(path, output, crop_size, step, thresh_size, compression_level):
         for x in crop_positions(w, crop_size, step, thresh_size):
             count += 1
             crop = img[y:y + crop_size, x:x + crop_size, ...]
-            cv2.imwrite(osp.join(output, f'{stem}_s{count:03d}.png'), crop,
-                        [cv2.IMWRITE_PNG_COMPRESSION, compression_level])
+            imwrite_atomic(osp.join(output, f'{stem}_s{count:03d}.png'), crop,
+                           [cv2.IMWRITE_PNG_COMPRESSION, compression_level])
     return count
 
 
 def list_images(folder):
     if not osp.isdir(folder):
         raise FileNotFoundError(f'--input: {folder!r} is not a folder')
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    files = sorted(f for f in os.listdir(folder) if is_image_file(f))
     if not files:
-        raise ValueError(f'--input: no images ({", ".join(IMAGE_EXTENSIONS)}) in {folder!r}')
+        raise ValueError(f'--input: no images ({", ".join(IMG_EXTENSIONS)}) in {folder!r}')
     return [osp.join(folder, f) for f in files]
 
 
@@ -62,6 +66,11 @@ def prepare_subimages(input_folder, output_folder, crop_size=480, step=240, thre
     if crop_size < 1 or step < 1:
         raise ValueError(f'--crop-size and --step must be positive, got {crop_size} and {step}')
     paths = list_images(input_folder)
+    if osp.exists(output_folder) and osp.samefile(input_folder, output_folder):
+        raise ValueError(f'--output {output_folder!r} is the --input folder: crops would mix with (and could '
+                         'overwrite) the images; choose another folder')
+    # crop names are '<stem>_sNNN.png': two inputs collide exactly when their stems do
+    plan_output_names(paths, lambda p: [osp.splitext(osp.basename(p))[0]], 'crops of the stem')
     os.makedirs(output_folder, exist_ok=True)
     args = [(p, output_folder, crop_size, step, thresh_size, compression_level) for p in paths]
     total = 0
@@ -93,9 +102,14 @@ def main(argv=None):
     parser.add_argument('--n-thread', type=int, default=4)
     parser.add_argument('--compression-level', type=int, default=3, help='PNG compression 0-9')
     args = parser.parse_args(argv)
-    prepare_subimages(args.input, args.output, args.crop_size, args.step, args.thresh_size, args.n_thread,
-                      args.compression_level)
+    try:
+        prepare_subimages(args.input, args.output, args.crop_size, args.step, args.thresh_size, args.n_thread,
+                          args.compression_level)
+    except (OSError, ValueError) as err:
+        print(f'prepare_subimages: error: {err}', file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,6 +1,8 @@
-"""Ground-truth images for the degradation datasets: listing and reading them through BasicSR's FileClient.
+"""Image IO: the one list of image extensions, reading/writing image files (``read_image``,
+``write_image``, atomic), the output-naming rule, and the datasets' ground-truth images.
 
-Shared by the test and the training pipelines. A dataset entry names its images with
+Shared by ``converse-restore`` (``inference``), the data preparation scripts and the test and
+training pipelines. A dataset entry names its ground-truth images with
 
 - ``dataroot_gt``: a folder of images, or a ``*.lmdb`` folder made by ``basicsr.utils.lmdb_util``;
 - ``io_backend: {type: disk | lmdb, ...}``: extra keys go to ``FileClient`` (default ``disk``);
@@ -11,14 +13,22 @@ Shared by the test and the training pipelines. A dataset entry names its images 
   protocols and the published models use RGB) or one channel ``(H, W, 1)``.
 """
 import os
+import tempfile
 from os import path as osp
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from basicsr.utils import FileClient, imfrombytes
 
+# Every image format OpenCV reads and writes here; ``.npy`` float arrays are accepted by ``read_image`` too.
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
+ARRAY_EXTENSIONS = ('.npy',)
+TIFF_EXTENSIONS = ('.tif', '.tiff')
+# Float inputs are nominally in [0, 1]; unclipped noise goes a little beyond. Values outside this
+# range mean another scale (0-255, 0-65535), which the models would turn into garbage.
+FLOAT_INPUT_RANGE = (-1.0, 2.0)
 COLORS = ('rgb', 'gray')
 BACKENDS = ('disk', 'lmdb')
 
@@ -113,3 +123,132 @@ class GroundTruthImages:
 def uint8_to_float(img):
     """uint8 → float32 in [0, 1], as the published code does (``float32(img / 255.)``)."""
     return (img / 255.).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- image files
+class ImageError(ValueError):
+    """An input image (or kernel) that cannot be read or used, or an output that cannot be written."""
+
+
+class OutputNameError(ImageError):
+    """Two inputs whose outputs would have the same name, or an output that would overwrite an input."""
+
+
+def is_image_file(path, arrays=False):
+    """Whether ``path``'s extension is an image format (``arrays=True``: or a ``.npy`` array)."""
+    return str(path).lower().endswith(IMG_EXTENSIONS + (ARRAY_EXTENSIONS if arrays else ()))
+
+
+def read_image(path):
+    """An image file as an RGB (or single-channel) HW(C) array: uint8/uint16 from image files
+    (16-bit PNG/TIFF keep 16 bits), float32 from ``.npy`` (HW or HWC, RGB, nominally in [0, 1])."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f'input image {path} does not exist')
+    if path.suffix.lower() in ARRAY_EXTENSIONS:
+        try:
+            img = np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise ImageError(f'cannot read {path} as a numpy array: {err}') from err
+        if img.dtype.kind == 'f':
+            img = img.astype(np.float32)
+        return check_image(img, path)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageError(f'cannot read image {path} (not an image file OpenCV can decode)')
+    img = check_image(img, path)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return img
+
+
+def check_image(img, source):
+    """``img`` if it is an HW / HWC (1, 3 or 4 channels) uint8, uint16 or finite float32 array whose
+    float values lie in ``FLOAT_INPUT_RANGE``; an :class:`ImageError` naming ``source`` otherwise."""
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ImageError(f'{source}: unsupported dtype {img.dtype} (expected uint8, uint16 or float)')
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
+        raise ImageError(f'{source}: expected an HW or HWC image with 1, 3 or 4 channels, got shape {img.shape}')
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ImageError(f'{source}: empty image of shape {img.shape}')
+    if img.dtype == np.float32:
+        if not np.isfinite(img).all():
+            raise ImageError(f'{source}: contains NaN or infinite values')
+        low, high = float(img.min()), float(img.max())
+        if low < FLOAT_INPUT_RANGE[0] or high > FLOAT_INPUT_RANGE[1]:
+            raise ImageError(f'{source}: float values range over [{low:g}, {high:g}]; float images must be '
+                             f'in [0, 1] (a little beyond for unclipped noise, at most {list(FLOAT_INPUT_RANGE)}): '
+                             'divide 8-bit values by 255, 16-bit ones by 65535')
+    return img
+
+
+def quantise(img, dtype):
+    """float image in [0, 1] → ``dtype`` (clipped, scaled to the type's peak, rounded)."""
+    peak = np.iinfo(dtype).max
+    return (np.clip(img, 0, 1) * peak).round().astype(dtype)
+
+
+def write_atomic(path, write):
+    """``write(temporary path)`` for a temporary file beside ``path`` (same extension, so format choices
+    by extension still work), then rename it to ``path``: a kill never leaves a partial file under the
+    final name, and a failed write leaves nothing."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.partial{path.suffix}', dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def imwrite_atomic(path, img, params=()):
+    """``cv2.imwrite`` through :func:`write_atomic`; ``img`` is in OpenCV's channel order (BGR)."""
+    def write(tmp):
+        if not cv2.imwrite(tmp, img, list(params)):
+            raise ImageError(f'cannot write {path} (OpenCV refused the format or the data)')
+    return write_atomic(path, write)
+
+
+def write_image(path, img):
+    """Write an RGB (or single-channel) uint8/uint16 array atomically; float input is written as 8 bit.
+    The format follows the extension (16 bits survive in PNG and TIFF)."""
+    if img.dtype.kind == 'f':
+        img = quantise(img, np.uint8)
+    if not np.issubdtype(img.dtype, np.integer):
+        raise ImageError(f'cannot write {path}: unsupported dtype {img.dtype}')
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    return imwrite_atomic(path, img)
+
+
+def plan_output_names(inputs, names_for, what='output'):
+    """The naming rule shared by ``converse-restore`` and the data scripts: ``{input: names_for(input)}``,
+    checked before anything is written. Two inputs that would produce the same name (compared
+    case-insensitively, as on macOS/Windows file systems: ``a.png`` and ``a.jpg`` both giving ``a``)
+    are an :class:`OutputNameError` naming both files; rename one of them."""
+    owners, plan = {}, {}
+    for item in inputs:
+        names = list(names_for(item))
+        for name in names:
+            other = owners.setdefault(str(name).casefold(), item)
+            if other != item:
+                raise OutputNameError(f'{other} and {item} would both be written as {what} {name!r}; '
+                                      'rename one of them (nothing was written)')
+        plan[item] = names
+    return plan
+
+
+def check_not_inputs(outputs, inputs):
+    """An :class:`OutputNameError` when a planned output path is one of the input files."""
+    inputs = {osp.normcase(osp.realpath(p)): p for p in inputs}
+    for out in outputs:
+        source = inputs.get(osp.normcase(osp.realpath(out)))
+        if source is not None:
+            raise OutputNameError(f'output {out} would overwrite the input {source}; choose another output folder '
+                                  '(nothing was written)')

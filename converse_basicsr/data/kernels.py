@@ -1,4 +1,4 @@
-"""Blur kernels: loading ``.npy`` kernels, random training kernels, and the protocol's circular blur.
+"""Blur kernels: loading (and checking) ``.npy`` kernels, random training kernels, and the protocol's circular blur.
 
 Shared by the test and the training pipelines (``BlurKernelDataset``). Gaussian kernels come from
 ``basicsr.data.degradations``; motion kernels are drawn here as short, gently curved trajectories.
@@ -16,20 +16,47 @@ from basicsr.data.degradations import random_bivariate_Gaussian
 KERNEL_TYPES = ('isotropic', 'anisotropic', 'motion')
 
 
-def load_kernel(path):
-    """A 2-D kernel from a ``.npy`` file (as saved: dtype and normalisation untouched)."""
-    path = str(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'kernel_path: kernel file {path!r} does not exist')
-    try:
-        kernel = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f'kernel_path: cannot load kernel file {path!r} as .npy: {error}') from error
+NPY_MAGIC = b'\x93NUMPY'
+KERNEL_SUM_TOLERANCE = 1e-3  # |sum - 1| allowed; negative taps down to -KERNEL_SUM_TOLERANCE × the largest tap
+
+
+def load_kernel(kernel, size=None, check=True, key='kernel_path'):
+    """The one kernel loader: a 2-D blur kernel from a ``.npy`` file or an array, as saved (dtype untouched).
+
+    Errors name ``key`` (the option or flag, e.g. ``kernel_path`` or ``--kernel``) and the file. ``size``:
+    the required ``size``×``size`` shape. ``check`` (``--no-kernel-check`` turns it off): the kernel must
+    be a blur kernel, i.e. finite, non-negative (taps down to −1e-3 × the largest are rounding) and
+    summing to 1 within 1e-3; an all-zero, negative or unnormalised kernel gives a garbage restoration.
+    """
+    if isinstance(kernel, (str, os.PathLike)):
+        path = str(kernel)
+        source = f'{key}: kernel file {path!r}'
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{source} does not exist')
+        with open(path, 'rb') as f:
+            magic = f.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            raise ValueError(f'{source} is not a .npy file (it starts with {magic!r}); save the kernel with '
+                             'numpy.save, e.g. np.save("kernel.npy", k)')
+        try:
+            kernel = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f'{source}: cannot load it as .npy: {error}') from error
+    else:
+        source = f'{key}: kernel'
+        kernel = np.asarray(kernel)
     if kernel.ndim != 2 or 0 in kernel.shape:
-        raise ValueError(f'kernel_path: kernel file {path!r} must hold a non-empty 2-D array, '
-                         f'got shape {kernel.shape}')
-    if not np.issubdtype(kernel.dtype, np.number) or not np.all(np.isfinite(kernel)):
-        raise ValueError(f'kernel_path: kernel file {path!r} must hold finite numbers')
+        raise ValueError(f'{source} must hold a non-empty 2-D array, got shape {kernel.shape}')
+    if size is not None and kernel.shape != (size, size):
+        raise ValueError(f'{source} must be {size}x{size} for this model, got shape {kernel.shape}')
+    if not np.issubdtype(kernel.dtype, np.number) or np.iscomplexobj(kernel) or not np.all(np.isfinite(kernel)):
+        raise ValueError(f'{source} must hold finite real numbers (dtype {kernel.dtype})')
+    if check:
+        total, low, high = float(kernel.sum()), float(kernel.min()), float(kernel.max())
+        if high <= 0 or low < -KERNEL_SUM_TOLERANCE * high or abs(total - 1) > KERNEL_SUM_TOLERANCE:
+            raise ValueError(f'{source} is not a normalised blur kernel: sum {total:.6g} (must be 1 within '
+                             f'{KERNEL_SUM_TOLERANCE:g}), values in [{low:.4g}, {high:.4g}] (must be >= 0); '
+                             'normalise it (k / k.sum()) or pass --no-kernel-check')
     return kernel
 
 
