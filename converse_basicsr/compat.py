@@ -163,32 +163,17 @@ def fix_plain_state_dict_loading():
     """``BaseModel.load_network`` expects ``{'params': state_dict}`` unless ``param_key_g: ~``, and the
     EMA copy always asks for ``params_ema``: a plain state dict (every published Converse
     checkpoint) fails with ``KeyError``. Load a plain state dict whole whatever the param key;
-    a wrapped file missing the key is an error naming the key and the keys it has."""
-    from copy import deepcopy
-
+    a wrapped file missing the key is an error naming the file, the key and the keys it has
+    (one reader of checkpoint layouts: :func:`converse_basicsr.zoo.unwrap_state_dict`)."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
 
+    from .zoo import load_checkpoint_file, unwrap_state_dict
+
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        logger = get_root_logger()
         net = self.get_bare_model(net)
-        load_net = torch.load(load_path, map_location='cpu')
-        if param_key is not None:
-            if param_key in load_net:
-                load_net = load_net[param_key]
-            elif 'params' in load_net:
-                logger.info(f'Loading: {param_key} does not exist in {load_path}, use params.')
-                load_net = load_net['params']
-            elif all(torch.is_tensor(v) for v in load_net.values()):
-                logger.info(f'Loading: {load_path} is a plain state dict, param key {param_key!r} not needed.')
-            else:
-                raise KeyError(f'param key {param_key!r} (path.param_key_*) not in {load_path}; '
-                               f'its keys: {sorted(load_net)[:10]}')
-        logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-        for k, v in deepcopy(load_net).items():
-            if k.startswith('module.'):
-                load_net[k[7:]] = v
-                load_net.pop(k)
+        load_net = unwrap_state_dict(load_checkpoint_file(load_path), f'checkpoint {load_path}', key=param_key)
+        get_root_logger().info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
 
