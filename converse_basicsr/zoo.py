@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
+from converse_basicsr.archs import converse_arch_names
 
 MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
 BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
@@ -221,11 +222,6 @@ def build_arch(arch, kwargs=None, device='cpu'):
             return ARCH_REGISTRY.get(arch)(**(kwargs or {}))
     except TypeError as err:
         raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
-
-
-def converse_arch_names():
-    """Names of the archs this package registered in basicsr's ARCH_REGISTRY."""
-    return sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.startswith('converse_basicsr.'))
 
 
 def _matches(entry, state_dict):
