@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from converse_basicsr.archs import converse_arch_names
 
 MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
 BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
@@ -216,6 +215,7 @@ def build_arch(arch, kwargs=None, device='cpu'):
     if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
         arch = f'{arch}_basicsr'
     if arch not in ARCH_REGISTRY:
+        from .archs import converse_arch_names  # archs import the converter, which imports this module
         raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
     try:
         with torch.device(device):
