@@ -49,7 +49,7 @@ from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import zoo
-from converse_basicsr.evaluation import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure
+from converse_basicsr.evaluation import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure, replace_with
 from converse_basicsr.inference import Restorer, tiled_forward
 from converse_basicsr.ops import Converse2D
 from converse_basicsr.runtime import retain_freed_memory
@@ -418,8 +418,8 @@ def crop_grid(gt, tiles, box):
     top, left, side = box
     zoom = GRID_TILE / gt.shape[0]
     full = cv2.resize(gt, (max(1, round(gt.shape[1] * zoom)), GRID_TILE), interpolation=cv2.INTER_AREA)
-    corners = [(round(left * zoom), round(top * zoom)), (round((left + side) * zoom) - 1, round((top + side) * zoom) - 1)]
-    cv2.rectangle(full, *corners, (255, 0, 0), 1)
+    corner = (round(left * zoom), round(top * zoom))
+    cv2.rectangle(full, corner, (round((left + side) * zoom) - 1, round((top + side) * zoom) - 1), (255, 0, 0), 1)
     panels = [labelled(full, ['ground truth', f'box {side}px at ({left},{top})'])]
     for lines, image in tiles:
         crop = image[top:top + side, left:left + side]
@@ -438,7 +438,7 @@ def write_png(path, rgb):
     try:
         if not cv2.imwrite(temp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f'cannot write {path}')
-        os.replace(temp, path)
+        replace_with(temp, path)
     finally:
         if osp.exists(temp):
             os.remove(temp)
@@ -552,7 +552,7 @@ def write_outputs(out_dir, rows, per_image, metrics, samples, gts, boxes, tiles,
     fd, temp = tempfile.mkstemp(suffix='.md', dir=out_dir)
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
         f.write(text)
-    os.replace(temp, files['comparison.md'])
+    replace_with(temp, files['comparison.md'])
     return files
 
 
@@ -578,7 +578,8 @@ def markdown(rows, metrics, setup):
         '', f"Protocol: {protocol}. Metrics: BasicSR calculate_psnr / calculate_ssim on uint8, "
         f"{describe_metrics(metrics)}.",
         f"Compute at a {setup['flops_size']}×{setup['flops_size']} output. {FLOPS_NOTE}",
-        f"Time: median seconds per image after {setup['warmup']} warm-up pass(es) on the first image, device {setup['device']}, "
+        f"Time: median seconds per image after {setup['warmup']} warm-up pass(es) on the first image, "
+        f"device {setup['device']}, "
         f"{setup['threads']} threads, tile {setup['tile']}; torch {torch.__version__}, {platform.machine()}.",
         'Peak memory: CUDA allocator peak on a GPU; on the CPU the resident-set growth during the warm-up '
         'and first timed pass on the first image (sampled every ms, after malloc_trim).',
@@ -609,7 +610,7 @@ def plot_psnr_time(path, rows, setup):
     os.close(fd)
     fig.savefig(temp, dpi=100)
     plt.close(fig)
-    os.replace(temp, path)
+    replace_with(temp, path)
     return path
 
 

@@ -71,6 +71,14 @@ def measure(result, gt, metrics_opt):
     return {name: float(calculate_metric(data, metric_opt)) for name, metric_opt in metrics_opt.items()}
 
 
+def replace_with(temp, path):
+    """``os.replace(temp, path)`` with the permissions of a newly created file (mkstemp makes them 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    os.replace(temp, path)
+
+
 def atomic_write_csv(path, rows, fieldnames=None):
     """Write ``rows`` (dicts) to ``path`` through a temporary file and ``os.replace``; floats with 6 decimals."""
     if fieldnames is None:
@@ -83,7 +91,7 @@ def atomic_write_csv(path, rows, fieldnames=None):
             writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction='ignore')
             writer.writeheader()
             writer.writerows({k: f'{v:.6f}' if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-        os.replace(temp, path)
+        replace_with(temp, path)
     except BaseException:
         if osp.exists(temp):
             os.remove(temp)

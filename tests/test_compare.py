@@ -186,18 +186,17 @@ def test_python_api_with_modules_on_set12(tables, tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n')
     dncnn = zoo.load_pretrained('converse_dncnn', model_dir=shared_path('reference', 'zoo'))
-    result = cmp.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn}, torch.nn.Identity()],
+    result = cmp.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn}, torch.nn.Identity(), 'bicubic'],
                          {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
                          {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='dn', results_root=str(tmp_path),
                          flops_size=32, warmup=0, progress=False)
-    assert result.failed == []
+    assert result.failed == ['bicubic']  # a row for super-resolution only
+    assert 'super-resolution' in [r for r in result.rows if r['model'] == 'bicubic'][0]['error']
     rows = {r['model']: r for r in result.per_image}
     reference = tables['denoising_sigma25_gray']['reference_per_image']['Converse-DnCNN']['Set12']['07.png']
     assert abs(rows['Converse-DnCNN']['psnr'] - reference['psnr']) < 0.01
     assert abs(rows['Converse-DnCNN']['ssim'] - reference['ssim']) < 1e-4
     assert rows['Identity']['psnr'] == rows['input']['psnr'] < 21  # σ = 25 noise: about 20.2 dB
-    with pytest.raises(cmp.CompareError, match='bicubic'):
-        cmp.compare(['bicubic'], {'Set12': str(tmp_path)}, {'task': 'denoise'}, results_root=str(tmp_path))
 
 
 def test_cli_errors_exit_2(tmp_path, capsys):
@@ -215,6 +214,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     ({'task': 'sr', 'scale': 4}, 'Set5', 'converse_srresnet', 32.2683)])
 def test_full_set_means(tmp_path, protocol, dataset, model, mean):
     """The means converse-test prints for the shipped configs (Set12 σ = 25: 30.6986; Set5 ×4: 32.2683)."""
-    result = cmp.compare([model], {dataset: str(shared_path('testsets', dataset))}, protocol, results_root=str(tmp_path),
-                         model_dir=str(shared_path('reference', 'zoo')), warmup=0, progress=False)
+    result = cmp.compare([model], {dataset: str(shared_path('testsets', dataset))}, protocol,
+                         results_root=str(tmp_path), model_dir=str(shared_path('reference', 'zoo')), warmup=0,
+                         progress=False)
     assert round(result.rows[0]['psnr'], 4) == mean

@@ -178,10 +178,22 @@ def check_against_reference(measured, reference, key, mean=None, images=None, ss
     for image, values in measured.items():
         assert abs(values['psnr'] - reference[image][key]) < 0.01, (image, values['psnr'], reference[image][key])
         if ssim_key:
-            assert abs(values['ssim'] - reference[image][ssim_key]) < 2e-4, (image, values['ssim'],
-                                                                            reference[image][ssim_key])
+            ssim = reference[image][ssim_key]
+            assert abs(values['ssim'] - ssim) < 2e-4, (image, values['ssim'], ssim)
     if mean is not None:
         assert abs(np.mean([v['psnr'] for v in measured.values()]) - mean) < 0.005
+
+
+def test_check_against_reference_needs_every_image_asked_for():
+    reference = {'a.png': {'psnr': 30.0, 'ssim': 0.9}, 'b.png': {'psnr': 31.0, 'ssim': 0.8}}
+    check_against_reference({'a.png': {'psnr': 30.004, 'ssim': 0.9001}}, reference, 'psnr', images=['a.png'],
+                            ssim_key='ssim')
+    for measured in ({}, {'b.png': {'psnr': 31.0, 'ssim': 0.8}}):  # nothing, or another image, measured
+        with pytest.raises(AssertionError):
+            check_against_reference(measured, reference, 'psnr', images=['a.png'])
+    with pytest.raises(AssertionError):  # SSIM off by 1e-3
+        check_against_reference({'a.png': {'psnr': 30.0, 'ssim': 0.901}}, reference, 'psnr', images=['a.png'],
+                                ssim_key='ssim')
 
 
 def denoising(tables, tmp_path, monkeypatch, images=None):
@@ -250,15 +262,16 @@ def test_reproduce_tables_no_run_tabulates_any_config(tables, tmp_path):
     results = tmp_path / 'results' / 'test_ConverseDnCNN_sigma25'
     results.mkdir(parents=True)
     shifted = {'01.png': 0.003, '02.png': -0.001}  # measured = reference + shift
-    rows = [f"{img},{reference[img]['psnr'] + d:.6f},{reference[img]['ssim'] - d / 10:.6f}" for img, d in shifted.items()]
+    rows = [f"{img},{reference[img]['psnr'] + d:.6f},{reference[img]['ssim'] - d / 10:.6f}"
+            for img, d in shifted.items()]
     (results / 'per_image_Set12.csv').write_text('image,psnr,ssim\n' + '\n'.join(rows) + '\n')
     custom = yaml.safe_load((REPO_ROOT / 'options/test/test_converse_dncnn_sigma25.yml').read_text())
     custom.update(name='my_model', network_g=dict(custom['network_g'], operator='conv'))
     custom['datasets'] = {'test_1': dict(custom['datasets']['test_1'], name='MyPhotos')}
     (tmp_path / 'custom.yml').write_text(yaml.safe_dump(custom))
     (tmp_path / 'results' / 'my_model').mkdir()
-    (tmp_path / 'results' / 'my_model' / 'per_image_MyPhotos.csv').write_text('image,psnr,ssim\na.png,20.5,0.5\n'
-                                                                           'b.png,21.5,0.7\n')
+    (tmp_path / 'results' / 'my_model' / 'per_image_MyPhotos.csv').write_text(
+        'image,psnr,ssim\na.png,20.5,0.5\nb.png,21.5,0.7\n')
     run = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / 'reproduce_tables.py'), '--no-run',
                           '--tables', str(shared_path('reference', 'paper_tables.json')),
                           'options/test/test_converse_dncnn_sigma25.yml', str(tmp_path / 'custom.yml')],
@@ -266,6 +279,7 @@ def test_reproduce_tables_no_run_tabulates_any_config(tables, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     lines = {line.split(' | ')[1]: line for line in run.stdout.splitlines() if line.startswith('| ') and ' | ' in line}
     mean = np.mean([reference[img]['psnr'] + d for img, d in shifted.items()])
-    assert lines['Set12'].startswith('| Converse-DnCNN | Set12 | 2 | 30.70 | 30.6986 | ' + f'{mean:.4f}'), lines['Set12']
+    expected = f'| Converse-DnCNN | Set12 | 2 | 30.70 | 30.6986 | {mean:.4f} |'
+    assert lines['Set12'].startswith(expected), lines['Set12']
     assert lines['Set12'].endswith('| 0.0030 | 0.0003 |'), lines['Set12']  # worst PSNR and SSIM differences
     assert lines['MyPhotos'] == '| my_model | MyPhotos | 2 | — | — | 21.0000 | 0.6000 | — | — |'
