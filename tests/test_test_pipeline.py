@@ -171,19 +171,37 @@ def run_shipped_config(config, tmp_path, monkeypatch, datasets=None, images=None
                                                for r in csv.DictReader(open(f))} for f in csv_files}
 
 
-def check_against_reference(measured, reference, key, mean=None):
-    assert set(measured) == set(reference) if mean is not None else set(measured) <= set(reference)
+def check_against_reference(measured, reference, key, mean=None, images=None, ssim_key=None):
+    """Every image asked for (``images``, default every reference image) is measured, each within 0.01 dB of
+    the published code's PSNR (and, given ``ssim_key``, within 2e-4 of its SSIM, which is rounded to 4 decimals)."""
+    assert set(measured) == set(images or reference), (sorted(measured), images)
     for image, values in measured.items():
         assert abs(values['psnr'] - reference[image][key]) < 0.01, (image, values['psnr'], reference[image][key])
+        if ssim_key:
+            ssim = reference[image][ssim_key]
+            assert abs(values['ssim'] - ssim) < 2e-4, (image, values['ssim'], ssim)
     if mean is not None:
         assert abs(np.mean([v['psnr'] for v in measured.values()]) - mean) < 0.005
+
+
+def test_check_against_reference_needs_every_image_asked_for():
+    reference = {'a.png': {'psnr': 30.0, 'ssim': 0.9}, 'b.png': {'psnr': 31.0, 'ssim': 0.8}}
+    check_against_reference({'a.png': {'psnr': 30.004, 'ssim': 0.9001}}, reference, 'psnr', images=['a.png'],
+                            ssim_key='ssim')
+    for measured in ({}, {'b.png': {'psnr': 31.0, 'ssim': 0.8}}):  # nothing, or another image, measured
+        with pytest.raises(AssertionError):
+            check_against_reference(measured, reference, 'psnr', images=['a.png'])
+    with pytest.raises(AssertionError):  # SSIM off by 1e-3
+        check_against_reference({'a.png': {'psnr': 30.0, 'ssim': 0.901}}, reference, 'psnr', images=['a.png'],
+                                ssim_key='ssim')
 
 
 def denoising(tables, tmp_path, monkeypatch, images=None):
     measured = run_shipped_config('test_converse_dncnn_sigma25.yml', tmp_path, monkeypatch, ['Set12'], images)
     part = tables['denoising_sigma25_gray']
     mean = None if images else part['reference_mean']['Converse-DnCNN']['Set12']
-    check_against_reference(measured['Set12'], part['reference_per_image']['Converse-DnCNN']['Set12'], 'psnr', mean)
+    check_against_reference(measured['Set12'], part['reference_per_image']['Converse-DnCNN']['Set12'], 'psnr', mean,
+                            images, ssim_key='ssim')
 
 
 def super_resolution(tables, tmp_path, monkeypatch, datasets):
@@ -191,7 +209,7 @@ def super_resolution(tables, tmp_path, monkeypatch, datasets):
     part = tables['sr_x4_y_channel']
     for name in datasets:
         check_against_reference(measured[name], part['reference_per_image']['Converse-SRResNet'][name], 'psnr_y',
-                                part['reference_mean_basicsr_metric']['Converse-SRResNet'][name])
+                                part['reference_mean_basicsr_metric']['Converse-SRResNet'][name], ssim_key='ssim_y')
 
 
 def deblurring(tables, tmp_path, monkeypatch, config, model, kernels, images=None):
@@ -201,7 +219,8 @@ def deblurring(tables, tmp_path, monkeypatch, config, model, kernels, images=Non
     assert set(measured) == set(names)
     for k, name in zip(kernels, names):
         per_image = {img: {'psnr': v} for img, v in reference[f'kernel_{k}']['per_image'].items()}
-        check_against_reference(measured[name], per_image, 'psnr', None if images else reference[f'kernel_{k}']['mean'])
+        check_against_reference(measured[name], per_image, 'psnr', None if images else reference[f'kernel_{k}']['mean'],
+                                images)
 
 
 def test_denoising_set12_subset(tables, tmp_path, monkeypatch):
@@ -235,3 +254,32 @@ def test_super_resolution_set5_set14_full(tables, tmp_path, monkeypatch):
                                           ('test_converse_usrnet_deblur.yml', 'Converse-USRNet')])
 def test_deblurring_cbsd68_4_full(tables, tmp_path, monkeypatch, config, model):
     deblurring(tables, tmp_path, monkeypatch, config, model, [1, 2, 3, 4, 5])
+
+
+def test_reproduce_tables_no_run_tabulates_any_config(tables, tmp_path):
+    """``scripts/reproduce_tables.py --no-run`` on a shipped config and on a config it has never seen."""
+    reference = tables['denoising_sigma25_gray']['reference_per_image']['Converse-DnCNN']['Set12']
+    results = tmp_path / 'results' / 'test_ConverseDnCNN_sigma25'
+    results.mkdir(parents=True)
+    shifted = {'01.png': 0.003, '02.png': -0.001}  # measured = reference + shift
+    rows = [f"{img},{reference[img]['psnr'] + d:.6f},{reference[img]['ssim'] - d / 10:.6f}"
+            for img, d in shifted.items()]
+    (results / 'per_image_Set12.csv').write_text('image,psnr,ssim\n' + '\n'.join(rows) + '\n')
+    custom = yaml.safe_load((REPO_ROOT / 'options/test/test_converse_dncnn_sigma25.yml').read_text())
+    custom.update(name='my_model', network_g=dict(custom['network_g'], operator='conv'))
+    custom['datasets'] = {'test_1': dict(custom['datasets']['test_1'], name='MyPhotos')}
+    (tmp_path / 'custom.yml').write_text(yaml.safe_dump(custom))
+    (tmp_path / 'results' / 'my_model').mkdir()
+    (tmp_path / 'results' / 'my_model' / 'per_image_MyPhotos.csv').write_text(
+        'image,psnr,ssim\na.png,20.5,0.5\nb.png,21.5,0.7\n')
+    run = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / 'reproduce_tables.py'), '--no-run',
+                          '--tables', str(shared_path('reference', 'paper_tables.json')),
+                          'options/test/test_converse_dncnn_sigma25.yml', str(tmp_path / 'custom.yml')],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = {line.split(' | ')[1]: line for line in run.stdout.splitlines() if line.startswith('| ') and ' | ' in line}
+    mean = np.mean([reference[img]['psnr'] + d for img, d in shifted.items()])
+    expected = f'| Converse-DnCNN | Set12 | 2 | 30.70 | 30.6986 | {mean:.4f} |'
+    assert lines['Set12'].startswith(expected), lines['Set12']
+    assert lines['Set12'].endswith('| 0.0030 | 0.0003 |'), lines['Set12']  # worst PSNR and SSIM differences
+    assert lines['MyPhotos'] == '| my_model | MyPhotos | 2 | — | — | 21.0000 | 0.6000 | — | — |'
