@@ -26,6 +26,7 @@ CONSOLE_SCRIPTS = [
     'converse-test=converse_basicsr.test:main',
     'converse-restore=converse_basicsr.restore:main',
     'converse-demo=converse_basicsr.demo:main',
+    'converse-compare=converse_basicsr.compare:main',
 ]
 
 setup(
