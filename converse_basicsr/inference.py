@@ -126,12 +126,15 @@ def _tile_starts(length, tile, tile_pad, min_tile):
     return starts
 
 
-def tiled_forward(fn, x, tile, tile_pad, scale, min_tile=1):
+def tiled_forward(fn, x, tile, tile_pad, scale, min_tile=1, wrap=False):
     """``fn`` over ``tile``×``tile`` tiles of ``x`` (N, C, H, W), each run with ``tile_pad`` pixels
-    of context (clipped at the image border) which are cropped away from its output. No tile's
-    padded input is smaller than ``min_tile`` (a short last tile is merged into the previous one).
-    Each tile's output must be exactly ``scale`` × its input. The result is assembled on the CPU in
-    float32, so device memory holds one tile at a time."""
+    of context which are cropped away from its output. At the image border the context is clipped,
+    or, with ``wrap``, taken from the opposite side (for models whose whole-image run treats the
+    image as periodic, such as Converse-USRNet's FFT data step; a model says so with
+    ``periodic_boundary = True``). No tile's padded input is smaller than
+    ``min_tile`` (a short last tile is merged into the previous one). Each tile's output must be
+    exactly ``scale`` × its input. The result is assembled on the CPU in float32, so device memory
+    holds one tile at a time."""
     n, _, h, w = x.shape
     out = None
     rows, cols = _tile_starts(h, tile, tile_pad, min_tile), _tile_starts(w, tile, tile_pad, min_tile)
@@ -139,9 +142,15 @@ def tiled_forward(fn, x, tile, tile_pad, scale, min_tile=1):
         for j, x0 in enumerate(cols):
             y1 = rows[i + 1] if i + 1 < len(rows) else h
             x1 = cols[j + 1] if j + 1 < len(cols) else w
-            py0, px0 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0)
-            py1, px1 = min(y1 + tile_pad, h), min(x1 + tile_pad, w)
-            patch = fn(x[..., py0:py1, px0:px1]).float().cpu()
+            if wrap:
+                py0, px0, py1, px1 = y0 - tile_pad, x0 - tile_pad, y1 + tile_pad, x1 + tile_pad
+                index_y = torch.arange(py0, py1, device=x.device) % h
+                index_x = torch.arange(px0, px1, device=x.device) % w
+                patch = fn(x.index_select(-2, index_y).index_select(-1, index_x)).float().cpu()
+            else:
+                py0, px0 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0)
+                py1, px1 = min(y1 + tile_pad, h), min(x1 + tile_pad, w)
+                patch = fn(x[..., py0:py1, px0:px1]).float().cpu()
             if patch.shape[-2:] != ((py1 - py0) * scale, (px1 - px0) * scale):
                 raise RuntimeError(f'the model turned a {px1 - px0}x{py1 - py0} tile into '
                                    f'{patch.shape[-1]}x{patch.shape[-2]}, not {scale}x its size')
@@ -211,6 +220,9 @@ class Restorer:
             self.scale = self._check_sf(scale)
         self.in_channels, self.min_size, measured = self._probe(channels, self.scale if self.kernel_size else 1)
         self.scale = self._check_scale(measured, declared_scale, scale)
+        # a model whose whole-image run treats the image as periodic (an FFT data step over the unpadded map)
+        # declares it; its tiles then take their border context from the opposite side of the image
+        self.periodic = bool(getattr(self.model, 'periodic_boundary', False))
         if isinstance(self.tile, int) and self.tile < self.min_size:
             raise ValueError(f'tile {self.tile} is smaller than the smallest input model {self.name} runs on '
                              f'({self.min_size}x{self.min_size})')
@@ -451,7 +463,8 @@ class Restorer:
             if tile is None:
                 out = forward(x).float().cpu()
             else:
-                out = tiled_forward(forward, x, tile, self.tile_pad, self.scale, self.min_size)
+                out = tiled_forward(forward, x, tile, self.tile_pad, self.scale, self.min_size,
+                                    wrap=self.periodic)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(f'out of memory on {self.device} for a {w}x{h} image; use a tile size '
                                f'(--tile 256) or --tile auto') from err
