@@ -20,7 +20,7 @@ from os import path as osp
 import cv2
 
 # the package first: it makes ``import basicsr`` work on current torchvision
-from converse_basicsr.data.io import IMG_EXTENSIONS, is_image_file, plan_output_names
+from converse_basicsr.data.io import IMG_EXTENSIONS, is_image_file, plan_output_names, run_script
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
@@ -65,12 +65,7 @@ def main(argv=None):
     parser.add_argument('--compress-level', type=int, default=1, help='PNG compression 0-9 inside the LMDB')
     parser.add_argument('--n-thread', type=int, default=4, help='processes reading images (1: no multiprocessing)')
     args = parser.parse_args(argv)
-    try:
-        prepare_lmdb(args.input, args.output, args.compress_level, args.n_thread)
-    except (OSError, ValueError) as err:
-        print(f'prepare_lmdb: error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    return run_script('prepare_lmdb', prepare_lmdb, args.input, args.output, args.compress_level, args.n_thread)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ from os import path as osp
 import cv2
 from tqdm import tqdm
 
-from converse_basicsr.data.io import IMG_EXTENSIONS, imwrite_atomic, is_image_file, plan_output_names
+from converse_basicsr.data.io import IMG_EXTENSIONS, imwrite_atomic, is_image_file, plan_output_names, run_script
 
 
 def crop_positions(length, crop_size, step, thresh_size):
@@ -102,13 +102,8 @@ def main(argv=None):
     parser.add_argument('--n-thread', type=int, default=4)
     parser.add_argument('--compression-level', type=int, default=3, help='PNG compression 0-9')
     args = parser.parse_args(argv)
-    try:
-        prepare_subimages(args.input, args.output, args.crop_size, args.step, args.thresh_size, args.n_thread,
-                          args.compression_level)
-    except (OSError, ValueError) as err:
-        print(f'prepare_subimages: error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    return run_script('prepare_subimages', prepare_subimages, args.input, args.output, args.crop_size, args.step,
+                      args.thresh_size, args.n_thread, args.compression_level)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ training pipelines. A dataset entry names its ground-truth images with
   protocols and the published models use RGB) or one channel ``(H, W, 1)``.
 """
 import os
+import sys
 import tempfile
 from os import path as osp
 from pathlib import Path
@@ -252,3 +253,14 @@ def check_not_inputs(outputs, inputs):
         if source is not None:
             raise OutputNameError(f'output {out} would overwrite the input {source}; choose another output folder '
                                   '(nothing was written)')
+
+
+def run_script(prog, fn, *args):
+    """Run ``fn(*args)`` for a data-preparation script: a bad input (``OSError``, ``ValueError``) is one line,
+    ``<prog>: error: ...``, on stderr and exit status 2 instead of a traceback. Returns the exit status."""
+    try:
+        fn(*args)
+    except (OSError, ValueError) as err:
+        print(f'{prog}: error: {err}', file=sys.stderr)
+        return 2
+    return 0
