@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -136,6 +137,7 @@ def save_json_atomic(data, path):
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write('\n')
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -143,6 +145,7 @@ def write_text_atomic(text, path):
     fd, tmp = tempfile.mkstemp(prefix=Path(path).name, suffix='.tmp', dir=Path(path).parent)
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -250,6 +253,7 @@ def plot_curves(results, path):
     os.close(fd)
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -267,6 +271,7 @@ def parse_args(argv=None):
     parser.add_argument('--results', help='results JSON; table (.md) and plot (.png) go beside it '
                         '(default docs/ablation/ablation_results.json, --quick: <work-dir>/ablation_results.json)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run (default 1)')
+    parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time (default 1)')
     parser.add_argument('--table-only', action='store_true', help='only rebuild the table and plot')
     args = parser.parse_args(argv)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -277,6 +282,33 @@ def parse_args(argv=None):
     return args
 
 
+def run_pending(pending, results, results_path, args):
+    """Train the ``(task, operator, seed)`` runs, ``args.jobs`` at a time (each its own converse-train
+    process with ``args.threads`` threads), saving the results file after each; returns the failed keys."""
+    failed = []
+
+    def one(task, operator, seed):
+        key = run_key(task, operator, seed)
+        print(f'[{time.strftime("%H:%M:%S")}] training {key}', flush=True)
+        try:
+            return key, train_one(task, operator, seed, args)
+        except (RuntimeError, ValueError) as error:  # keep going; a rerun retries only the failed runs
+            print(f'ablation: {key} failed: {error}', file=sys.stderr, flush=True)
+            return key, None
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in as_completed([pool.submit(one, *run) for run in pending]):
+            key, run = future.result()
+            if run is None:
+                failed.append(key)
+                continue
+            results['runs'][key] = run  # only this thread writes the results
+            save_json_atomic(results, results_path)
+            print(f'[{time.strftime("%H:%M:%S")}] {key}: {run["final_psnr"]:.4f} dB after {run["total_iter"]} '
+                  f'iterations, {run["wall_s"]:.0f} s', flush=True)
+    return failed
+
+
 def main(argv=None):
     args = parse_args(argv)
     results_path = Path(args.results)
@@ -285,24 +317,10 @@ def main(argv=None):
         for missing in ('datasets/Train400', 'testsets/Set12', 'reference/kernels'):
             if not (Path(args.shared) / missing).exists():
                 raise SystemExit(f'ablation: {Path(args.shared) / missing} is missing (set --shared or CONVERSE_SHARED)')
-        failed = []
         results['command'] = 'python scripts/ablation.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
-        for seed in args.seeds:  # seed-major: a partial run has every variant of the first seeds
-            for task, operator in VARIANTS:
-                key = run_key(task, operator, seed)
-                if task not in args.tasks or key in results['runs']:
-                    continue
-                print(f'[{time.strftime("%H:%M:%S")}] training {key}', flush=True)
-                try:
-                    results['runs'][key] = train_one(task, operator, seed, args)
-                except (RuntimeError, ValueError) as error:  # keep going; a rerun retries only the failed runs
-                    print(f'ablation: {key} failed: {error}', file=sys.stderr, flush=True)
-                    failed.append(key)
-                    continue
-                save_json_atomic(results, results_path)
-                run = results['runs'][key]
-                print(f'[{time.strftime("%H:%M:%S")}] {key}: {run["final_psnr"]:.4f} dB after {run["total_iter"]} '
-                      f'iterations, {run["wall_s"]:.0f} s', flush=True)
+        pending = [(task, operator, seed) for seed in args.seeds for task, operator in VARIANTS  # seed-major
+                   if task in args.tasks and run_key(task, operator, seed) not in results['runs']]
+        failed = run_pending(pending, results, results_path, args)
     if not results['runs']:
         raise SystemExit(f'ablation: no runs in {results_path}')
     table = build_table(results)
@@ -310,7 +328,7 @@ def main(argv=None):
     plot_curves(results, results_path.with_name(results_path.stem.replace('results', 'psnr') + '.png'))
     print(table)
     if not args.table_only and failed:
-        raise SystemExit(f'ablation: {len(failed)} run(s) failed: {", ".join(failed)}; rerun the same command to retry them')
+        raise SystemExit(f'ablation: {len(failed)} run(s) failed: {", ".join(failed)}; rerun the command to retry them')
 
 
 if __name__ == '__main__':
