@@ -11,7 +11,8 @@ deviation over seeds of the final validation PSNR) and a PNG of validation PSNR 
 written beside the results file.
 
     python scripts/ablation.py            # full run: 3 seeds, results in docs/ablation/
-    python scripts/ablation.py --quick    # first look: 1 seed, 1/8 of the iterations, results in results/ablation_quick/
+    python scripts/ablation.py --jobs 2   # the same, two runs at a time
+    python scripts/ablation.py --quick    # first look: 1 seed, 1/8 of the iterations, in results/ablation_quick/
     python scripts/ablation.py --table-only   # rebuild table and plot from the results file
 """
 import argparse
@@ -264,7 +265,8 @@ def default_shared():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help=f'one seed, 1/{QUICK_DIVISOR} of the iterations')
-    parser.add_argument('--seeds', type=int, nargs='+', help='default: 0 1 2 (--quick: 0)')
+    parser.add_argument('--seeds', type=int, nargs='+', help='seeds to train and to show in the table and plot '
+                        '(default: 0 1 2; --quick: 0)')
     parser.add_argument('--tasks', nargs='+', choices=('denoise', 'deblur'), default=['denoise', 'deblur'])
     parser.add_argument('--shared', default=default_shared(), help='folder holding datasets/, testsets/, reference/')
     parser.add_argument('--work-dir', help='experiments, derived configs and logs (default results/ablation[_quick])')
@@ -316,16 +318,18 @@ def main(argv=None):
     if not args.table_only:
         for missing in ('datasets/Train400', 'testsets/Set12', 'reference/kernels'):
             if not (Path(args.shared) / missing).exists():
-                raise SystemExit(f'ablation: {Path(args.shared) / missing} is missing (set --shared or CONVERSE_SHARED)')
+                raise SystemExit(f'ablation: {Path(args.shared) / missing} is missing '
+                                 '(set --shared or CONVERSE_SHARED)')
         results['command'] = 'python scripts/ablation.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
         pending = [(task, operator, seed) for seed in args.seeds for task, operator in VARIANTS  # seed-major
                    if task in args.tasks and run_key(task, operator, seed) not in results['runs']]
         failed = run_pending(pending, results, results_path, args)
     if not results['runs']:
         raise SystemExit(f'ablation: no runs in {results_path}')
-    table = build_table(results)
+    shown = {'runs': {key: run for key, run in results['runs'].items() if run['seed'] in args.seeds}}
+    table = build_table(shown)
     write_text_atomic(table, results_path.with_suffix('.md'))
-    plot_curves(results, results_path.with_name(results_path.stem.replace('results', 'psnr') + '.png'))
+    plot_curves(shown, results_path.with_name(results_path.stem.replace('results', 'psnr') + '.png'))
     print(table)
     if not args.table_only and failed:
         raise SystemExit(f'ablation: {len(failed)} run(s) failed: {", ".join(failed)}; rerun the command to retry them')

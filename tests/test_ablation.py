@@ -144,8 +144,8 @@ def test_parse_validation_log_drops_the_repeated_final_validation():
     assert curve == [[100, 23.5], [200, 24.0]]
     assert per_set == {'Set12_kernel_1': 25.0, 'Set12_kernel_2': 23.0}
     # val_freq not dividing total_iter: the after-loop validation is the only one at total_iter
-    assert ablation.parse_validation_log(LOG, val_freq=150, total_iter=200)['Set12_kernel_1'] == [(150, 24.5),
-                                                                                                   (200, 25.0)]
+    curves = ablation.parse_validation_log(LOG, val_freq=150, total_iter=200)
+    assert curves['Set12_kernel_1'] == [(150, 24.5), (200, 25.0)]
     with pytest.raises(ValueError, match='last iteration 300'):
         ablation.summarize_run(curves, 300)
     with pytest.raises(ValueError, match='non-finite'):
@@ -183,6 +183,11 @@ def test_table_only_rebuilds_table_and_plot_from_the_results_file(tmp_path):
     assert '| Conv-DnCNN | conv | 27.00 |' in (tmp_path / 'ablation_results.md').read_text()
     assert (tmp_path / 'ablation_psnr.png').is_file()
     assert ablation.load_results(path) == results
+    # --seeds limits the table to those seeds (a partial seed would otherwise skew one variant's mean)
+    results['runs']['denoise/conv/seed1'] = _fake_run('denoise', 'conv', 1, 29.0)
+    ablation.save_json_atomic(results, path)
+    ablation.main(['--table-only', '--results', str(path), '--seeds', '1'])
+    assert '| Conv-DnCNN | conv | 29.00 | 29.00 | 1 | 40 |' in (tmp_path / 'ablation_results.md').read_text()
 
 
 @pytest.mark.slow
