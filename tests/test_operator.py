@@ -108,29 +108,27 @@ def test_accurate_solve_equals_literal_algorithm(scale, padding_mode, kernel_siz
 
 
 @pytest.mark.parametrize('padding_mode', PADDING_MODES)
-@pytest.mark.parametrize('kernel_size, padding', [(3, 2), (4, 0), (7, 6)])
-def test_whole_map_transform_equals_literal_algorithm(monkeypatch, padding_mode, kernel_size, padding):
-    """The s = 1 evaluation path taken when freed memory is retained (runtime.retain_freed_memory)."""
-    import converse_basicsr.ops.spectral as spectral
-    monkeypatch.setattr(spectral, 'freed_memory_retained', lambda: True)
-    calls = []
-    monkeypatch.setattr(spectral, 'rfft2_nhwc', lambda x, axes: calls.append(axes) or spectral.torch.from_numpy(
-        spectral._scipy_fft.rfft2(x.numpy(), axes=axes)))
+@pytest.mark.parametrize('scale, kernel_size, padding', [(1, 4, 0), (1, 7, 6), (2, 3, 2)])
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_channel_groups_equal_literal_algorithm(monkeypatch, padding_mode, scale, kernel_size, padding, layout):
+    """Forced into groups of one or two channels (large maps run so): output and gradients unchanged."""
+    import converse_basicsr.ops.execution as execution
     x, weight, bias = random_case(5, kernel_size, seed=kernel_size, size=(12, 10))
     weight = torch.cat((weight, weight.flip(-1)))  # one kernel per sample
-    expected = literal_converse2d(x, weight, bias, 1, padding, padding_mode, 1e-5)
-    out = converse2d(x, weight, bias, 1, padding, padding_mode, 1e-5)
-    assert calls == [(2, 3)]
-    assert out.is_contiguous() and rel_err(out, expected) < 1e-9
-    out32 = converse2d(x.float(), weight.float(), bias.float(), 1, padding, padding_mode, 1e-5)
-    assert rel_err(out32, expected) < 1e-5
-    layer = Converse2D(5, 5, kernel_size, 1, padding, padding_mode).double().eval()
-    layer.load_state_dict({'weight': weight[:1], 'bias': bias})
-    with torch.no_grad():
-        cached = [layer(x), layer(x)]  # the second from the cached response
-    assert len(layer._cache) == 1 and len(calls) == 4
-    for out in cached:
-        assert rel_err(out, literal_converse2d(x, weight[:1], bias, 1, padding, padding_mode, 1e-5)) < 1e-9
+    per_channel = execution.spectrum_bytes(2, scale, (12 + 2 * padding, 10 + 2 * padding), torch.complex128)
+    groups = []
+    monkeypatch.setattr(execution, 'group_bytes', lambda device: groups.append(device) or 2 * per_channel)
+    arrange = channels_last if layout == 'channels_last' else (lambda t: t)
+    expected = literal_converse2d(x, weight, bias, scale, padding, padding_mode, 1e-5)
+    assert rel_err(converse2d(arrange(x), weight, bias, scale, padding, padding_mode, 1e-5), expected) < 1e-9
+    assert len(groups) == 1
+    leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    literal_converse2d(*leaves, scale, padding, padding_mode, 1e-5).pow(2).sum().backward()
+    expected_grads = [t.grad for t in leaves]
+    leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    converse2d(arrange(leaves[0]), *leaves[1:], scale, padding, padding_mode, 1e-5).pow(2).sum().backward()
+    for ours, theirs in zip([t.grad for t in leaves], expected_grads):
+        assert rel_err(ours, theirs) < 1e-8
 
 
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
@@ -170,7 +168,7 @@ def test_channels_last_input_with_autograd(scale):
 @pytest.mark.parametrize('padding_mode', PADDING_MODES)
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
 def test_gradcheck(scale, padding_mode, layout):
-    """Both backward passes: channels first, and channels last (ReverseConvolutionNHWC)."""
+    """Both backward passes: channels first, and channels last."""
     x, weight, bias = random_case(2, 3, batch=1, size=(5, 6), seed=scale)
     bias = bias + 6.0  # λ ~ 0.05: a well-conditioned problem for finite differences
     if layout == 'channels_last':
