@@ -111,13 +111,16 @@ def test_accurate_solve_equals_literal_algorithm(scale, padding_mode, kernel_siz
 @pytest.mark.parametrize('scale, kernel_size, padding', [(1, 4, 0), (1, 7, 6), (2, 3, 2)])
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
 def test_channel_groups_equal_literal_algorithm(monkeypatch, padding_mode, scale, kernel_size, padding, layout):
-    """Forced into groups of one or two channels (large maps run so): output and gradients unchanged."""
+    """Forced into groups of two channels and blocks of one row (large maps run so): output and gradients
+    unchanged."""
     import converse_basicsr.ops.execution as execution
+    monkeypatch.setattr(execution, 'CHUNK_BYTES', 1)
     x, weight, bias = random_case(5, kernel_size, seed=kernel_size, size=(12, 10))
     weight = torch.cat((weight, weight.flip(-1)))  # one kernel per sample
-    per_channel = execution.spectrum_bytes(2, scale, (12 + 2 * padding, 10 + 2 * padding), torch.complex128)
+    group_scale = 1 if layout == 'channels_last' else scale  # channels last, groups are sized without the phases
+    per_channel = execution.spectrum_bytes(2, group_scale, (12 + 2 * padding, 10 + 2 * padding), torch.complex128)
     groups = []
-    monkeypatch.setattr(execution, 'group_bytes', lambda device: groups.append(device) or 2 * per_channel)
+    monkeypatch.setattr(execution, 'group_bytes', lambda device, channels_last: groups.append(device) or 2 * per_channel)
     arrange = channels_last if layout == 'channels_last' else (lambda t: t)
     expected = literal_converse2d(x, weight, bias, scale, padding, padding_mode, 1e-5)
     assert rel_err(converse2d(arrange(x), weight, bias, scale, padding, padding_mode, 1e-5), expected) < 1e-9

@@ -58,6 +58,7 @@ class Layout:
     def __init__(self, name, channel_dim, phase_dim, spatial):
         self.name, self.channel_dim, self.phase_dim, self.spatial = name, channel_dim, phase_dim, spatial
         self.channels_last = channel_dim == -1
+        self.row_dim = -3 if self.channels_last else -2
 
     def shape(self, n, c, h, w):
         return (n, h, w, c) if self.channels_last else (n, c, h, w)
@@ -69,10 +70,23 @@ class Layout:
         """Channels ``group`` of a map, spectrum or response (any rank; channels on ``channel_dim``)."""
         return t[..., group] if self.channels_last else t[:, group]
 
+    def rows(self, t, start, stop):
+        """Frequency rows ``start … stop − 1`` of a spectrum, with or without its phase axis."""
+        return t.narrow(self.row_dim, start, stop - start)
+
     def spectra(self, kernel, size, scale, tables):
+        """``block(start, stop)``: ``FK_r`` for rows ``start … stop − 1`` (channels first: built whole)."""
         if self.channels_last:
-            return ChannelsLastSpectra(kernel, size, scale).block(0, size[0])
-        return polyphase_spectra(kernel, size, scale, tables)
+            return ChannelsLastSpectra(kernel, size, scale).block
+        whole = polyphase_spectra(kernel, size, scale, tables)
+        return lambda start, stop: self.rows(whole, start, stop)
+
+    def row_blocks(self, device, per_row, h):
+        """Channels last, a group's products are built in blocks of rows that stay in cache (CPU)."""
+        step = h
+        if self.channels_last and device.type == 'cpu':
+            step = max(1, CHUNK_BYTES * torch.get_num_threads() ** 2 // max(per_row, 1))
+        return [(start, min(start + step, h)) for start in range(0, h, step)]
 
     def weights(self, weights):
         """Column multiplicities broadcastable against ``(…, h, wc[, C])``."""
@@ -91,19 +105,26 @@ NHWC = Layout('NHWC', channel_dim=-1, phase_dim=1, spatial=(-3, -2))
 
 # --- channel groups --------------------------------------------------------------------------------------
 
-# On CPU a group's spectra (batch × phases × h × wc complex) stay around this size per thread²: the FFTs and
-# the products then run in cache; one batched FFT over all channels is up to 1.5× slower, and with 2 threads
-# groups of 8 MiB were fastest (measured at 256² and 524², C = 128).
+# On CPU, channels first, a group's spectra (batch × phases × h × wc complex) stay around this size per
+# thread²: the FFTs and the products then run in cache; one batched FFT over all channels is up to 1.5×
+# slower, and with 2 threads groups of 8 MiB were fastest (measured at 256² and 524², C = 128).
 CHUNK_BYTES = 2 ** 21
+# Channels last, pocketfft vectorises each line over neighbouring channels, so a group needs many channels:
+# groups of 1–8 channels were up to 1.5× slower than groups of 16 MiB (C = 64, 256² to 512², 1 thread).
+# Kept below glibc's largest mmap threshold (32 MiB), a group's buffers come back from the heap on the next
+# group or call instead of as fresh mappings (page faults) in a plain process.
+CHANNELS_LAST_GROUP_BYTES = 2 ** 24
 # On CUDA there is no cache to fit: a group is as large as memory allows, a share of what is free.
 CUDA_MEMORY_SHARE = 8
 
 
-def group_bytes(device):
-    """The target size of one channel group's spectra on ``device``."""
+def group_bytes(device, channels_last):
+    """The target size of one channel group's spectra on ``device`` (the thread count matters on CPU only)."""
     if device.type == 'cuda':
         free, _ = torch.cuda.mem_get_info(device)
         return max(CHUNK_BYTES, free // CUDA_MEMORY_SHARE)
+    if channels_last:
+        return CHANNELS_LAST_GROUP_BYTES
     return CHUNK_BYTES * torch.get_num_threads() ** 2
 
 
@@ -112,9 +133,9 @@ def spectrum_bytes(n, scale, size, cdtype):
     return n * scale * scale * size[0] * (size[1] // 2 + 1) * (16 if cdtype == torch.complex128 else 8)
 
 
-def channel_groups(device, per_channel, channels):
+def channel_groups(device, channels_last, per_channel, channels):
     """Slices of ``channels`` whose spectra (``per_channel`` bytes each) fit :func:`group_bytes`."""
-    step = max(1, min(channels, group_bytes(device) // max(per_channel, 1)))
+    step = max(1, min(channels, group_bytes(device, channels_last) // max(per_channel, 1)))
     return [slice(c0, min(c0 + step, channels)) for c0 in range(0, channels, step)]
 
 
@@ -133,26 +154,43 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=N
     if pad is not None:
         h, w = h + 2 * crop, w + 2 * crop
     pd, cdtype = layout.phase_dim, complex_dtype(x.dtype)
-    out = x.new_empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale))
-    spectrum = x.new_empty(layout.shape(n, c, h, w // 2 + 1), dtype=cdtype) if keep_spectrum else None
+    # channels last the s² products are formed in blocks of rows: a group is sized by its input's spectrum
+    group_scale = 1 if layout.channels_last else scale
+    groups = channel_groups(x.device, layout.channels_last, spectrum_bytes(n, group_scale, (h, w), cdtype), c)
+    whole = len(groups) == 1  # one group: its results are the outputs, no copies into them
+    out = None if whole else x.new_empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale))
+    spectrum = x.new_empty(layout.shape(n, c, h, w // 2 + 1), dtype=cdtype) if keep_spectrum and not whole else None
     if response_ is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = per_channel(lam, c)
-    for group in channel_groups(x.device, spectrum_bytes(n, scale, (h, w), cdtype), c):
+    for group in groups:
         part = layout.take(x, group)
         part = pad(part) if pad is not None else part.contiguous()
         part = rfft2(part, layout.spatial, layout.channels_last)
-        if keep_spectrum:
+        if keep_spectrum and whole:
+            spectrum = part
+        elif keep_spectrum:
             layout.take(spectrum, group).copy_(part)
-        if response_ is None:
-            gain = response(layout.spectra(kernel[:, group], (h, w), scale, tables),
-                            lam_against(lam[:, group], pd), scale, pd)
+        in_place = scale == 1 and not (keep_spectrum and whole)  # the kept spectrum must stay intact
+        products = part.unsqueeze(pd)  # multiplied in place, or a new array with s² phases
+        if not in_place:
+            products = products.new_empty(products.shape[:pd] + (scale * scale,) + products.shape[pd + 1:])
+        spectra = layout.spectra(kernel[:, group], (h, w), scale, tables) if response_ is None else None
+        for start, stop in layout.row_blocks(x.device, products.nbytes // h, h):
+            if response_ is None:
+                gain = response(spectra(start, stop), lam_against(lam[:, group], pd), scale, pd)
+            else:
+                gain = layout.rows(layout.take(response_, group), start, stop)
+            if in_place:
+                layout.rows(products, start, stop).mul_(gain)
+            else:
+                torch.mul(layout.rows(part, start, stop).unsqueeze(pd), gain, out=layout.rows(products, start, stop))
+        del part, spectra
+        result = layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last), scale, crop)
+        if whole:
+            out = result.contiguous()
         else:
-            gain = layout.take(response_, group)
-        products = part.unsqueeze(pd).mul_(gain) if scale == 1 else part.unsqueeze(pd) * gain
-        del part, gain
-        phases = irfft2(products, (h, w), layout.spatial, layout.channels_last)
-        layout.take(out, group).copy_(layout.interleave(phases, scale, crop))
+            layout.take(out, group).copy_(result)
     return (out, spectrum) if keep_spectrum else out
 
 
@@ -177,20 +215,32 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
     grad_x = spectrum.real.new_empty(layout.shape(n, c, h, w)) if need_x else None
     grad_kernel = kernel.new_empty(batch, *kernel.shape[1:]) if need_kernel else None
     grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
-    for group in channel_groups(spectrum.device, spectrum_bytes(n, scale, (h, w), spectrum.dtype), c):
+    for group in channel_groups(spectrum.device, layout.channels_last, spectrum_bytes(n, scale, (h, w), spectrum.dtype), c):
         phases = deinterleave(layout.take(grad_out, group), scale, size, crop, pd).contiguous()
         grad_spec = rfft2(phases, layout.spatial, layout.channels_last)
         del phases
-        grad_x_spec, t_term, r_term = backward_terms(
-            grad_spec, layout.take(spectrum, group), layout.spectra(kernel[:, group], size, scale, tables),
-            lam_against(lam[:, group], pd), weights, pd, needs, batch == 1)
+        spectra, part = layout.spectra(kernel[:, group], size, scale, tables), layout.take(spectrum, group)
+        grad_x_spec = part.new_empty(part.shape) if need_x else None
+        if need_lam:
+            grad_lam[:, group] = 0
+        if need_kernel:
+            grad_kernel[:, group] = 0
+        for start, stop in layout.row_blocks(spectrum.device, grad_spec.nbytes // h, h):
+            fk = spectra(start, stop)
+            block_x, t_term, r_term = backward_terms(
+                layout.rows(grad_spec, start, stop), layout.rows(part, start, stop), fk,
+                lam_against(lam[:, group], pd), weights, pd, needs, batch == 1)
+            if need_x:
+                layout.rows(grad_x_spec, start, stop).copy_(block_x)
+            if need_lam:
+                t_term = layout.channels_first(t_term)
+                grad_lam[:, group] -= t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
+            if need_kernel:
+                rows = tables[2].view(scale, h, -1)[:, start:stop].reshape(scale * (stop - start), -1)
+                grad_kernel[:, group] += kernel_gradient(layout.channels_first(r_term), rows, tables[3], scale,
+                                                         stop - start)
         if need_x:
             layout.take(grad_x, group).copy_(irfft2(grad_x_spec, size, layout.spatial, layout.channels_last))
-        if need_lam:
-            t_term = layout.channels_first(t_term)
-            grad_lam[:, group] = -t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
-        if need_kernel:
-            grad_kernel[:, group] = kernel_gradient(layout.channels_first(r_term), tables[2], tables[3], scale, h)
     if need_kernel:
         grad_kernel = reduce_to(grad_kernel, kernel.shape)
     if need_lam:
