@@ -280,8 +280,8 @@ def scaling_cases(channels):
 
 
 def smoke_cases():
-    return [('s=1 C=8 k=7 p=6, 16²', 8, 7, 6, 1, 16, False, 1), ('s=2 C=8 k=2 p=2, 16², fwd+bwd', 8, 2, 2, 2, 16, True,
-                                                                  1)], []
+    return [('s=1 C=8 k=7 p=6, 16²', 8, 7, 6, 1, 16, False, 1),
+            ('s=2 C=8 k=2 p=2, 16², fwd+bwd', 8, 2, 2, 2, 16, True, 1)], []
 
 
 def run(args):
@@ -295,8 +295,8 @@ def run(args):
     rows = []
     budget = 1.0 if args.quick else args.budget
     layout = 'channels_last' if args.scaling else 'contiguous'
-    jobs = [(label, 'operator', repeats, lambda c=tuple(c), bwd=bwd: operator_case(*c, device=device, backward=bwd,
-                                                                                 layout=layout))
+    jobs = [(label, 'operator', repeats,
+             lambda c=tuple(c), bwd=bwd: operator_case(*c, device=device, backward=bwd, layout=layout))
             for label, *c, bwd, repeats in op_cases]
     jobs += [(label, 'model', repeats, lambda kind=kind: model_case(kind, device, args.quick))
              for label, kind, repeats in model_cases]

@@ -53,7 +53,8 @@ FLOAT64_OPERATOR_BOUND = 2 * 1.8e-12
 
 
 @pytest.mark.parametrize('index', range(7))
-@pytest.mark.parametrize('dtype, tol', [(torch.float32, FLOAT32_OPERATOR_BOUND), (torch.float64, FLOAT64_OPERATOR_BOUND)])
+@pytest.mark.parametrize('dtype, tol', [(torch.float32, FLOAT32_OPERATOR_BOUND),
+                                        (torch.float64, FLOAT64_OPERATOR_BOUND)])
 def test_official_operator_cases(official_outputs, index, dtype, tol):
     case = official_outputs['operator_cases'][index]
     cfg = case['cfg']
@@ -128,7 +129,7 @@ def test_channel_groups_equal_literal_algorithm(monkeypatch, padding_mode, scale
     group_scale = 1 if layout == 'channels_last' else scale  # channels last, groups are sized without the phases
     per_channel = execution.spectrum_bytes(2, group_scale, (12 + 2 * padding, 10 + 2 * padding), torch.complex128)
     groups = []
-    monkeypatch.setattr(execution, 'group_bytes', lambda device, channels_last: groups.append(device) or 2 * per_channel)
+    monkeypatch.setattr(execution, 'group_bytes', lambda device, last: groups.append(device) or 2 * per_channel)
     arrange = channels_last if layout == 'channels_last' else (lambda t: t)
     expected = literal_converse2d(x, weight, bias, scale, padding, padding_mode, 1e-5)
     assert rel_err(converse2d(arrange(x), weight, bias, scale, padding, padding_mode, 1e-5), expected) < 1e-9

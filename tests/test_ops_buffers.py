@@ -57,6 +57,6 @@ def test_two_graphs_alive_backpropagate_their_own_inputs(scale, layout):
     weight, bias = (p.detach().double().requires_grad_(True) for p in (layer.weight, layer.bias))
     ref_out = [literal_converse2d(x, weight, bias, scale, 3, 'replicate') for x in ref]
     (ref_out[0].square().sum() + (ref_out[1] * 3).sin().sum()).backward()
-    for ours, theirs in [(x.grad, r.grad) for x, r in zip(inputs, ref)] + [(layer.weight.grad, weight.grad),
-                                                                            (layer.bias.grad, bias.grad)]:
+    pairs = [(x.grad, r.grad) for x, r in zip(inputs, ref)]
+    for ours, theirs in pairs + [(layer.weight.grad, weight.grad), (layer.bias.grad, bias.grad)]:
         assert ((ours.double() - theirs).abs().max() / theirs.abs().max()).item() < 1e-5

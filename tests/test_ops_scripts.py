@@ -25,8 +25,8 @@ def test_accuracy_script_prints_both_tables_with_ours_below_published():
     out = run_script(REPO_ROOT / 'scripts' / 'accuracy.py', '--shared', shared_root())
     checkpoints = [line for line in out.splitlines() if re.match(r'\| converse', line)]
     operators = [line for line in out.splitlines() if line.startswith('| s=')]
-    assert [line.split('|')[1].strip() for line in checkpoints] == ['converse_dncnn', 'converse_srresnet',
-                                                                   'conversenet', 'converse_usrnet']
+    names = [line.split('|')[1].strip() for line in checkpoints]
+    assert names == ['converse_dncnn', 'converse_srresnet', 'conversenet', 'converse_usrnet']
     assert len(operators) == 7
     for line in checkpoints + operators:
         ours32, ours64, published32 = numbers(line)

@@ -142,7 +142,8 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     eps = check_eps(eps)
     check_input(x, channels=weight.shape[1])
     if weight.dim() != 4 or weight.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} for input {tuple(x.shape)}')
+        raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} '
+                         f'for input {tuple(x.shape)}')
     autocast = torch.is_autocast_enabled(x.device.type)
     dtype = _compute_dtype(x.dtype)
     out_dtype = dtype if autocast else x.dtype
@@ -190,7 +191,8 @@ class Converse2D(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular',
                  eps=1e-5):
         super().__init__()
-        in_channels, out_channels = check_channels(in_channels, 'in_channels'), check_channels(out_channels, 'out_channels')
+        in_channels = check_channels(in_channels, 'in_channels')
+        out_channels = check_channels(out_channels, 'out_channels')
         if in_channels != out_channels:
             raise ValueError(f'Converse2D is depthwise: in_channels ({in_channels}) must equal '
                              f'out_channels ({out_channels})')

@@ -17,7 +17,6 @@ from .execution import NCHW, solve, solve_backward
 from .spectral import complex_dtype
 
 
-
 class ReverseConvolution(torch.autograd.Function):
     """``(x, kernel, λ) →`` the cropped reverse convolution of the padded ``x`` in ``layout`` (eager autograd)."""
 

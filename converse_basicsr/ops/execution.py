@@ -215,7 +215,8 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
     grad_x = spectrum.real.new_empty(layout.shape(n, c, h, w)) if need_x else None
     grad_kernel = kernel.new_empty(batch, *kernel.shape[1:]) if need_kernel else None
     grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
-    for group in channel_groups(spectrum.device, layout.channels_last, spectrum_bytes(n, scale, (h, w), spectrum.dtype), c):
+    per_channel_bytes = spectrum_bytes(n, scale, (h, w), spectrum.dtype)
+    for group in channel_groups(spectrum.device, layout.channels_last, per_channel_bytes, c):
         phases = deinterleave(layout.take(grad_out, group), scale, size, crop, pd).contiguous()
         grad_spec = rfft2(phases, layout.spatial, layout.channels_last)
         del phases
@@ -251,7 +252,7 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
 # --- the response cache ----------------------------------------------------------------------------------
 
 class ResponseCache(dict):
-    """``{key: (stamp, response)}``: the transfer functions of one layer for its last ``max_entries`` input sizes and layouts.
+    """``{key: (stamp, response)}``: one layer's transfer functions for its last ``max_entries`` sizes and layouts.
 
     An entry is valid while the parameters' version counters, storages and ``eps`` are those it was
     built from. Responses above ``max_bytes`` are not built here: for large maps the response costs a few

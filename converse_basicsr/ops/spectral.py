@@ -78,7 +78,8 @@ def make_spectra_tables(kernel, size, scale):
     h, w = size
     cdtype = complex_dtype(kernel.dtype)
     rows = polyphase_twiddles(h, kernel.shape[-2], scale, h, kernel.device, cdtype).reshape(scale * h, -1)
-    cols = polyphase_twiddles(w, kernel.shape[-1], scale, w // 2 + 1, kernel.device, cdtype).reshape(scale * (w // 2 + 1), -1)
+    wc = w // 2 + 1
+    cols = polyphase_twiddles(w, kernel.shape[-1], scale, wc, kernel.device, cdtype).reshape(scale * wc, -1)
     cos, sin = cols.real.transpose(0, 1), cols.imag.transpose(0, 1)  # (k, L)
     # out_re = Σ re·cos − im·sin, out_im = Σ re·sin + im·cos, interleaved per frequency.
     pairs = torch.stack((torch.cat((cos, -sin)), torch.cat((sin, cos))), dim=-1).reshape(2 * cols.shape[1], -1)
@@ -122,7 +123,7 @@ class ChannelsLastSpectra:
 
     def block(self, start, stop):
         """``(B, s², stop − start, wc, C)``: the spectra of rows ``start … stop − 1`` of every phase."""
-        s, (h, w), m = self.scale, self.size, stop - start
+        s, w, m = self.scale, self.size[1], stop - start
         left = self.rows[:, start:stop].reshape(s * m, -1)
         spectra = torch.view_as_complex((left @ self.right).view(self.batch, s * m, s * (w // 2 + 1), self.channels, 2))
         if s == 1:
