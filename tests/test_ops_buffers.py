@@ -1,13 +1,9 @@
 """Converse2D's working buffers: results that callers keep are never shared with or overwritten by a later call."""
-import threading
-
 import pytest
 import torch
 
-from converse_basicsr.ops import Converse2D, execution
-from converse_basicsr.ops.converse2d import PADDING_MODES, pad_into
+from converse_basicsr.ops import Converse2D
 from converse_basicsr.ops.literal import literal_converse2d
-from converse_basicsr.ops.workspace import WORKSPACE
 
 
 def make_layer(scale, seed=0):
@@ -64,81 +60,3 @@ def test_two_graphs_alive_backpropagate_their_own_inputs(scale, layout):
     pairs = [(x.grad, r.grad) for x, r in zip(inputs, ref)]
     for ours, theirs in pairs + [(layer.weight.grad, weight.grad), (layer.bias.grad, bias.grad)]:
         assert ((ours.double() - theirs).abs().max() / theirs.abs().max()).item() < 1e-5
-
-
-# --- many channel groups: intermediates in this thread's working buffers ---------------------------------------
-
-
-@pytest.fixture
-def small_groups(monkeypatch):
-    """Groups of one channel, so that every call goes through the working buffers (the maps above fit one group)."""
-    monkeypatch.setattr(execution, 'CHANNELS_LAST_GROUP_BYTES', 1)
-    monkeypatch.setattr(execution, 'CHUNK_BYTES', 1)
-
-
-def workspace_storages():
-    return storages(*WORKSPACE.buffers.values())
-
-
-def saved_spectra(output):
-    """The complex tensors that the graph of ``output`` saves for its backward (``rfft2(x)``)."""
-    nodes, found = [output.grad_fn], []
-    while nodes:
-        node = nodes.pop()
-        if 'ReverseConvolution' in type(node).__name__:
-            found += [t for t in node.saved_tensors if t.is_complex()]
-        nodes += [child for child, _ in node.next_functions if child is not None]
-    return found
-
-
-@pytest.mark.parametrize('mode', PADDING_MODES)
-@pytest.mark.parametrize('padding', [0, 1, 4])
-def test_pad_into_a_buffer_equals_functional_pad(mode, padding):
-    x = torch.rand(2, 3, 7, 5)
-    expected = torch.nn.functional.pad(x, (padding,) * 4, mode=mode) if padding else x
-    first = pad_into(x, torch.full(expected.shape, float('nan')), padding, mode, (2, 3))
-    last = torch.full(expected.permute(0, 2, 3, 1).shape, float('nan'))
-    assert torch.equal(first, expected)
-    assert torch.equal(pad_into(x.permute(0, 2, 3, 1), last, padding, mode, (1, 2)), expected.permute(0, 2, 3, 1))
-
-
-@pytest.mark.parametrize('scale', [1, 2])
-@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
-def test_grouped_outputs_and_saved_spectra_are_not_working_buffers(small_groups, scale, layout):
-    """With many groups the intermediates live in the working buffers; the outputs, gradients and the
-    spectrum saved for backward do not, and two graphs alive still backpropagate their own inputs."""
-    test_two_kept_outputs_stay_intact(scale, layout, 'no_grad')
-    layer = make_layer(scale).train()
-    x = arrange(torch.rand(1, 6, 10, 9), layout).requires_grad_(True)
-    y = layer(x)
-    kept = saved_spectra(y)
-    y.sum().backward()
-    assert kept and WORKSPACE.buffers
-    assert not storages(y, x.grad, layer.weight.grad, *kept) & workspace_storages()
-    test_two_graphs_alive_backpropagate_their_own_inputs(scale, layout)
-
-
-def test_working_buffers_are_per_thread(small_groups):
-    """Two threads solving at once each use their own buffers and get the single-threaded results."""
-    layer = make_layer(2).eval()
-    inputs = [torch.rand(2, 6, 24, 20, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    with torch.no_grad():
-        expected = [layer(x) for x in inputs]
-    results, buffers = [None] * 2, [None] * 2
-    start = threading.Barrier(2)
-
-    def work(i):
-        start.wait()
-        with torch.no_grad():
-            for _ in range(20):
-                results[i] = layer(inputs[i])
-        buffers[i] = workspace_storages()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert buffers[0] and buffers[1] and not buffers[0] & buffers[1]
-    for ours, theirs in zip(results, expected):
-        assert torch.equal(ours, theirs)

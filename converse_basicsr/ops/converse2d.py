@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from .custom_ops import ReverseConvolution, reverse_convolution_op
-from .execution import NCHW, NHWC, solve
-from .response_cache import ResponseCache
+from .execution import NCHW, NHWC, ResponseCache, solve
 from .spectral import regularizer, transfer_function, transfer_function_nhwc
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
@@ -62,36 +61,6 @@ def _pad_nhwc(x, padding, padding_mode):
         return x.contiguous()
     _check_pad_size(*x.shape[1:3], padding, padding_mode)
     return nn.functional.pad(x.unsqueeze(0), (0, 0) + (padding,) * 4, mode=padding_mode).squeeze(0)
-
-
-def _border_sources(n, padding, padding_mode):
-    """Rows ``0 … p − 1`` and ``n + p … n + 2p − 1`` of a map of ``n`` rows padded by ``p``, and the rows of the
-    padded map they copy (as F.pad's ``padding_mode``)."""
-    border = torch.cat((torch.arange(-padding, 0), torch.arange(n, n + padding)))
-    if padding_mode == 'circular':
-        source = border.remainder(n)
-    elif padding_mode == 'reflect':
-        source = torch.where(border < 0, -border, 2 * (n - 1) - border)
-    else:
-        source = border.clamp(0, n - 1)
-    return border + padding, source + padding
-
-
-def pad_into(x, out, padding, padding_mode, dims):
-    """``_pad`` written into ``out`` (a working buffer): ``x`` padded on its two axes ``dims``."""
-    rows, cols = dims
-    h, w = x.shape[rows], x.shape[cols]
-    _check_pad_size(h, w, padding, padding_mode)
-    out.narrow(rows, padding, h).narrow(cols, padding, w).copy_(x)
-    if padding == 0:
-        return out
-    for axis, view in ((rows, out.narrow(cols, padding, w)), (cols, out)):  # rows within the centre, then columns
-        border, source = (t.to(out.device) for t in _border_sources(x.shape[axis], padding, padding_mode))
-        if padding_mode == 'constant':
-            view.index_fill_(axis, border, 0)
-        else:
-            view.index_copy_(axis, border, view.index_select(axis, source))
-    return out
 
 
 def is_channels_last(x):
@@ -191,15 +160,12 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
         if uses_nhwc_path(x):
             layout, view = NHWC, x.permute(0, 2, 3, 1).to(dtype)
 
-            def pad(t, out=None):
-                return _pad_nhwc(t, padding, padding_mode) if out is None else pad_into(t, out, padding, padding_mode,
-                                                                                        (1, 2))
+            def pad(t):
+                return _pad_nhwc(t, padding, padding_mode)
         else:
             layout, view = NCHW, x.to(dtype)
 
-            def pad(t, out=None):
-                if out is not None:
-                    return pad_into(t, out, padding, padding_mode, (2, 3))
+            def pad(t):
                 return _pad(t, padding, padding_mode).contiguous()
         if _needs_grad(view, kernel, lam):
             out = ReverseConvolution.apply(pad(view), kernel, lam, scale, padding, layout)

@@ -3,30 +3,25 @@
 The mathematics is in :mod:`.spectral`; this module applies it to a map one *channel group* at a time.
 The response is per channel, so a group is a complete sub-problem: its padded map, spectrum, response
 and products stay near the size of the CPU cache (on CUDA: a share of the free memory), and per-pixel
-cost does not grow with the image. With more than one group, a group's padded map, output-gradient
-phases, products and spatial result are written into this thread's working buffers (:mod:`.workspace`),
-reused by the next group and call instead of being fresh page-faulted mappings; only what the caller
-keeps (the output, the gradients, and with autograd the saved ``rfft2(x)``) is allocated at full size.
+cost does not grow with the image. Working buffers are therefore small and come back from the heap on
+the next group or call instead of being fresh page-faulted mappings; only what the caller keeps (the
+output, the gradients, and with autograd the saved ``rfft2(x)``) is allocated at full size, once.
 
 Two layouts share every loop: channels first ``(N, C, H, W)`` and channels last ``(N, H, W, C)`` (the
 archs' activations). Channels last is transformed in place over axes 1 and 2, by scipy's pocketfft on
 CPU (which gathers the strided lines itself) and by ``torch.fft`` over those dims on CUDA: no layout
 copy per layer.
 """
-import numpy
 import torch
 
 from .spectral import (ChannelsLastSpectra, backward_terms, column_weights, complex_dtype, deinterleave, interleave,
                        interleave_nhwc, lam_against, per_channel, polyphase_spectra, reduce_to, response,
                        spectra_tables)
-from .workspace import WORKSPACE
 
 try:  # pocketfft: on CPU about 1.5× faster than torch.fft (MKL) at sizes with a large prime factor
     import scipy.fft as _scipy_fft
 except ImportError:  # pragma: no cover - scipy is a dependency of basicsr
     _scipy_fft = None
-# numpy >= 2 transforms float32 in float32 and writes into ``out=``; numpy 1 does neither
-_NUMPY_OUT = int(numpy.__version__.split('.')[0]) >= 2
 
 # --- FFT back end ------------------------------------------------------------------------------------
 
@@ -47,12 +42,8 @@ def rfft2(x, axes, channels_last):
     return torch.fft.rfft2(x, dim=axes)
 
 
-def irfft2(spectrum, size, axes, channels_last, out=None):
-    """``irfft2`` over ``axes`` to ``size``; may overwrite ``spectrum``. With ``out`` (contiguous) on one
-    thread, numpy's pocketfft writes into it (as fast there as scipy's, which has no ``out=``)."""
-    if out is not None and _NUMPY_OUT and torch.get_num_threads() == 1 and _pocketfft(spectrum, channels_last):
-        numpy.fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes, out=out.numpy())
-        return out
+def irfft2(spectrum, size, axes, channels_last):
+    """``irfft2`` over ``axes`` to ``size``; may overwrite ``spectrum``."""
     if _pocketfft(spectrum, channels_last):
         return torch.from_numpy(_scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes,
                                                   overwrite_x=True, workers=torch.get_num_threads()))
@@ -96,12 +87,6 @@ class Layout:
         if self.channels_last and device.type == 'cpu':
             step = max(1, CHUNK_BYTES * torch.get_num_threads() ** 2 // max(per_row, 1))
         return [(start, min(start + step, h)) for start in range(0, h, step)]
-
-    def spatial_shape(self, spectra, size):
-        """The shape of ``irfft2(spectra)`` at ``size``."""
-        shape = list(spectra.shape)
-        shape[self.spatial[0]], shape[self.spatial[1]] = size
-        return shape
 
     def weights(self, weights):
         """Column multiplicities broadcastable against ``(…, h, wc[, C])``."""
@@ -179,12 +164,8 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=N
         tables = spectra_tables(kernel, (h, w), scale)
         lam = per_channel(lam, c)
     for group in groups:
-        part, g = layout.take(x, group), group.stop - group.start
-        if whole:
-            part = pad(part) if pad is not None else part.contiguous()
-        else:  # written into this thread's buffer, not a fresh mapping
-            padded = WORKSPACE.buffer('padded', layout.shape(n, g, h, w), x.dtype, x.device)
-            part = pad(part, out=padded) if pad is not None else padded.copy_(part)
+        part = layout.take(x, group)
+        part = pad(part) if pad is not None else part.contiguous()
         part = rfft2(part, layout.spatial, layout.channels_last)
         if keep_spectrum and whole:
             spectrum = part
@@ -193,8 +174,7 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=N
         in_place = scale == 1 and not (keep_spectrum and whole)  # the kept spectrum must stay intact
         products = part.unsqueeze(pd)  # multiplied in place, or a new array with s² phases
         if not in_place:
-            shape = products.shape[:pd] + (scale * scale,) + products.shape[pd + 1:]
-            products = products.new_empty(shape) if whole else WORKSPACE.buffer('products', shape, cdtype, x.device)
+            products = products.new_empty(products.shape[:pd] + (scale * scale,) + products.shape[pd + 1:])
         spectra = layout.spectra(kernel[:, group], (h, w), scale, tables) if response_ is None else None
         for start, stop in layout.row_blocks(x.device, products.nbytes // h, h):
             if response_ is None:
@@ -206,9 +186,7 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=N
             else:
                 torch.mul(layout.rows(part, start, stop).unsqueeze(pd), gain, out=layout.rows(products, start, stop))
         del part, spectra
-        spatial = None if whole else WORKSPACE.buffer('spatial', layout.spatial_shape(products, (h, w)), x.dtype,
-                                                      x.device)
-        result = layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last, spatial), scale, crop)
+        result = layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last), scale, crop)
         if whole:
             out = result.contiguous()
         else:
@@ -221,20 +199,6 @@ def kernel_gradient(r_term, rows, cols, scale, h):
     b, g = r_term.shape[:2]
     r_term = r_term.reshape(b, g, scale, scale, h, -1).transpose(3, 4).reshape(b, g, scale * h, -1)
     return (rows.transpose(0, 1) @ (r_term @ cols)).real
-
-
-def group_phases(grad_out, layout, scale, size, crop, pooled):
-    """The polyphase components of one group's output gradient, zero on the crop, contiguous; ``pooled``:
-    in this thread's buffer (when they are not the whole map)."""
-    if not pooled:
-        return deinterleave(grad_out, scale, size, crop, layout.phase_dim).contiguous()
-    hc, wc = size[0] - 2 * crop, size[1] - 2 * crop
-    phases = deinterleave(grad_out, scale, (hc, wc), 0, layout.phase_dim)
-    buffer = WORKSPACE.buffer('phases', layout.spatial_shape(phases, size), phases.dtype, phases.device)
-    if crop:
-        buffer.zero_()
-    buffer.narrow(layout.spatial[0], crop, hc).narrow(layout.spatial[1], crop, wc).copy_(phases)
-    return buffer
 
 
 def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs):
@@ -252,12 +216,12 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
     grad_kernel = kernel.new_empty(batch, *kernel.shape[1:]) if need_kernel else None
     grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
     per_channel_bytes = spectrum_bytes(n, scale, (h, w), spectrum.dtype)
-    groups = channel_groups(spectrum.device, layout.channels_last, per_channel_bytes, c)
-    for group in groups:
-        grad_spec = rfft2(group_phases(layout.take(grad_out, group), layout, scale, size, crop, len(groups) > 1),
-                          layout.spatial, layout.channels_last)
+    for group in channel_groups(spectrum.device, layout.channels_last, per_channel_bytes, c):
+        phases = deinterleave(layout.take(grad_out, group), scale, size, crop, pd).contiguous()
+        grad_spec = rfft2(phases, layout.spatial, layout.channels_last)
+        del phases
         spectra, part = layout.spectra(kernel[:, group], size, scale, tables), layout.take(spectrum, group)
-        grad_x_spec = WORKSPACE.buffer('grad_x_spectrum', part.shape, part.dtype, part.device) if need_x else None
+        grad_x_spec = part.new_empty(part.shape) if need_x else None
         if need_lam:
             grad_lam[:, group] = 0
         if need_kernel:
@@ -277,10 +241,41 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
                 grad_kernel[:, group] += kernel_gradient(layout.channels_first(r_term), rows, tables[3], scale,
                                                          stop - start)
         if need_x:
-            spatial = WORKSPACE.buffer('spatial', layout.spatial_shape(grad_x_spec, size), grad_x.dtype, grad_x.device)
-            layout.take(grad_x, group).copy_(irfft2(grad_x_spec, size, layout.spatial, layout.channels_last, spatial))
+            layout.take(grad_x, group).copy_(irfft2(grad_x_spec, size, layout.spatial, layout.channels_last))
     if need_kernel:
         grad_kernel = reduce_to(grad_kernel, kernel.shape)
     if need_lam:
         grad_lam = reduce_to(grad_lam, lam_in.shape)
     return grad_x, grad_kernel, grad_lam
+
+
+# --- the response cache ----------------------------------------------------------------------------------
+
+class ResponseCache(dict):
+    """``{key: (stamp, response)}``: one layer's transfer functions for its last ``max_entries`` sizes and layouts.
+
+    An entry is valid while the parameters' version counters, storages and ``eps`` are those it was
+    built from. Responses above ``max_bytes`` are not built here: for large maps the response costs a few
+    percent of the FFTs when built group by group in cache, and holding it would cost as much memory as
+    the activations.
+    """
+
+    def __init__(self, max_entries=4):
+        super().__init__()
+        self.max_entries = max_entries
+
+    def lookup(self, weight, bias, eps, size, scale, dtype, layout, build, max_bytes):
+        """The response for a padded ``size``, from the cache or from ``build()`` (None above ``max_bytes``)."""
+        channels = weight.shape[1]
+        if channels * spectrum_bytes(1, scale, size, complex_dtype(dtype)) > max_bytes:
+            return None
+        key = (tuple(size), scale, dtype, weight.device, layout.name)
+        stamp = (weight._version, bias._version, weight.data_ptr(), bias.data_ptr(), eps)
+        hit = super().get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        response_ = build()
+        if len(self) >= self.max_entries:
+            self.pop(next(iter(self)))
+        self[key] = (stamp, response_)
+        return response_

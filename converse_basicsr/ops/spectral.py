@@ -204,7 +204,8 @@ def interleave_nhwc(phases, scale, crop=0):
     n, _, h, w, c = phases.shape
     hc, wc = h - 2 * crop, w - 2 * crop
     if scale == 1:
-        return phases[:, 0, crop:h - crop, crop:w - crop]  # a view: the caller copies it where it belongs
+        out = phases[:, 0, crop:h - crop, crop:w - crop]
+        return out.contiguous() if crop else out
     phases = phases[:, :, crop:h - crop, crop:w - crop].reshape(n, scale, scale, hc, wc, c)
     return phases.permute(0, 3, 1, 4, 2, 5).reshape(n, hc * scale, wc * scale, c)
 
