@@ -7,6 +7,11 @@ spectrum of Converse-DnCNN is a new mapping whose pages the kernel zero-fills on
 measured here, a third of the model's wall time at 256² (6.9 s → 4.1 s) was page faults.
 :func:`retain_freed_memory` raises the thresholds so that freed blocks stay in the heap and are
 reused, as PyTorch's CUDA caching allocator does on the GPU.
+
+The operator itself (``converse_basicsr.ops``) never reads this setting: its working buffers are channel
+groups of cache size that the heap reuses anyway, so its speed does not depend on it. What it still
+helps is the rest of a model (convolutions, LayerNorm, GELU), whose full-size activations are fresh
+mappings in a plain process.
 """
 import ctypes
 import ctypes.util

@@ -20,15 +20,25 @@ in time order). Memory that libraries allocate outside PyTorch's allocator (MKL'
 buffers) is not seen on CPU.
 
     python scripts/benchmark.py                 # the full table (a few minutes on 2 CPU cores)
-    python scripts/benchmark.py --quick         # smoke test, small sizes, one repeat
+    python scripts/benchmark.py --quick         # small sizes, one repeat
+    python scripts/benchmark.py --smoke         # CI-sized: two tiny operator cases, a few seconds
     python scripts/benchmark.py --device cuda --json bench.json
     python scripts/benchmark.py --compile       # eager against torch.compile
+    python scripts/benchmark.py --scaling       # Converse2D per pixel at 256², 512², 1024², 481×321
+    python scripts/benchmark.py --side-by-side  # a plain process and the entry points' setting, one table
+
+``--side-by-side`` runs the same benchmark twice in fresh subprocesses, once as a plain Python process
+and once with ``--retain-freed-memory`` (what ``converse-test``, ``converse-train``, ``converse-restore``
+and ``scripts/demo.py`` set), and prints both figures of every row beside each other.
 """
 import argparse
 import gc
 import json
+import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import types
@@ -138,14 +148,17 @@ def with_literal_operator(model):
     return model
 
 
-def operator_case(channels, kernel_size, padding, scale, size, device, backward):
+def operator_case(channels, kernel_size, padding, scale, size, device, backward, layout='contiguous'):
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, channels, size, size, generator=g).to(device)
+    height, width = size if isinstance(size, tuple) else (size, size)
+    x = torch.rand(1, channels, height, width, generator=g).to(device)
+    if layout == 'channels_last':  # as inside the archs
+        x = x.contiguous(memory_format=torch.channels_last)
     weight = torch.softmax(torch.randn(1, channels, kernel_size ** 2, generator=g), -1)
     weight = weight.view(1, channels, kernel_size, kernel_size).to(device)
     bias = (torch.randn(1, channels, 1, 1, generator=g) - 2).to(device)
     conv_weight = weight.transpose(0, 1).contiguous()  # (C, 1, k, k)
-    grad = torch.randn(1, channels, size * scale, size * scale, generator=g).to(device)
+    grad = torch.randn(1, channels, height * scale, width * scale, generator=g).to(device)
 
     def ours(x_, w_, b_):
         return converse2d(x_, w_, b_, scale, padding, 'circular')
@@ -157,7 +170,7 @@ def operator_case(channels, kernel_size, padding, scale, size, device, backward)
         if scale == 1:
             return F.conv2d(x_, w_, padding='same', groups=channels)
         out = F.conv_transpose2d(x_, w_, stride=scale, groups=channels)
-        return out[..., :size * scale, :size * scale]
+        return out[..., :height * scale, :width * scale]
 
     fns = {'ours': (ours, weight), 'baseline': (baseline, weight), 'conv': (conv, conv_weight)}
     calls = {}
@@ -183,7 +196,7 @@ def operator_case(channels, kernel_size, padding, scale, size, device, backward)
                     fn(x, w, bias)
         calls[name] = call
     check = None
-    if not backward and size <= 256:
+    if not backward and height * width <= 256 * 256:
         with torch.no_grad():
             ref = literal_converse2d(x.double(), weight.double(), bias.double(), scale, padding, 'circular')
             out = ours(x, weight, bias)
@@ -257,12 +270,33 @@ def cases(quick):
     return op, models
 
 
+SCALING_SIZES = ((256, 256), (512, 512), (1024, 1024), (321, 481))
+
+
+def scaling_cases(channels):
+    """Converse2D as in Converse-DnCNN (k=7, p=6, s=1, channels last) at growing sizes, eval and fwd+bwd."""
+    return [(f'scaling C={channels}, {h}×{w}{label}', channels, 7, 6, 1, (h, w), backward, 2)
+            for backward, label in ((False, ''), (True, ', fwd+bwd')) for h, w in SCALING_SIZES]
+
+
+def smoke_cases():
+    return [('s=1 C=8 k=7 p=6, 16²', 8, 7, 6, 1, 16, False, 1),
+            ('s=2 C=8 k=2 p=2, 16², fwd+bwd', 8, 2, 2, 2, 16, True, 1)], []
+
+
 def run(args):
     device = torch.device(args.device)
-    op_cases, model_cases = cases(args.quick)
+    if args.scaling:
+        op_cases, model_cases = scaling_cases(args.scaling_channels), []
+    elif args.smoke:
+        op_cases, model_cases = smoke_cases()
+    else:
+        op_cases, model_cases = cases(args.quick)
     rows = []
     budget = 1.0 if args.quick else args.budget
-    jobs = [(label, 'operator', repeats, lambda c=tuple(c), bwd=bwd: operator_case(*c, device=device, backward=bwd))
+    layout = 'channels_last' if args.scaling else 'contiguous'
+    jobs = [(label, 'operator', repeats,
+             lambda c=tuple(c), bwd=bwd: operator_case(*c, device=device, backward=bwd, layout=layout))
             for label, *c, bwd, repeats in op_cases]
     jobs += [(label, 'model', repeats, lambda kind=kind: model_case(kind, device, args.quick))
              for label, kind, repeats in model_cases]
@@ -270,7 +304,8 @@ def run(args):
         if args.cases and not any(key in label for key in args.cases):
             continue
         calls, check = make()
-        times, memory = measure(calls, device, 1 if args.quick else repeats, budget, not args.no_memory)
+        times, memory = measure(calls, device, 1 if (args.quick or args.smoke) else repeats, budget,
+                                not args.no_memory)
         if args.no_memory:
             memory = {}
         row = {'case': label, 'group': group, 'time_s': times, 'peak_bytes': memory,
@@ -279,6 +314,8 @@ def run(args):
             row['memory_vs_baseline'] = memory['ours'] / max(memory['baseline'], 1)
         if check is not None:
             row['check'] = check
+        if args.scaling:
+            row['pixels'] = int(label.split(', ')[1].split('×')[0]) * int(label.split('×')[1].split(',')[0])
         rows.append(row)
         print(format_row(row), flush=True)
         del calls
@@ -332,6 +369,39 @@ def format_row(row):
             f"{t['conv']:.4f} | {row['time_vs_conv']:.1f} | {cached} | {mem} |")
 
 
+def per_pixel_table(rows, method):
+    """µs per input pixel of ``method`` in the --scaling rows, and its ratio to the first size (256²)."""
+    lines = [f'| {method}, per pixel | µs / pixel | ÷ 256² |', '|---|---:|---:|']
+    first = {}
+    for row in rows:
+        kind = 'fwd+bwd' if 'fwd+bwd' in row['case'] else 'eval'
+        per_pixel = row['time_s'][method] / row['pixels'] * 1e6
+        first.setdefault(kind, per_pixel)
+        lines.append(f"| {row['case']} | {per_pixel:.2f} | {per_pixel / first[kind]:.2f} |")
+    return '\n'.join(lines)
+
+
+def side_by_side(argv):
+    """The benchmark in two fresh processes, plain and with --retain-freed-memory; both figures per row."""
+    script = str(Path(__file__).resolve())
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting, extra in (('plain', []), ('retained', ['--retain-freed-memory'])):
+            path = os.path.join(tmp, f'{setting}.json')
+            args = [a for a in argv if a != '--retain-freed-memory'] + extra + ['--json', path]
+            print(f'$ {Path(sys.executable).name} {Path(script).name} {" ".join(args[:-2])}', flush=True)
+            subprocess.run([sys.executable, script] + args, check=True)
+            results[setting] = json.loads(Path(path).read_text())
+    print('\n| case | ours, plain (s) | ours, retained (s) | plain ÷ retained | baseline, plain (s) | '
+          'baseline, retained (s) | speed-up, plain | speed-up, retained |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+    for plain, retained in zip(results['plain']['rows'], results['retained']['rows']):
+        tp, tr = plain['time_s'], retained['time_s']
+        print(f"| {plain['case']} | {tp['ours']:.4f} | {tr['ours']:.4f} | **{tp['ours'] / tr['ours']:.2f}** | "
+              f"{tp['baseline']:.4f} | {tr['baseline']:.4f} | {plain['speedup_vs_baseline']:.1f}× | "
+              f"{retained['speedup_vs_baseline']:.1f}× |")
+    return results
+
+
 def environment(device):
     env = {'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
            'machine': platform.machine(), 'processor': platform.processor() or platform.machine()}
@@ -356,7 +426,16 @@ def main(argv=None):
                              'left as a plain Python process has them')
     parser.add_argument('--compile', action='store_true',
                         help='instead of the table: eager against torch.compile for Converse2D and ConverseBlock')
+    parser.add_argument('--smoke', action='store_true', help='CI-sized: two tiny operator cases, one repeat')
+    parser.add_argument('--scaling', action='store_true',
+                        help='instead of the table: Converse2D (k=7, p=6, channels last) eval and fwd+bwd at '
+                             f"{', '.join(f'{h}×{w}' for h, w in SCALING_SIZES)}, time per pixel")
+    parser.add_argument('--scaling-channels', type=int, default=64, help='channels of the --scaling cases (64)')
+    parser.add_argument('--side-by-side', action='store_true',
+                        help='run twice in fresh subprocesses, plain and with --retain-freed-memory, one table')
     args = parser.parse_args(argv)
+    if args.side_by_side:
+        return side_by_side([a for a in (sys.argv[1:] if argv is None else argv) if a != '--side-by-side'])
     retained = retain_freed_memory() if args.retain_freed_memory else False
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device!r}: CUDA is not available')
@@ -373,6 +452,8 @@ def main(argv=None):
     else:
         print(HEADER, flush=True)
         rows = run(args)
+        if args.scaling:
+            print(per_pixel_table(rows, 'ours') + '\n\n' + per_pixel_table(rows, 'baseline'))
     if args.json:
         Path(args.json).write_text(json.dumps({'environment': env, 'rows': rows}, indent=2))
         print(f'wrote {args.json}')

@@ -1,4 +1,13 @@
-from .converse2d import PADDING_MODES, Converse2D, converse2d
-from .spectral import regularizer, transfer_function
+"""Depthwise reverse convolution (Converse2D): the operator, its mathematics and how it runs.
 
-__all__ = ['Converse2D', 'converse2d', 'PADDING_MODES', 'regularizer', 'transfer_function']
+Layers: :mod:`.spectral` (the mathematics), :mod:`.execution` (FFT back end, layouts, channel groups,
+response cache), :mod:`.custom_ops` (autograd and ``torch.compile``), :mod:`.converse2d` (checks, padding,
+routes, the module), :mod:`.literal` (the published algorithm, the tests' oracle). Derivation:
+``docs/derivation.md``. Nothing here imports basicsr.
+"""
+from .converse2d import (PADDING_MODES, Converse2D, check_eps, check_input, check_padding, check_scale, converse2d,
+                         is_channels_last, uses_nhwc_path)
+from .spectral import regularizer, transfer_function, transfer_function_nhwc
+
+__all__ = ['Converse2D', 'converse2d', 'PADDING_MODES', 'regularizer', 'transfer_function', 'transfer_function_nhwc',
+           'check_input', 'check_scale', 'check_padding', 'check_eps', 'is_channels_last', 'uses_nhwc_path']

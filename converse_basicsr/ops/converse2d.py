@@ -1,12 +1,19 @@
-"""Depthwise reverse convolution: the ``converse2d`` function and the ``Converse2D`` module."""
+"""Depthwise reverse convolution: the ``converse2d`` function and the ``Converse2D`` module.
+
+This module checks arguments, pads, and picks the route (see :func:`converse2d`); the mathematics is in
+:mod:`.spectral` (derived in ``docs/derivation.md``), how it runs in :mod:`.execution`, what autograd and
+``torch.compile`` see in :mod:`.custom_ops`.
+"""
 import contextlib
+import math
 import numbers
 
 import torch
 from torch import nn
 
-from .spectral import (ReverseConvolution, ReverseConvolutionNHWC, regularizer, reverse_convolution_op, reverse_convolve,
-                       reverse_convolve_nhwc, transfer_function, transfer_function_nhwc)
+from .custom_ops import ReverseConvolution, reverse_convolution_op
+from .execution import NCHW, NHWC, ResponseCache, solve
+from .spectral import regularizer, transfer_function, transfer_function_nhwc
 
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
@@ -62,10 +69,20 @@ def is_channels_last(x):
 
 
 def uses_nhwc_path(x):
-    """Channels-last input on CPU, eager: the reverse convolution runs channels last
-    (:func:`~converse_basicsr.ops.spectral.reverse_convolve_nhwc`, with autograd
-    :class:`~converse_basicsr.ops.spectral.ReverseConvolutionNHWC`)."""
-    return x.device.type == 'cpu' and is_channels_last(x) and not torch.compiler.is_compiling()
+    """Channels-last input, eager (any device): the reverse convolution runs on the channels-last map."""
+    return is_channels_last(x) and not torch.compiler.is_compiling()
+
+
+def check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or not eps > 0:
+        raise ValueError(f'eps must be a positive finite number, got {eps!r}')
+    return float(eps)
+
+
+def check_channels(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    return int(value)
 
 
 def _needs_grad(*tensors):
@@ -83,53 +100,81 @@ def _full_precision(device_type):
     return contextlib.nullcontext()
 
 
+def _empty_batch(x, weight, bias, shape, dtype):
+    """The output for ``N = 0``, still linked to the inputs in the autograd graph (zero gradients)."""
+    link = (x.sum() + weight.sum() + bias.sum()).to(dtype) * 0
+    return x.new_zeros(shape, dtype=dtype) + link
+
+
 def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5, response=None):
     """Reverse convolution of ``x`` (``N, C, H, W``) → ``(N, C, H·scale, W·scale)``.
 
     Per channel, the closed-form solution of ``min_X ‖x − (X ⊛ K)↓s‖² + λ‖X − X0‖²`` with
     ``K = weight`` (``(1 or N, C, k, k)``), ``λ = sigmoid(bias − 9) + eps`` (``bias``:
-    ``(1, C, 1, 1)``) and ``X0`` the nearest upsampling of ``x``; the input is padded by
-    ``padding`` with ``padding_mode`` first and the result cropped back. Half-precision inputs
-    are computed in float32 and returned in their dtype; under ``torch.autocast`` the result is
-    float32 (like the other ops autocast runs in float32). ``response`` is a precomputed
-    :func:`~converse_basicsr.ops.spectral.transfer_function` for this size (a cache), optional.
+    ``(1, C, 1, 1)``, ``eps`` positive and finite) and ``X0`` the nearest upsampling of ``x``; the
+    input is padded by ``padding`` with ``padding_mode`` first and the result cropped back (derivation:
+    ``docs/derivation.md``). Half-precision inputs are computed in float32 and returned in their dtype;
+    under ``torch.autocast`` the result is float32 (like the other ops autocast runs in float32).
+    ``response`` is a precomputed transfer function for this padded size and layout (a cache), optional.
+    The output keeps the input's layout (channels last in, channels last out).
+
+    Routes (every one computes the same function; they differ in where the work runs):
+
+    ============================  ============  ================================================================
+    when                          device        route
+    ============================  ============  ================================================================
+    under ``torch.compile``       any           custom operator ``converse_basicsr::reverse_convolution`` on the
+                                                padded channels-first map, backward as a second operator
+    eager, channels last, grad    CPU, CUDA     :class:`ReverseConvolution` on the padded ``(N, H, W, C)`` view
+    eager, channels last          CPU, CUDA     :func:`.execution.solve` on the ``(N, H, W, C)`` view, padded
+                                                channel group by channel group; ``response`` if given
+    eager, channels first, grad   CPU, CUDA     :class:`ReverseConvolution` on the padded ``(N, C, H, W)`` map
+    eager, channels first         CPU, CUDA     :func:`.execution.solve`, padded group by group; ``response``
+    ``N = 0``                     any           zeros linked to the inputs' graph
+    ============================  ============  ================================================================
+
+    "grad" means autograd records the call (grad mode on and an input requiring grad). Within a route,
+    :mod:`.execution` chooses the FFT (scipy's pocketfft on CPU channels last, or channels first on one
+    thread; ``torch.fft`` otherwise) and the channel groups (cache-sized on CPU, from free memory on CUDA).
     """
     scale = check_scale(scale)
     check_padding(padding, padding_mode)
+    eps = check_eps(eps)
     check_input(x, channels=weight.shape[1])
     if weight.dim() != 4 or weight.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} for input {tuple(x.shape)}')
+        raise ValueError(f'weight must have shape (1 or N, C, k, k), got {tuple(weight.shape)} '
+                         f'for input {tuple(x.shape)}')
     autocast = torch.is_autocast_enabled(x.device.type)
     dtype = _compute_dtype(x.dtype)
     out_dtype = dtype if autocast else x.dtype
     n, c, h, w = x.shape
     if n == 0:
-        return x.new_empty(0, c, h * scale, w * scale, dtype=out_dtype)
+        return _empty_batch(x, weight, bias, (0, c, h * scale, w * scale), out_dtype)
     with _full_precision(x.device.type):
-        if uses_nhwc_path(x):
-            xh = _pad_nhwc(x.permute(0, 2, 3, 1).to(dtype), padding, padding_mode)
-            if response is not None:
-                out = reverse_convolve_nhwc(xh, scale, padding, response=response)
-            else:
-                lam = regularizer(bias.to(dtype), eps)
-                if _needs_grad(xh, weight, lam):
-                    out = ReverseConvolutionNHWC.apply(xh, weight.to(dtype), lam, scale, padding)
-                else:
-                    out = reverse_convolve_nhwc(xh, scale, padding, kernel=weight.to(dtype), lam=lam)
-            return out.permute(0, 3, 1, 2).to(out_dtype)
         lam = regularizer(bias.to(dtype), eps)
-        if torch.compiler.is_compiling() or _needs_grad(x, weight, lam):
+        kernel = weight.to(dtype)
+        if torch.compiler.is_compiling():  # an opaque operator for the compiler (see custom_ops.py)
             xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
-            if torch.compiler.is_compiling():  # an opaque operator for the compiler (see spectral.py)
-                out = reverse_convolution_op(xp, weight.to(dtype), lam, scale, padding)[0]
-            else:
-                out = ReverseConvolution.apply(xp, weight.to(dtype), lam, scale, padding)
-        else:  # padded channel group by channel group inside
-            args = dict(response=response) if response is not None else dict(kernel=weight.to(dtype), lam=lam)
-            out = reverse_convolve(x.to(dtype).contiguous(), scale, padding,
-                                   pad=lambda t: _pad(t, padding, padding_mode).contiguous(), **args)
-        if is_channels_last(x):  # keep the caller's layout (the archs run channels last)
-            out = out.contiguous(memory_format=torch.channels_last)
+            out = reverse_convolution_op(xp, kernel, lam, scale, padding)[0]
+            return (out.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else out).to(out_dtype)
+        if uses_nhwc_path(x):
+            layout, view = NHWC, x.permute(0, 2, 3, 1).to(dtype)
+
+            def pad(t):
+                return _pad_nhwc(t, padding, padding_mode)
+        else:
+            layout, view = NCHW, x.to(dtype)
+
+            def pad(t):
+                return _pad(t, padding, padding_mode).contiguous()
+        if _needs_grad(view, kernel, lam):
+            out = ReverseConvolution.apply(pad(view), kernel, lam, scale, padding, layout)
+        elif response is not None:
+            out = solve(view, layout, scale, padding, response_=response, pad=pad)
+        else:
+            out = solve(view, layout, scale, padding, kernel, lam, pad=pad)
+        if layout is NHWC:
+            out = out.permute(0, 3, 1, 2)
     return out.to(out_dtype)
 
 
@@ -146,23 +191,23 @@ class Converse2D(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular',
                  eps=1e-5):
         super().__init__()
+        in_channels = check_channels(in_channels, 'in_channels')
+        out_channels = check_channels(out_channels, 'out_channels')
         if in_channels != out_channels:
             raise ValueError(f'Converse2D is depthwise: in_channels ({in_channels}) must equal '
                              f'out_channels ({out_channels})')
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
             raise ValueError(f'kernel_size must be a positive integer, got {kernel_size!r}')
-        if not eps > 0:
-            raise ValueError(f'eps must be positive, got {eps!r}')
+        self.eps = check_eps(eps)
         self.scale = check_scale(scale)
         check_padding(padding, padding_mode)
         self.in_channels = self.out_channels = in_channels
         self.kernel_size = int(kernel_size)
         self.padding = int(padding)
         self.padding_mode = padding_mode
-        self.eps = float(eps)
         self.weight = nn.Parameter(torch.empty(1, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(1, in_channels, 1, 1))
-        self._cache = {}
+        self._cache = ResponseCache(max_entries=4)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -182,25 +227,15 @@ class Converse2D(nn.Module):
             return None
         dtype = _compute_dtype(x.dtype)
         size = (x.shape[-2] + 2 * self.padding, x.shape[-1] + 2 * self.padding)
-        itemsize = 16 if dtype == torch.float64 else 8
-        if self.in_channels * self.scale ** 2 * size[0] * (size[1] // 2 + 1) * itemsize > self.CACHE_MAX_BYTES:
-            # Large maps: the response costs a few percent of the FFTs when built channel group by
-            # channel group in cache, and holding it would cost as much memory as the activations.
-            return None
-        nhwc = uses_nhwc_path(x)
-        key = (size, self.scale, dtype, x.device, nhwc)
-        stamp = (self.weight._version, self.bias._version, self.weight.data_ptr(), self.bias.data_ptr(), self.eps)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        with _full_precision(x.device.type):
-            lam = regularizer(self.bias.detach().to(dtype), self.eps)
-            build = transfer_function_nhwc if nhwc else transfer_function
-            response = build(self.weight.detach().to(dtype), lam, size, self.scale)
-        if len(self._cache) >= 4:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = (stamp, response)
-        return response
+        layout = NHWC if uses_nhwc_path(x) else NCHW
+
+        def build():
+            with _full_precision(x.device.type):
+                lam = regularizer(self.bias.detach().to(dtype), self.eps)
+                make = transfer_function_nhwc if layout is NHWC else transfer_function
+                return make(self.weight.detach().to(dtype), lam, size, self.scale)
+        return self._cache.lookup(self.weight, self.bias, self.eps, size, self.scale, dtype, layout, build,
+                                  self.CACHE_MAX_BYTES)
 
     def forward(self, x):
         check_input(x, channels=self.in_channels)
