@@ -91,9 +91,10 @@ def save_training_state(model, epoch, current_iter):
     rng = gather_rng_states()
     if not is_main_process():
         return
-    state = {'epoch': epoch, 'iter': current_iter, 'rng': rng,
-             'optimizers': [o.state_dict() for o in model.optimizers],
-             'schedulers': [s.state_dict() for s in model.schedulers]}
+    state = {
+        'epoch': epoch, 'iter': current_iter, 'rng': rng, 'optimizers': [o.state_dict() for o in model.optimizers],
+        'schedulers': [s.state_dict() for s in model.schedulers]
+    }
     path = osp.join(model.opt['path']['training_states'], f'{current_iter}.state')
     save_atomically(state, path, 'training state', get_root_logger())
 
@@ -124,8 +125,10 @@ def _load(path):
 def model_files(opt, iteration):
     """The model files BasicSR's ``check_resume`` will load when resuming at ``iteration``."""
     ignored = opt['path'].get('ignore_resume_networks') or []
-    return [osp.join(opt['path']['models'], f'net_{key[len("network_"):]}_{iteration}.pth')
-            for key in opt if key.startswith('network_') and key not in ignored]
+    return [
+        osp.join(opt['path']['models'], f'net_{key[len("network_"):]}_{iteration}.pth') for key in opt
+        if key.startswith('network_') and key not in ignored
+    ]
 
 
 def check_state(opt, path):

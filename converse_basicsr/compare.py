@@ -96,8 +96,10 @@ def protocol_datasets(protocol, datasets):
     else:
         raise CompareError(f"protocol.task must be 'denoise', 'sr' or 'deblur', got {task!r}")
     base.update(protocol)  # any further dataset key, e.g. mod_crop
-    metrics = user_metrics or {name: dict(type=f'calculate_{name}', crop_border=crop, test_y_channel=y_channel)
-                               for name in ('psnr', 'ssim')}
+    metrics = user_metrics or {
+        name: dict(type=f'calculate_{name}', crop_border=crop, test_y_channel=y_channel)
+        for name in ('psnr', 'ssim')
+    }
     entries = []
     for name, entry in (datasets or {}).items():
         entry = dict(dataroot_gt=entry) if isinstance(entry, str) else dict(entry)
@@ -326,8 +328,10 @@ def count_flops(spec, channels, size, scale, kernel, device):
     side = max(size // scale, 1)
     x = torch.rand(1, channels, side, side, device=device)
     fft_total = [0.0]
-    hooks = [m.register_forward_pre_hook(lambda m, args: fft_total.__setitem__(0, fft_total[0] + fft_flops(m, args)))
-             for m in spec.module.modules() if isinstance(m, Converse2D)]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args: fft_total.__setitem__(0, fft_total[0] + fft_flops(m, args)))
+        for m in spec.module.modules() if isinstance(m, Converse2D)
+    ]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             forward(spec.module, x, kernel, scale)
@@ -454,8 +458,8 @@ class Comparison:
     failed: list = field(default_factory=list)
 
 
-def compare(models, datasets, protocol, name='compare', results_root='results', device='cpu', tile=None,
-            threads=None, model_dir=None, flops_size=256, crop=48, warmup=1, plot=False, progress=True):
+def compare(models, datasets, protocol, name='compare', results_root='results', device='cpu', tile=None, threads=None,
+            model_dir=None, flops_size=256, crop=48, warmup=1, plot=False, progress=True):
     """Compare ``models`` on ``datasets`` under ``protocol``; write ``results_root/name/``; return a
     :class:`Comparison`. Arguments as the YAML keys in the module docstring; ``models`` entries as
     :func:`load_model` accepts (``nn.Module`` objects included)."""
@@ -477,8 +481,10 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
     for index, entry in enumerate(models):
         label = model_label(entry, index)
         bar.set_postfix_str(label)
-        result = {'model': label, 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
-                  'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''}
+        result = {
+            'model': label, 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '', 'gflops_total': '',
+            'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
+        }
         outputs = {}
         try:
             spec = load_model(entry, task, scale, model_dir)
@@ -495,7 +501,7 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
                     out = run_model(spec.module, sample, device, tile)
                     times.append(time.perf_counter() - start)
                 if i == 0:
-                    result['peak_memory_mib'] = '' if memory.peak is None else memory.peak / 2 ** 20
+                    result['peak_memory_mib'] = '' if memory.peak is None else memory.peak / 2**20
                 check_output(out, sample)
                 outputs[i] = out
                 bar.update(1)
@@ -512,36 +518,39 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
                 torch.cuda.empty_cache()
         for i, sample in enumerate(samples):
             values = measure(outputs[i], sample.gt, metrics) if i in outputs and not result['error'] else {}
-            per_image.append(dict(dataset=sample.dataset, image=sample.image, model=label, input_sha256=sample.sha256,
-                                  **{k: values.get(k, '') for k in metrics}, crop_box='{1},{0},{2}'.format(*boxes[i]),
-                                  error=result['error']))
+            per_image.append(
+                dict(dataset=sample.dataset, image=sample.image, model=label, input_sha256=sample.sha256,
+                     **{k: values.get(k, '')
+                        for k in metrics}, crop_box='{1},{0},{2}'.format(*boxes[i]), error=result['error']))
             if values and not isinstance(spec.module, DegradedInput):
-                tiles[i].append(([label, f"PSNR {values.get('psnr', float('nan')):.2f} dB"],
-                                 to_rgb_uint8(outputs[i])))
+                tiles[i].append(([label, f"PSNR {values.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(outputs[i])))
         for dataset in dict.fromkeys(s.dataset for s in samples):
             measured = [r for r in per_image if r['model'] == label and r['dataset'] == dataset]
             means = {k: float(np.mean([r[k] for r in measured])) if not result['error'] else '' for k in metrics}
             rows.append(dict(dataset=dataset, images=len(measured), **means, **result))
     bar.close()
-    files = write_outputs(out_dir, rows, per_image, metrics, samples, gts, boxes, tiles, dict(
-        task=task, protocol=protocol, device=str(device), threads=torch.get_num_threads(), flops_size=flops_size,
-        tile=tile, warmup=warmup), plot)
+    files = write_outputs(
+        out_dir, rows, per_image, metrics, samples, gts, boxes, tiles,
+        dict(task=task, protocol=protocol, device=str(device), threads=torch.get_num_threads(), flops_size=flops_size,
+             tile=tile, warmup=warmup), plot)
     return Comparison(rows, per_image, files, failed)
 
 
 def write_outputs(out_dir, rows, per_image, metrics, samples, gts, boxes, tiles, setup, plot):
-    files = {'comparison.csv': osp.join(out_dir, 'comparison.csv'), 'per_image.csv': osp.join(out_dir, 'per_image.csv'),
-             'comparison.md': osp.join(out_dir, 'comparison.md'), 'grids': []}
+    files = {
+        'comparison.csv': osp.join(out_dir, 'comparison.csv'), 'per_image.csv': osp.join(out_dir, 'per_image.csv'),
+        'comparison.md': osp.join(out_dir, 'comparison.md'), 'grids': []
+    }
     metric_note = describe_metrics(metrics)
     for row in rows:
         row.update(metric=metric_note, flops_size=f"{setup['flops_size']}x{setup['flops_size']}",
                    device=setup['device'], threads=setup['threads'])
-    atomic_write_csv(files['comparison.csv'], rows, ['dataset', 'model', 'images', *metrics, 'metric', 'params',
-                                                     'gflops_counted', 'gflops_fft', 'gflops_total', 'flops_size',
-                                                     'seconds_per_image', 'peak_memory_mib', 'device', 'threads',
-                                                     'source', 'error'])
-    atomic_write_csv(files['per_image.csv'], per_image, ['dataset', 'image', 'model', 'input_sha256', *metrics,
-                                                         'crop_box', 'error'])
+    atomic_write_csv(files['comparison.csv'], rows, [
+        'dataset', 'model', 'images', *metrics, 'metric', 'params', 'gflops_counted', 'gflops_fft', 'gflops_total',
+        'flops_size', 'seconds_per_image', 'peak_memory_mib', 'device', 'threads', 'source', 'error'
+    ])
+    atomic_write_csv(files['per_image.csv'], per_image,
+                     ['dataset', 'image', 'model', 'input_sha256', *metrics, 'crop_box', 'error'])
     for i, sample in enumerate(samples):
         path = osp.join(out_dir, 'grids', file_tag(sample.dataset), f'{osp.splitext(sample.image)[0]}.png')
         write_png(path, crop_grid(gts[i], [(['ground truth', ''], gts[i])] + tiles[i], boxes[i]))
@@ -563,8 +572,10 @@ def fmt(value, spec):
 def markdown(rows, metrics, setup):
     """The comparison table (one line per dataset and model) and how it was measured."""
     names = list(metrics)
-    head = ['Dataset', 'Model', 'Images', *[n.upper() for n in names], 'Params', 'GFLOPs (counted + FFT)',
-            's / image', 'Peak MiB', 'Error']
+    head = [
+        'Dataset', 'Model', 'Images', *[n.upper() for n in names], 'Params', 'GFLOPs (counted + FFT)', 's / image',
+        'Peak MiB', 'Error'
+    ]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 3) + '---|']
     for r in rows:
         flops = '—' if r['gflops_counted'] == '' else f"{r['gflops_total']:.2f} ({r['gflops_counted']:.2f} + " \
@@ -583,9 +594,10 @@ def markdown(rows, metrics, setup):
         f"{setup['threads']} threads, tile {setup['tile']}; torch {torch.__version__}, {platform.machine()}.",
         'Peak memory: CUDA allocator peak on a GPU; on the CPU the resident-set growth during the warm-up '
         'and first timed pass on the first image (sampled every ms, after malloc_trim).',
-        'Sources: ' + '; '.join(f"{r['model']}: {r['source']}" for r in {r['model']: r for r in rows}.values()
-                                if r['source']) + '.',
-        '']
+        'Sources: ' + '; '.join(f"{r['model']}: {r['source']}"
+                                for r in {r['model']: r
+                                          for r in rows}.values() if r['source']) + '.', ''
+    ]
     return '\n'.join(lines + notes)
 
 
@@ -599,8 +611,8 @@ def plot_psnr_time(path, rows, setup):
         for r in rows:
             if r['dataset'] == dataset and not r['error'] and r.get('psnr') != '':
                 ax.scatter(r['seconds_per_image'], r['psnr'])
-                ax.annotate(r['model'], (r['seconds_per_image'], r['psnr']), fontsize=8,
-                            xytext=(3, 3), textcoords='offset points')
+                ax.annotate(r['model'], (r['seconds_per_image'], r['psnr']), fontsize=8, xytext=(3, 3),
+                            textcoords='offset points')
         ax.set_xscale('symlog', linthresh=1e-3)
         ax.set(title=dataset, xlabel=f"seconds per image ({setup['device']}, {setup['threads']} threads)",
                ylabel='PSNR (dB)')
@@ -680,8 +692,9 @@ def main(argv=None):
         result = compare(opt['models'], opt.get('datasets'), opt.get('protocol'), name=opt.get('name', 'compare'),
                          results_root=args.results_root, device=opt.get('device', 'cpu'), tile=opt.get('tile'),
                          threads=opt.get('threads'), model_dir=opt.get('model_dir'),
-                         flops_size=opt.get('flops_size', 256), crop=opt.get('crop', 48),
-                         warmup=opt.get('warmup', 1), plot=opt['plot'])
+                         flops_size=opt.get('flops_size', 256), crop=opt.get('crop',
+                                                                             48), warmup=opt.get('warmup',
+                                                                                                 1), plot=opt['plot'])
     except (CompareError, zoo.ZooError, FileNotFoundError, KeyError, ValueError) as err:
         print(f'converse-compare: error: {err}', file=sys.stderr)
         return 2

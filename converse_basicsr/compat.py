@@ -111,6 +111,7 @@ def fix_distributed_init_without_cuda():
     launchers. Without CUDA use gloo and no device; with CUDA use the launcher's local rank, and refuse
     more local ranks than GPUs (:func:`local_gpu`) instead of stacking two ranks on one GPU."""
     import torch.distributed as dist
+
     from basicsr.utils import dist_util
 
     def _init_dist_pytorch(backend, **kwargs):
@@ -146,6 +147,7 @@ def fix_ddp_wrapping_on_cpu():
     """``BaseModel.model_to_device`` wraps the net in DistributedDataParallel with
     ``device_ids=[torch.cuda.current_device()]``, an error on CPU. Leave ``device_ids`` out there."""
     from torch.nn.parallel import DistributedDataParallel
+
     from basicsr.models.base_model import BaseModel
 
     original = BaseModel.model_to_device
@@ -173,7 +175,8 @@ def fix_plain_state_dict_loading():
     def load_network(self, net, load_path, strict=True, param_key='params'):
         net = self.get_bare_model(net)
         load_net = unwrap_state_dict(load_checkpoint_file(load_path), f'checkpoint {load_path}', key=param_key)
-        get_root_logger().info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+        get_root_logger().info(
+            f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
 

@@ -48,8 +48,8 @@ from .zoo import unwrap_state_dict
 
 # Modules that keep the channel count: looked through when an nn.Upsample's channels come from its neighbours.
 _CHANNEL_PRESERVING = (nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Mish,
-                       nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d,
-                       nn.InstanceNorm2d, nn.GroupNorm)
+                       nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.InstanceNorm2d,
+                       nn.GroupNorm)
 
 
 class ConversionError(ValueError):
@@ -68,8 +68,10 @@ class ConversionReport:
     removed_keys: list
 
     def __str__(self):
-        lines = [f'{self.model}: {len(self.replaced)} layer(s) converted to reverse convolution, '
-                 f'parameters {self.params_before:,} -> {self.params_after:,}']
+        lines = [
+            f'{self.model}: {len(self.replaced)} layer(s) converted to reverse convolution, '
+            f'parameters {self.params_before:,} -> {self.params_after:,}'
+        ]
         lines += [f'  {name}: {before}\n    -> {after}' for name, before, after in self.replaced]
         lines += [f'  left alone: {name} ({why})' for name, why in self.skipped]
         lines.append(f'  new state-dict keys: {", ".join(self.new_keys) or "none"}')
@@ -146,6 +148,7 @@ def _describe(module):
 
 # ---------------------------------------------------------------- arch-aware rules (exact BasicSR classes)
 
+
 def _convert_msrresnet(plan, model, prefix):
     """MSRResNet runs ``lrelu(pixel_shuffle(upconv_i(x)))`` per stage with one shared ``pixel_shuffle``:
     each ``upconv_i`` becomes a ×2 (×3) ConverseUpsample stage and ``pixel_shuffle`` an Identity, so its
@@ -187,14 +190,14 @@ def _convert_swinir(plan, model, prefix):
 
 ARCH_RULES = {MSRResNet: _convert_msrresnet, RRDBNet: _convert_rrdbnet, SwinIR: _convert_swinir}
 
-
 # ---------------------------------------------------------------- the generic rule
+
 
 def _conv_kernel(conv, name):
     """The kernel size of a stride-1, same-size, ungrouped Conv2d (what ConverseUpsample's convs are)."""
     k = conv.kernel_size[0]
-    if (conv.kernel_size != (k, k) or k % 2 == 0 or conv.stride != (1, 1) or conv.dilation != (1, 1)
-            or conv.groups != 1 or conv.padding not in ((k // 2, k // 2), 'same')):
+    if (conv.kernel_size != (k, k) or k % 2 == 0 or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
+            or conv.padding not in ((k // 2, k // 2), 'same')):
         raise ConversionError(f'cannot convert {name} ({_describe(conv)}): the conv before a PixelShuffle must be '
                               'square, odd-sized, stride 1, ungrouped and keep the size (padding k // 2)')
     return k
@@ -209,7 +212,7 @@ def _is_shuffle_sequence(module):
 def _from_shuffle_sequence(plan, seq, name):
     convs, shuffles = list(seq.children())[0::2], list(seq.children())[1::2]
     scale = math.prod(s.upscale_factor for s in shuffles)
-    num_out_ch = convs[-1].out_channels // shuffles[-1].upscale_factor ** 2
+    num_out_ch = convs[-1].out_channels // shuffles[-1].upscale_factor**2
     return plan.upsampler(name, seq, convs[0].in_channels, scale, num_out_ch, _conv_kernel(convs[0], name))
 
 
@@ -218,8 +221,10 @@ def _from_conv_transpose(plan, layer, name):
     if layer.stride == (1, 1):
         plan.skipped.append((name, 'ConvTranspose2d of stride 1: a convolution, not an upsampler'))
         return None
-    growth = [layer.dilation[a] * (layer.kernel_size[a] - 1) + layer.output_padding[a] + 1 - 2 * layer.padding[a]
-              for a in (0, 1)]
+    growth = [
+        layer.dilation[a] * (layer.kernel_size[a] - 1) + layer.output_padding[a] + 1 - 2 * layer.padding[a]
+        for a in (0, 1)
+    ]
     if layer.stride != (stride, stride) or growth != [stride, stride]:
         raise ConversionError(f'cannot convert {name} ({_describe(layer)}): its output is not H·s × W·s for one '
                               f'integer s (stride {layer.stride}, (H-1)·s + {growth[0]} rows); ConverseUpsample '
@@ -247,7 +252,7 @@ def _neighbour_channels(siblings, index):
 
 
 def _from_upsample(plan, layer, name, siblings, index):
-    factors = layer.scale_factor if isinstance(layer.scale_factor, tuple) else (layer.scale_factor,) * 2
+    factors = layer.scale_factor if isinstance(layer.scale_factor, tuple) else (layer.scale_factor, ) * 2
     if layer.size is not None or len(set(factors)) != 1 or float(factors[0]) != int(factors[0]):
         raise ConversionError(f'cannot convert {name} ({_describe(layer)}): only one integer scale_factor '
                               '(no size) converts')
@@ -277,7 +282,7 @@ def _walk(plan, module, prefix):
         elif (isinstance(child, nn.Conv2d) and isinstance(following, nn.PixelShuffle)
               and prefix + names[i + 1] not in plan.exclude):
             s = following.upscale_factor
-            new = plan.upsampler(name, child, child.in_channels, s, child.out_channels // s ** 2,
+            new = plan.upsampler(name, child, child.in_channels, s, child.out_channels // s**2,
                                  _conv_kernel(child, name))
             plan.set(module, attribute, new, name, f'{_describe(child)} + {_describe(following)}')
             plan.set(module, names[i + 1], nn.Identity(), prefix + names[i + 1], following)
@@ -291,8 +296,8 @@ def _walk(plan, module, prefix):
             if new is not None:
                 plan.set(module, attribute, new, name, child)
         elif isinstance(child, nn.Upsample):
-            plan.set(module, attribute, _from_upsample(plan, child, name, children if in_sequence else (), i),
-                     name, child)
+            plan.set(module, attribute, _from_upsample(plan, child, name, children if in_sequence else (), i), name,
+                     child)
         else:
             _walk(plan, child, name + '.')
 
@@ -362,9 +367,9 @@ def convert_upsamplers(model, kernel_size=None, padding=2, padding_mode='replica
     plan.apply()
     keys_after = list(model.state_dict())
     report = ConversionReport(
-        model=model_name,
-        replaced=[(name, _describe(before), _describe(new)) for _, _, new, name, before in plan.changes],
-        skipped=plan.skipped, params_before=params_before, params_after=_count(model),
+        model=model_name, replaced=[
+            (name, _describe(before), _describe(new)) for _, _, new, name, before in plan.changes
+        ], skipped=plan.skipped, params_before=params_before, params_after=_count(model),
         new_keys=[k for k in keys_after if k not in set(keys_before)],
         removed_keys=[k for k in keys_before if k not in set(keys_after)])
     model.conversion_report = report

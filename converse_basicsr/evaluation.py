@@ -130,8 +130,9 @@ def write_per_image_csv(opt):
         return []
     paths = []
     for dataset_opt in opt['datasets'].values():
-        path = atomic_write_csv(osp.join(opt['path']['log'], per_image_csv_name(dataset_opt['name'])),
-                                saved_results_metrics(opt, dataset_opt))
+        path = atomic_write_csv(
+            osp.join(opt['path']['log'], per_image_csv_name(dataset_opt['name'])),
+            saved_results_metrics(opt, dataset_opt))
         logger.info(f"Per-image metrics of {dataset_opt['name']}: {path}")
         paths.append(path)
     return paths

@@ -27,8 +27,10 @@ from .data.io import (ARRAY_EXTENSIONS, IMG_EXTENSIONS, TIFF_EXTENSIONS, ImageEr
                       quantise, read_image, write_image)
 from .data.kernels import load_kernel
 
-__all__ = ['Restorer', 'RestoreResult', 'tiled_forward', 'read_image', 'write_image', 'quantise', 'ImageError',
-           'available_memory', 'peak_tensor_bytes', 'output_names', 'IMAGE_EXTENSIONS']
+__all__ = [
+    'Restorer', 'RestoreResult', 'tiled_forward', 'read_image', 'write_image', 'quantise', 'ImageError',
+    'available_memory', 'peak_tensor_bytes', 'output_names', 'IMAGE_EXTENSIONS'
+]
 
 IMAGE_EXTENSIONS = IMG_EXTENSIONS + ARRAY_EXTENSIONS  # what converse-restore takes from a folder
 MEMORY_FRACTION = 0.5  # share of the free memory that tile='auto' plans to use (allocator slack, fragmentation)
@@ -193,8 +195,8 @@ class Restorer:
     declared ``upscale``/``scale`` attribute (or zoo entry) and against ``scale``.
     """
 
-    def __init__(self, model, device='cpu', half=False, tile=None, tile_pad=32, scale=None, kernel=None,
-                 model_dir=None, arch=None, arch_kwargs=None, url=None, kernel_check=True):
+    def __init__(self, model, device='cpu', half=False, tile=None, tile_pad=32, scale=None, kernel=None, model_dir=None,
+                 arch=None, arch_kwargs=None, url=None, kernel_check=True):
         self.messages = []
         self.device = self._check_device(device)
         if half and self.device.type != 'cuda':
@@ -262,8 +264,10 @@ class Restorer:
         if self.entry is not None:
             declared = None if self.entry.kernel_size else self.entry.scale
             return [self.entry.in_channels], self.entry.kernel_size, declared
-        candidates = [source.get(key) if isinstance(source, dict) else getattr(source, key, None)
-                      for source in (arch_kwargs or {}, model) for key in ('num_in_ch', 'in_chans')]
+        candidates = [
+            source.get(key) if isinstance(source, dict) else getattr(source, key, None)
+            for source in (arch_kwargs or {}, model) for key in ('num_in_ch', 'in_chans')
+        ]
         first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
         candidates += [first.in_channels if first is not None else None, 3, 1]
         candidates = list(dict.fromkeys(c for c in candidates if isinstance(c, int) and not isinstance(c, bool)))
@@ -300,8 +304,8 @@ class Restorer:
         generator = torch.Generator().manual_seed(0)
         kernel = None
         if self.kernel_size:
-            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size ** 2,
-                                device=self.device, dtype=self.dtype)
+            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size**2, device=self.device,
+                                dtype=self.dtype)
 
         def run(c, h, w):
             x = torch.rand(1, c, h, w, generator=generator).to(self.device, self.dtype)
@@ -372,8 +376,8 @@ class Restorer:
                 module._cache.clear()
         kernel = None
         if self.kernel_size:
-            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size ** 2,
-                                device=self.device, dtype=self.dtype)
+            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size**2, device=self.device,
+                                dtype=self.dtype)
         size = max(32, self.min_size)
         peaks = []
         with torch.no_grad():
@@ -463,8 +467,7 @@ class Restorer:
             if tile is None:
                 out = forward(x).float().cpu()
             else:
-                out = tiled_forward(forward, x, tile, self.tile_pad, self.scale, self.min_size,
-                                    wrap=self.periodic)
+                out = tiled_forward(forward, x, tile, self.tile_pad, self.scale, self.min_size, wrap=self.periodic)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(f'out of memory on {self.device} for a {w}x{h} image; use a tile size '
                                f'(--tile 256) or --tile auto') from err

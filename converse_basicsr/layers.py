@@ -13,8 +13,8 @@ from .ops import Converse2D
 
 def upsample_stages(scale):
     """The per-stage scales of an upsampling by ``scale``: 2^n as n ×2 stages, 3 as one (BasicSR's ``Upsample``)."""
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 2 or (
-            scale & (scale - 1) and scale != 3):
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 2 or (scale &
+                                                                                           (scale - 1) and scale != 3):
         raise ValueError(f'scale must be 2^n (2, 4, 8, ...) or 3, got {scale!r}')
     return [3] if scale == 3 else [2] * (int(scale).bit_length() - 1)
 

@@ -28,16 +28,30 @@ PACKAGE = __name__.rsplit('.', 1)[0]
 
 # Numeric options BasicSR reads (dotted paths, ``*`` matches one level): their kind.
 BASICSR_NUMBERS = {
-    'manual_seed': 'int', 'scale': 'int',
-    'datasets.*.batch_size_per_gpu': 'int', 'datasets.*.num_worker_per_gpu': 'int',
-    'datasets.*.dataset_enlarge_ratio': 'number', 'datasets.*.gt_size': 'int',
-    'train.total_iter': 'number', 'train.warmup_iter': 'number', 'train.ema_decay': 'number',
-    'train.optim_*.lr': 'number', 'train.optim_*.weight_decay': 'number', 'train.optim_*.eps': 'number',
-    'train.optim_*.momentum': 'number', 'train.optim_*.betas': 'numbers',
-    'train.scheduler.milestones': 'numbers', 'train.scheduler.gamma': 'number', 'train.scheduler.periods': 'numbers',
-    'train.scheduler.restart_weights': 'numbers', 'train.scheduler.eta_min': 'number',
-    'train.scheduler.eta_mins': 'numbers', 'train.*_opt.loss_weight': 'number',
-    'val.val_freq': 'number', 'logger.print_freq': 'number', 'logger.save_checkpoint_freq': 'number',
+    'manual_seed': 'int',
+    'scale': 'int',
+    'datasets.*.batch_size_per_gpu': 'int',
+    'datasets.*.num_worker_per_gpu': 'int',
+    'datasets.*.dataset_enlarge_ratio': 'number',
+    'datasets.*.gt_size': 'int',
+    'train.total_iter': 'number',
+    'train.warmup_iter': 'number',
+    'train.ema_decay': 'number',
+    'train.optim_*.lr': 'number',
+    'train.optim_*.weight_decay': 'number',
+    'train.optim_*.eps': 'number',
+    'train.optim_*.momentum': 'number',
+    'train.optim_*.betas': 'numbers',
+    'train.scheduler.milestones': 'numbers',
+    'train.scheduler.gamma': 'number',
+    'train.scheduler.periods': 'numbers',
+    'train.scheduler.restart_weights': 'numbers',
+    'train.scheduler.eta_min': 'number',
+    'train.scheduler.eta_mins': 'numbers',
+    'train.*_opt.loss_weight': 'number',
+    'val.val_freq': 'number',
+    'logger.print_freq': 'number',
+    'logger.save_checkpoint_freq': 'number',
 }
 KINDS = {  # kind: (description, test)
     'int': ('an integer', lambda v: isinstance(v, numbers.Integral)),
@@ -155,8 +169,8 @@ def check_options(opt, path='<options>'):
                 allowed = dict.fromkeys(set(allowed) | set(net), None) | allowed
             errors += _entry_errors(key, net, allowed, cls.__name__)
     for key, value in _flatten(opt):
-        kind = next((k for pattern, k in BASICSR_NUMBERS.items() if fnmatch.fnmatchcase(key, pattern)
-                     and key.count('.') == pattern.count('.')), None)
+        kind = next((k for pattern, k in BASICSR_NUMBERS.items()
+                     if fnmatch.fnmatchcase(key, pattern) and key.count('.') == pattern.count('.')), None)
         if kind is not None:
             message = kind_error(key, value, kind)
         elif key.split('.')[0] in ('train', 'val', 'logger') and isinstance(value, str) and _number_text(value):
@@ -231,8 +245,7 @@ def check_data(opt, stream=None):
         except Exception as error:  # noqa: BLE001  (any failure to list the data is a finding to report)
             bad.append((where, dataset_opt.get('dataroot_gt'), f'{type(error).__name__}: {error}'))
             continue
-        for index in tqdm(range(len(images)), desc=f'{where} ({dataset_opt.get("name")})', file=stream,
-                          unit='img'):
+        for index in tqdm(range(len(images)), desc=f'{where} ({dataset_opt.get("name")})', file=stream, unit='img'):
             key = (images.dataroot, images.backend, images.color, images.paths[index])
             if key in seen:
                 continue

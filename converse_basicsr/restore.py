@@ -30,20 +30,23 @@ def build_parser():
     p.add_argument('--model', required=True, help=f'zoo name [{models}] or a checkpoint file')
     p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
     p.add_argument('--arch-kwargs', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\' (needs --arch)')
-    p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
-                                       '~/.cache/converse_basicsr)')
+    p.add_argument(
+        '--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
+        '~/.cache/converse_basicsr)')
     p.add_argument('--input', '-i', required=True, help='an image (.png/.jpg/.tif/..., or .npy float HW or HWC '
-                                                        'RGB in [0, 1]) or a folder of them')
+                   'RGB in [0, 1]) or a folder of them')
     p.add_argument('--output', '-o', required=True, help='output folder (created if missing)')
     p.add_argument('--kernel', help='blur kernel .npy for non-blind deblurring (7x7 for converse_usrnet)')
     p.add_argument('--no-kernel-check', action='store_true', help='accept a --kernel that is not a normalised '
-                                                                  'blur kernel (non-negative, sum 1)')
-    p.add_argument('--scale', type=int, help='sf of a kernel-conditioned model (default 1); for other models the '
-                                             'expected scale, checked against the measured one')
+                   'blur kernel (non-negative, sum 1)')
+    p.add_argument(
+        '--scale', type=int, help='sf of a kernel-conditioned model (default 1); for other models the '
+        'expected scale, checked against the measured one')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cpu, cuda, cuda:1 (default cpu)')
     p.add_argument('--half', action='store_true', help='float16 on CUDA (on the CPU: warning, float32)')
-    p.add_argument('--tile', default=None, help="tile size in input pixels, or 'auto' (tile only if memory "
-                                                "would not suffice); default: whole image")
+    p.add_argument(
+        '--tile', default=None, help="tile size in input pixels, or 'auto' (tile only if memory "
+        "would not suffice); default: whole image")
     p.add_argument('--tile-pad', type=int, default=32, help='context pixels around each tile (default 32)')
     p.add_argument('--compare', action='store_true', help='also write <name>_compare.png: input | output')
     return p

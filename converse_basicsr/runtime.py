@@ -43,7 +43,7 @@ def freed_memory_retained():
     return _retained
 
 
-def retain_freed_memory(threshold=2 ** 30):
+def retain_freed_memory(threshold=2**30):
     """Keep freed blocks of up to ``threshold`` bytes in the heap for reuse (glibc only).
 
     Returns True when glibc accepted the setting; False elsewhere (macOS, Windows, musl) or when

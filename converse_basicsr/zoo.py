@@ -64,20 +64,23 @@ class ZooEntry:
         return os.environ.get(BASE_URL_ENV, OFFICIAL_BASE_URL).rstrip('/') + '/' + self.filename
 
 
-ZOO = {e.name: e for e in [
-    ZooEntry('converse_dncnn', 'ConverseDnCNN', 'denoise', 1, 1,
-             '3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89', 'converse_dncnn.pth',
-             'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'num_in_ch': 1}),
-    ZooEntry('converse_srresnet', 'ConverseMSRResNet', 'sr', 3, 4,
-             'ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f', 'converse_srresnet.pth',
-             'Converse-SRResNet, x4 bicubic super-resolution, RGB', {'num_in_ch': 3, 'upscale': 4}),
-    ZooEntry('conversenet', 'ConverseNet', 'deblur', 3, 1,
-             '603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd', 'conversenet.pth',
-             'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'num_in_ch': 3}),
-    ZooEntry('converse_usrnet', 'ConverseUSRNet', 'deblur_nonblind', 3, 1,
-             '729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82', 'converse_usrnet.pth',
-             'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'num_in_ch': 3}, kernel_size=7),
-]}
+ZOO = {
+    e.name: e
+    for e in [
+        ZooEntry('converse_dncnn', 'ConverseDnCNN', 'denoise', 1, 1,
+                 '3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89', 'converse_dncnn.pth',
+                 'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'num_in_ch': 1}),
+        ZooEntry('converse_srresnet', 'ConverseMSRResNet', 'sr', 3, 4,
+                 'ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f', 'converse_srresnet.pth',
+                 'Converse-SRResNet, x4 bicubic super-resolution, RGB', {'num_in_ch': 3, 'upscale': 4}),
+        ZooEntry('conversenet', 'ConverseNet', 'deblur', 3, 1,
+                 '603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd', 'conversenet.pth',
+                 'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'num_in_ch': 3}),
+        ZooEntry('converse_usrnet', 'ConverseUSRNet', 'deblur_nonblind', 3, 1,
+                 '729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82', 'converse_usrnet.pth',
+                 'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'num_in_ch': 3}, kernel_size=7),
+    ]
+}
 
 
 def get_entry(name):
@@ -146,7 +149,7 @@ def download(url, path, timeout=None, attempts=None, sha256=None, progress=True)
             partial.unlink(missing_ok=True)
             errors.append(f'attempt {attempt}: {err}')
             if attempt < attempts:
-                time.sleep(2 ** (attempt - 1))
+                time.sleep(2**(attempt - 1))
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -180,7 +183,7 @@ def unwrap_state_dict(checkpoint, source='checkpoint', key=None):
     """
     if not isinstance(checkpoint, dict):
         raise ZooError(f'{source} does not hold a state dict (got {type(checkpoint).__name__})')
-    for candidate in ((key,) if key else ()) + BASICSR_PARAM_KEYS:
+    for candidate in ((key, ) if key else ()) + BASICSR_PARAM_KEYS:
         if isinstance(checkpoint.get(candidate), dict):
             checkpoint = checkpoint[candidate]
             break
@@ -226,8 +229,7 @@ def build_arch(arch, kwargs=None, device='cpu'):
 
 def _matches(entry, state_dict):
     expected = build_arch(entry.arch, entry.kwargs, device='meta').state_dict()
-    return expected.keys() == state_dict.keys() and all(
-        expected[k].shape == state_dict[k].shape for k in expected)
+    return expected.keys() == state_dict.keys() and all(expected[k].shape == state_dict[k].shape for k in expected)
 
 
 def infer_entry(path, state_dict):
@@ -243,8 +245,8 @@ def infer_entry(path, state_dict):
                    f'({", ".join(ZOO)}); give the arch and its kwargs (--arch, --arch-kwargs)')
 
 
-def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_kwargs=None, url=None,
-                    progress=True, return_entry=False):
+def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_kwargs=None, url=None, progress=True,
+                    return_entry=False):
     """The arch with the checkpoint's weights loaded strictly, in eval mode, on ``device``.
 
     ``name_or_path``: a zoo name (``converse_dncnn``, ``converse_srresnet``, ``conversenet``,

@@ -39,15 +39,12 @@ TASK_TITLES = {
     'denoise': 'Denoising σ = 25, Set12 (reduced DnCNN family)',
     'deblur': 'Blind deblurring, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
 }
-MODEL_NAMES = {
-    ('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
-    ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet', ('deblur', 'conv'): 'ConvNet'
-}
+MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
+               ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet',
+               ('deblur', 'conv'): 'ConvNet'}
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
-PAPER_PSNR = {
-    ('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
-    ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)'
-}
+PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
+              ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)'}
 QUICK_DIVISOR = 8
 SHARED_PREFIX = '../shared/'
 VALIDATION_RE = re.compile(r'Validation (\S+)\n\s*# psnr: (\S+)')
@@ -87,8 +84,9 @@ def derive_options(opt, task, operator, seed, shared_root, quick):
         total = max(2, round(opt['train']['total_iter'] / QUICK_DIVISOR / 2) * 2)
         ratio = total / opt['train']['total_iter']
         opt['train']['total_iter'] = total
-        opt['train']['scheduler']['milestones'] = [max(1, round(m * ratio)) for m in opt['train']['scheduler']
-                                                   ['milestones']]
+        opt['train']['scheduler']['milestones'] = [
+            max(1, round(m * ratio)) for m in opt['train']['scheduler']['milestones']
+        ]
         opt['val']['val_freq'] = total // 2
     return opt
 
@@ -211,9 +209,11 @@ def build_table(results):
         rows = [(key, runs) for key, runs in groups.items() if key[0] == task]
         if not rows:
             continue
-        lines += [f'**{TASK_TITLES[task]}**', '',
-                  '| model | operator | PSNR (dB), mean ± std | per seed | seeds | iterations | paper (full size) |',
-                  '|---|---|---|---|---|---|---|']
+        lines += [
+            f'**{TASK_TITLES[task]}**', '',
+            '| model | operator | PSNR (dB), mean ± std | per seed | seeds | iterations | paper (full size) |',
+            '|---|---|---|---|---|---|---|'
+        ]
         for (task_, operator), runs in rows:
             mean, std = mean_std([r['final_psnr'] for r in runs])
             spread = f'{mean:.2f} ± {std:.2f}' if math.isfinite(std) else f'{mean:.2f}'
@@ -270,8 +270,9 @@ def parse_args(argv=None):
     parser.add_argument('--tasks', nargs='+', choices=('denoise', 'deblur'), default=['denoise', 'deblur'])
     parser.add_argument('--shared', default=default_shared(), help='folder holding datasets/, testsets/, reference/')
     parser.add_argument('--work-dir', help='experiments, derived configs and logs (default results/ablation[_quick])')
-    parser.add_argument('--results', help='results JSON; table (.md) and plot (.png) go beside it '
-                        '(default docs/ablation/ablation_results.json, --quick: <work-dir>/ablation_results.json)')
+    parser.add_argument(
+        '--results', help='results JSON; table (.md) and plot (.png) go beside it '
+        '(default docs/ablation/ablation_results.json, --quick: <work-dir>/ablation_results.json)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run (default 1)')
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time (default 1)')
     parser.add_argument('--table-only', action='store_true', help='only rebuild the table and plot')
@@ -306,8 +307,9 @@ def run_pending(pending, results, results_path, args):
                 continue
             results['runs'][key] = run  # only this thread writes the results
             save_json_atomic(results, results_path)
-            print(f'[{time.strftime("%H:%M:%S")}] {key}: {run["final_psnr"]:.4f} dB after {run["total_iter"]} '
-                  f'iterations, {run["wall_s"]:.0f} s', flush=True)
+            print(
+                f'[{time.strftime("%H:%M:%S")}] {key}: {run["final_psnr"]:.4f} dB after {run["total_iter"]} '
+                f'iterations, {run["wall_s"]:.0f} s', flush=True)
     return failed
 
 
@@ -321,8 +323,10 @@ def main(argv=None):
                 raise SystemExit(f'ablation: {Path(args.shared) / missing} is missing '
                                  '(set --shared or CONVERSE_SHARED)')
         results['command'] = 'python scripts/ablation.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
-        pending = [(task, operator, seed) for seed in args.seeds for task, operator in VARIANTS  # seed-major
-                   if task in args.tasks and run_key(task, operator, seed) not in results['runs']]
+        pending = [
+            (task, operator, seed) for seed in args.seeds for task, operator in VARIANTS  # seed-major
+            if task in args.tasks and run_key(task, operator, seed) not in results['runs']
+        ]
         failed = run_pending(pending, results, results_path, args)
     if not results['runs']:
         raise SystemExit(f'ablation: no runs in {results_path}')

@@ -13,8 +13,10 @@ import converse_basicsr  # noqa: F401  (registers the archs)
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr.ops import converse2d
 
-ARCHS = {'converse_dncnn': 'ConverseDnCNN', 'converse_srresnet': 'ConverseMSRResNet', 'conversenet': 'ConverseNet',
-         'converse_usrnet': 'ConverseUSRNet'}
+ARCHS = {
+    'converse_dncnn': 'ConverseDnCNN', 'converse_srresnet': 'ConverseMSRResNet', 'conversenet': 'ConverseNet',
+    'converse_usrnet': 'ConverseUSRNet'
+}
 
 
 def rel(out, ref):
@@ -41,9 +43,12 @@ def main():
     print('\n| operator case | ours float32 | ours float64 | published float32 |\n|---|---:|---:|---:|')
     for case in truth['operator_cases']:
         cfg = case['cfg']
-        errors = [rel(converse2d(case['input'].to(dt), case['weight'].to(dt), case['bias'].to(dt), cfg['scale'],
-                                 cfg['padding'], cfg['padding_mode'], cfg['eps']), case['output'])
-                  for dt in (torch.float32, torch.float64)]
+        errors = [
+            rel(
+                converse2d(case['input'].to(dt), case['weight'].to(dt), case['bias'].to(dt), cfg['scale'],
+                           cfg['padding'], cfg['padding_mode'], cfg['eps']), case['output'])
+            for dt in (torch.float32, torch.float64)
+        ]
         print(f"| s={cfg['scale']} k={cfg['kernel_size']} p={cfg['padding']} {cfg['padding_mode']} | {errors[0]:.1e} | "
               f"{errors[1]:.1e} | {rel(case['output_float32'], case['output']):.1e} |")
 

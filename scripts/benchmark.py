@@ -57,8 +57,8 @@ from converse_basicsr.runtime import retain_freed_memory  # noqa: E402
 
 METHODS = ('ours', 'baseline', 'conv')
 
-
 # --- measuring ---------------------------------------------------------------------------------
+
 
 def synchronize(device):
     if device.type == 'cuda':
@@ -130,6 +130,7 @@ def peak_memory(fn, device):
 
 # --- the cases ---------------------------------------------------------------------------------
 
+
 def clear_caches(model):
     for module in model.modules():
         if isinstance(module, Converse2D):
@@ -154,7 +155,7 @@ def operator_case(channels, kernel_size, padding, scale, size, device, backward,
     x = torch.rand(1, channels, height, width, generator=g).to(device)
     if layout == 'channels_last':  # as inside the archs
         x = x.contiguous(memory_format=torch.channels_last)
-    weight = torch.softmax(torch.randn(1, channels, kernel_size ** 2, generator=g), -1)
+    weight = torch.softmax(torch.randn(1, channels, kernel_size**2, generator=g), -1)
     weight = weight.view(1, channels, kernel_size, kernel_size).to(device)
     bias = (torch.randn(1, channels, 1, 1, generator=g) - 2).to(device)
     conv_weight = weight.transpose(0, 1).contiguous()  # (C, 1, k, k)
@@ -181,6 +182,7 @@ def operator_case(channels, kernel_size, padding, scale, size, device, backward,
         def cached():
             with torch.no_grad():
                 layer(x)
+
         calls['ours_cached'] = cached
     for name, (fn, w) in fns.items():
         if backward:
@@ -191,9 +193,11 @@ def operator_case(channels, kernel_size, padding, scale, size, device, backward,
                     t.grad = None
                 fn(*leaves).backward(grad)
         else:
+
             def call(fn=fn, w=w):
                 with torch.no_grad():
                     fn(x, w, bias)
+
         calls[name] = call
     check = None
     if not backward and height * width <= 256 * 256:
@@ -208,7 +212,7 @@ def model_case(kind, device, quick):
     torch.manual_seed(0)
     if kind in ('dncnn', 'dncnn_train'):
         build, shape = (lambda op: ConverseDnCNN(operator=op)), ((8, 1, 64, 64) if kind == 'dncnn_train' else
-                                                                (1, 1, 256, 256))
+                                                                 (1, 1, 256, 256))
         if quick:
             shape = (2, 1, 32, 32) if kind == 'dncnn_train' else (1, 1, 64, 64)
     else:
@@ -231,6 +235,7 @@ def model_case(kind, device, quick):
                 optimizer.zero_grad(set_to_none=True)
                 F.l1_loss(model(x), target).backward()
                 optimizer.step()
+
             calls[name] = call
         return calls, None
     for name, model in models.items():
@@ -240,11 +245,13 @@ def model_case(kind, device, quick):
             clear_caches(model)
             with torch.no_grad():
                 model(x)
+
         calls[name] = call
 
     def cached():
         with torch.no_grad():
             ours_model(x)
+
     calls['ours_cached'] = cached
     return calls, None
 
@@ -263,8 +270,8 @@ def cases(quick):
     models = [('Converse-DnCNN eval, 1×1×256²', 'dncnn', 2), ('Converse-DnCNN train step, 8×1×64²', 'dncnn_train', 2),
               ('Converse-SRResNet ×4 eval, 1×3×64²', 'srresnet', 2)]
     if quick:
-        op = [('s=1 C=16 k=7 p=6, 32²', 16, 7, 6, 1, 32, False, 1), ('s=1 C=16 k=7 p=6, 32², fwd+bwd', 16, 7, 6, 1, 32,
-                                                                      True, 1),
+        op = [('s=1 C=16 k=7 p=6, 32²', 16, 7, 6, 1, 32, False, 1),
+              ('s=1 C=16 k=7 p=6, 32², fwd+bwd', 16, 7, 6, 1, 32, True, 1),
               ('s=2 C=16 k=2 p=2, 32²', 16, 2, 2, 2, 32, False, 1)]
         models = [(label, kind, 1) for label, kind, _ in models]
     return op, models
@@ -304,12 +311,13 @@ def run(args):
         if args.cases and not any(key in label for key in args.cases):
             continue
         calls, check = make()
-        times, memory = measure(calls, device, 1 if (args.quick or args.smoke) else repeats, budget,
-                                not args.no_memory)
+        times, memory = measure(calls, device, 1 if (args.quick or args.smoke) else repeats, budget, not args.no_memory)
         if args.no_memory:
             memory = {}
-        row = {'case': label, 'group': group, 'time_s': times, 'peak_bytes': memory,
-               'speedup_vs_baseline': times['baseline'] / times['ours'], 'time_vs_conv': times['ours'] / times['conv']}
+        row = {
+            'case': label, 'group': group, 'time_s': times, 'peak_bytes': memory,
+            'speedup_vs_baseline': times['baseline'] / times['ours'], 'time_vs_conv': times['ours'] / times['conv']
+        }
         if memory:
             row['memory_vs_baseline'] = memory['ours'] / max(memory['baseline'], 1)
         if check is not None:
@@ -338,23 +346,26 @@ def compile_cases(device):
         compiled = torch.compile(module)
         results = {}
         for name, fn in (('eager', module), ('compiled', compiled)):
+
             def call(fn=fn):
                 leaf = x.clone().requires_grad_(True)
                 out = fn(leaf)
                 out.square().mean().backward()
                 return out.detach()
+
             results[name] = call()  # warm-up (compilation)
             times, _ = measure({name: call}, device, 3, 20.0, memory=False)
             results[name + '_s'] = times[name]
         diff = ((results['compiled'] - results['eager']).abs().max() / results['eager'].abs().max()).item()
         rows.append((label, results['eager_s'], results['compiled_s'], diff))
-        print(f"| {label} | {results['eager_s']:.4f} | {results['compiled_s']:.4f} | "
-              f"{results['eager_s'] / results['compiled_s']:.2f}× | {diff:.1e} |", flush=True)
+        print(
+            f"| {label} | {results['eager_s']:.4f} | {results['compiled_s']:.4f} | "
+            f"{results['eager_s'] / results['compiled_s']:.2f}× | {diff:.1e} |", flush=True)
     return rows
 
 
 def mib(n):
-    return f'{n / 2 ** 20:.0f}' if n >= 2 ** 20 else f'{n / 2 ** 20:.2f}'
+    return f'{n / 2 ** 20:.0f}' if n >= 2**20 else f'{n / 2 ** 20:.2f}'
 
 
 HEADER = ('| case | ours (s) | baseline (s) | speed-up | depthwise conv (s) | ours / conv | ours, cache warm (s) | '
@@ -403,8 +414,10 @@ def side_by_side(argv):
 
 
 def environment(device):
-    env = {'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
-           'machine': platform.machine(), 'processor': platform.processor() or platform.machine()}
+    env = {
+        'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
+        'machine': platform.machine(), 'processor': platform.processor() or platform.machine()
+    }
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)
     return env
@@ -420,16 +433,18 @@ def main(argv=None):
                         help='seconds after which a case stops repeating (default 20)')
     parser.add_argument('--cases', nargs='*', help='run only the cases whose label contains one of these strings')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory measurement')
-    parser.add_argument('--retain-freed-memory', action='store_true',
-                        help="raise glibc's malloc thresholds as the package's entry points do "
-                             '(converse_basicsr/runtime.py), for ours and the baseline alike; by default they are '
-                             'left as a plain Python process has them')
+    parser.add_argument(
+        '--retain-freed-memory', action='store_true',
+        help="raise glibc's malloc thresholds as the package's entry points do "
+        '(converse_basicsr/runtime.py), for ours and the baseline alike; by default they are '
+        'left as a plain Python process has them')
     parser.add_argument('--compile', action='store_true',
                         help='instead of the table: eager against torch.compile for Converse2D and ConverseBlock')
     parser.add_argument('--smoke', action='store_true', help='CI-sized: two tiny operator cases, one repeat')
-    parser.add_argument('--scaling', action='store_true',
-                        help='instead of the table: Converse2D (k=7, p=6, channels last) eval and fwd+bwd at '
-                             f"{', '.join(f'{h}×{w}' for h, w in SCALING_SIZES)}, time per pixel")
+    parser.add_argument(
+        '--scaling', action='store_true',
+        help='instead of the table: Converse2D (k=7, p=6, channels last) eval and fwd+bwd at '
+        f"{', '.join(f'{h}×{w}' for h, w in SCALING_SIZES)}, time per pixel")
     parser.add_argument('--scaling-channels', type=int, default=64, help='channels of the --scaling cases (64)')
     parser.add_argument('--side-by-side', action='store_true',
                         help='run twice in fresh subprocesses, plain and with --retain-freed-memory, one table')
@@ -443,12 +458,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     env = environment(torch.device(args.device))
     env['retain_freed_memory'] = retained
-    print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads, freed memory retained: {retained}"
-          + (f", {env['gpu']}" if 'gpu' in env else ''))
+    print(f"torch {env['torch']}, {env['device']}, {env['threads']} threads, freed memory retained: {retained}" +
+          (f", {env['gpu']}" if 'gpu' in env else ''))
     if args.compile:
-        print('| torch.compile | eager (s) | compiled (s) | speed-up | max rel. difference |\n|---|---:|---:|---:|---:|')
-        rows = [dict(zip(('case', 'eager_s', 'compiled_s', 'max_rel_diff'), row)) for row in compile_cases(
-            torch.device(args.device))]
+        print(
+            '| torch.compile | eager (s) | compiled (s) | speed-up | max rel. difference |\n|---|---:|---:|---:|---:|')
+        rows = [
+            dict(zip(('case', 'eager_s', 'compiled_s', 'max_rel_diff'), row))
+            for row in compile_cases(torch.device(args.device))
+        ]
     else:
         print(HEADER, flush=True)
         rows = run(args)

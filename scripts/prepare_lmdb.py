@@ -20,7 +20,7 @@ from os import path as osp
 import cv2
 
 # the package first: it makes ``import basicsr`` work on current torchvision
-from converse_basicsr.data.io import IMG_EXTENSIONS, is_image_file, plan_output_names, run_script
+from converse_basicsr.data.io import IMG_EXTENSIONS, is_image_file, plan_output_names, run_script  # isort: split
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
@@ -48,9 +48,9 @@ def prepare_lmdb(input_folder, lmdb_path, compress_level=1, n_thread=4, batch=50
     if osp.exists(partial):  # left by a killed run
         shutil.rmtree(partial)
     try:
-        make_lmdb_from_imgs(input_folder, partial, paths, keys, batch=batch, compress_level=compress_level,
-                            multiprocessing_read=n_thread > 1, n_thread=max(n_thread, 1),
-                            map_size=max(20 * on_disk, 1 << 26))
+        options = dict(multiprocessing_read=n_thread > 1, n_thread=max(n_thread, 1),
+                       map_size=max(20 * on_disk, 1 << 26))
+        make_lmdb_from_imgs(input_folder, partial, paths, keys, batch=batch, compress_level=compress_level, **options)
         os.replace(partial, lmdb_path)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

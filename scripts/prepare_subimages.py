@@ -46,8 +46,8 @@ def crop_image(path, output, crop_size, step, thresh_size, compression_level):
         for x in crop_positions(w, crop_size, step, thresh_size):
             count += 1
             crop = img[y:y + crop_size, x:x + crop_size, ...]
-            imwrite_atomic(osp.join(output, f'{stem}_s{count:03d}.png'), crop,
-                           [cv2.IMWRITE_PNG_COMPRESSION, compression_level])
+            imwrite_atomic(
+                osp.join(output, f'{stem}_s{count:03d}.png'), crop, [cv2.IMWRITE_PNG_COMPRESSION, compression_level])
     return count
 
 

@@ -73,8 +73,10 @@ def references(tables, known, dataset):
     published = part['published'].get(model, {}).get(dataset)
     ref = part['reference_per_image'].get(model, {}).get(dataset)
     means = part.get('reference_mean') or part.get('reference_mean_basicsr_metric') or {}
-    per_image = {img: {'psnr': v[psnr_key], **({'ssim': v[ssim_key]} if ssim_key in v else {})}
-                 for img, v in ref.items()} if ref else None
+    per_image = {
+        img: {'psnr': v[psnr_key], **({'ssim': v[ssim_key]} if ssim_key in v else {})}
+        for img, v in ref.items()
+    } if ref else None
     return published, per_image, means.get(model, {}).get(dataset)
 
 
@@ -111,8 +113,10 @@ def fmt(value, digits):
 
 
 def markdown(rows):
-    lines = ['| Model | Test set | Images | Published PSNR | Reference PSNR | Measured PSNR | Measured SSIM '
-             '| Max per-image abs(Δ) vs reference: PSNR | SSIM |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+    lines = [
+        '| Model | Test set | Images | Published PSNR | Reference PSNR | Measured PSNR | Measured SSIM '
+        '| Max per-image abs(Δ) vs reference: PSNR | SSIM |', '|---|---|---:|---:|---:|---:|---:|---:|---:|'
+    ]
     for model, dataset, count, published, ref_mean, psnr, ssim, worst_psnr, worst_ssim in rows:
         lines.append(f'| {model} | {dataset} | {count} | {fmt(published, 2)} | {fmt(ref_mean, 4)} | {fmt(psnr, 4)} '
                      f'| {fmt(ssim, 4)} | {fmt(worst_psnr, 4)} | {fmt(worst_ssim, 4)} |')

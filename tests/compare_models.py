@@ -31,5 +31,6 @@ def nan_model(scale=4):
 
 
 class NanModel(NearestSR):
+
     def forward(self, x):
         return super().forward(x) * float('nan')

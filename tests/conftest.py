@@ -6,9 +6,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shared_files import shared_path  # noqa: E402
-
 import converse_basicsr  # noqa: E402,F401  (compat fixes and registration)
+from shared_files import shared_path  # noqa: E402
 
 
 @pytest.fixture(scope='session')

@@ -50,8 +50,8 @@ def _test_entry(test_file, kernel=None):
 
 
 def test_every_variant_has_a_config_and_variants_differ_only_in_operator():
-    assert sorted(p.name for p in ablation.CONFIG_DIR.glob('*.yml')) == sorted(
-        f'{task}_{operator}.yml' for task, operator in ablation.VARIANTS)
+    assert sorted(p.name for p in ablation.CONFIG_DIR.glob('*.yml')) == sorted(f'{task}_{operator}.yml'
+                                                                               for task, operator in ablation.VARIANTS)
     for task in ('denoise', 'deblur'):
         configs = {op: _yaml(ablation.config_path(t, op)) for t, op in ablation.VARIANTS if t == task}
         for operator, opt in configs.items():
@@ -69,7 +69,7 @@ def test_every_variant_has_a_config_and_variants_differ_only_in_operator():
 def test_denoising_validation_matches_the_test_protocol():
     opt = _yaml(ablation.config_path('denoise', 'converse'))
     test_opt = _yaml(TEST_OPTIONS / 'test_converse_dncnn_sigma25.yml')
-    (val,) = _val_entries(opt)
+    (val, ) = _val_entries(opt)
     reference = _test_entry('test_converse_dncnn_sigma25.yml')
     assert _protocol(val) == _protocol(reference)
     assert val['color'] == reference['color'] == 'gray'
@@ -153,8 +153,10 @@ def test_parse_validation_log_drops_the_repeated_final_validation():
 
 
 def _fake_run(task, operator, seed, psnr):
-    return {'task': task, 'operator': operator, 'seed': seed, 'total_iter': 40, 'final_psnr': psnr,
-            'curve': [[20, psnr - 1.0], [40, psnr]]}
+    return {
+        'task': task, 'operator': operator, 'seed': seed, 'total_iter': 40, 'final_psnr': psnr,
+        'curve': [[20, psnr - 1.0], [40, psnr]]
+    }
 
 
 def test_table_and_plot_from_a_fake_results_file(tmp_path):
@@ -193,8 +195,12 @@ def test_table_only_rebuilds_table_and_plot_from_the_results_file(tmp_path):
 @pytest.mark.slow
 def test_quick_ablation_runs_every_variant(tmp_path):
     shared = shared_path('datasets', 'Train400').parents[1]
-    subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / 'ablation.py'), '--quick', '--shared', str(shared),
-                    '--work-dir', str(tmp_path)], check=True)
+    subprocess.run([
+        sys.executable,
+        str(REPO_ROOT / 'scripts' / 'ablation.py'), '--quick', '--shared',
+        str(shared), '--work-dir',
+        str(tmp_path)
+    ], check=True)
     results = ablation.load_results(tmp_path / 'ablation_results.json')
     assert sorted(results['runs']) == sorted(ablation.run_key(t, o, 0) for t, o in ablation.VARIANTS)
     assert all(math.isfinite(r['final_psnr']) for r in results['runs'].values())

@@ -40,13 +40,14 @@ def train_tiny_msrresnet(path, iterations=3):
     torch.manual_seed(0)
     np.random.seed(0)
     net = ARCH_REGISTRY.get('MSRResNet')(**{k: v for k, v in TINY_MSRRESNET.items() if k != 'type'})
-    train_set = build_dataset(dict(name='train', type='BicubicDownsampleDataset', phase='train', scale=4, gt_size=32,
-                                   dataroot_gt=str(shared_path('testsets', 'Set5')), io_backend={'type': 'disk'}))
+    train_set = build_dataset(
+        dict(name='train', type='BicubicDownsampleDataset', phase='train', scale=4, gt_size=32,
+             dataroot_gt=str(shared_path('testsets', 'Set5')), io_backend={'type': 'disk'}))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     for step in range(iterations):
         samples = [train_set[(step + i) % len(train_set)] for i in range(4)]
-        loss = torch.nn.functional.l1_loss(net(torch.stack([s['lq'] for s in samples])),
-                                           torch.stack([s['gt'] for s in samples]))
+        loss = torch.nn.functional.l1_loss(
+            net(torch.stack([s['lq'] for s in samples])), torch.stack([s['gt'] for s in samples]))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -59,25 +60,31 @@ def sr_run(tmp_path_factory):
     """One ``converse-compare -opt`` run on Set5 ×4 (one image) with every kind of row, through ``main``."""
     folder = tmp_path_factory.mktemp('compare_sr')
     msrresnet = train_tiny_msrresnet(folder / 'msrresnet.pth')
-    opt = dict(name='sr', protocol=dict(task='sr', scale=4), datasets={'Set5': set5_subset(folder, [SR_IMAGE])},
-               models=['input', 'bicubic', dict(name='Converse-SRResNet', zoo='converse_srresnet'),
-                       dict(TINY_MSRRESNET, name='MSRResNet', path=str(folder / 'msrresnet.pth')),
-                       dict(name='custom', callable='compare_models:nearest_sr', kwargs={'scale': 4}),
-                       dict(name='gray', callable='compare_models:gray_model'),
-                       dict(name='nan', callable='compare_models:nan_model'), 'no_such_zoo_model'],
-               model_dir=str(shared_path('reference', 'zoo')), flops_size=64, warmup=0, crop=32)
+    opt = dict(
+        name='sr', protocol=dict(task='sr', scale=4), datasets={'Set5': set5_subset(folder, [SR_IMAGE])}, models=[
+            'input', 'bicubic',
+            dict(name='Converse-SRResNet', zoo='converse_srresnet'),
+            dict(TINY_MSRRESNET, name='MSRResNet', path=str(folder / 'msrresnet.pth')),
+            dict(name='custom', callable='compare_models:nearest_sr', kwargs={'scale': 4}),
+            dict(name='gray', callable='compare_models:gray_model'),
+            dict(name='nan', callable='compare_models:nan_model'), 'no_such_zoo_model'
+        ], model_dir=str(shared_path('reference', 'zoo')), flops_size=64, warmup=0, crop=32)
     config = folder / 'compare_sr.yml'
     config.write_text(yaml.safe_dump(opt, sort_keys=False))
     status = cmp.main(['-opt', str(config), '--results-root', str(folder / 'results'), '--plot'])
     out = folder / 'results' / 'sr'
-    return dict(status=status, out=out, msrresnet=msrresnet, rows={r['model']: r for r in read_rows(
-        out / 'comparison.csv')}, per_image={r['model']: r for r in read_rows(out / 'per_image.csv')})
+    return dict(status=status, out=out, msrresnet=msrresnet,
+                rows={r['model']: r
+                      for r in read_rows(out / 'comparison.csv')},
+                per_image={r['model']: r
+                           for r in read_rows(out / 'per_image.csv')})
 
 
 @pytest.fixture(scope='module')
 def sr_sample():
-    return build_dataset(dict(name='Set5', type='BicubicDownsampleDataset', scale=4, io_backend={'type': 'disk'},
-                              dataroot_gt=str(shared_path('testsets', 'Set5')), phase='test'))
+    return build_dataset(
+        dict(name='Set5', type='BicubicDownsampleDataset', scale=4, io_backend={'type': 'disk'},
+             dataroot_gt=str(shared_path('testsets', 'Set5')), phase='test'))
 
 
 @pytest.fixture(scope='module')
@@ -109,8 +116,8 @@ def test_converse_row_equals_test_pipeline_and_reference(sr_run, tables, tmp_pat
     assert abs(float(row['psnr']) - reference['psnr_y']) < 0.01
     assert abs(float(row['ssim']) - reference['ssim_y']) < 1e-4  # the reference is rounded to 4 decimals
     # the shipped test config on the same image: identical per-image values
-    opt = yaml.safe_load((REPO_ROOT / 'options/test/test_converse_srresnet_x4.yml').read_text()
-                         .replace('../shared', str(shared_root())))
+    opt = yaml.safe_load(
+        (REPO_ROOT / 'options/test/test_converse_srresnet_x4.yml').read_text().replace('../shared', str(shared_root())))
     opt['num_gpu'] = 0
     opt['datasets'] = {'test_1': dict(opt['datasets']['test_1'], **set5_subset(tmp_path, [SR_IMAGE]))}
     config = tmp_path / 'test.yml'
@@ -172,8 +179,8 @@ def test_crop_grid_has_the_tiles(sr_run, sr_sample):
     lq = tensor2img([sr_sample[[p.split('/')[-1] for p in sr_sample.gt_images.paths].index(SR_IMAGE)]['lq'][None]],
                     rgb2bgr=False)
     degraded = lq.repeat(4, axis=0).repeat(4, axis=1)  # the degraded tile: the input enlarged by repetition
-    np.testing.assert_array_equal(panel(2), np.kron(degraded[top:top + side, left:left + side],
-                                                    np.ones((zoom, zoom, 1), np.uint8)))
+    np.testing.assert_array_equal(
+        panel(2), np.kron(degraded[top:top + side, left:left + side], np.ones((zoom, zoom, 1), np.uint8)))
     assert not np.array_equal(panel(2), panel(1)) and not np.array_equal(panel(4), panel(2))
     assert (sr_run['out'] / 'psnr_vs_time.png').stat().st_size > 1000
     md = (sr_run['out'] / 'comparison.md').read_text()
@@ -186,7 +193,8 @@ def test_python_api_with_modules_on_set12(tables, tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n')
     dncnn = zoo.load_pretrained('converse_dncnn', model_dir=shared_path('reference', 'zoo'))
-    result = cmp.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn}, torch.nn.Identity(), 'bicubic'],
+    result = cmp.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn},
+                          torch.nn.Identity(), 'bicubic'],
                          {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
                          {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='dn', results_root=str(tmp_path),
                          flops_size=32, warmup=0, progress=False)
@@ -209,12 +217,12 @@ def test_cli_errors_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('protocol,dataset,model,mean', [
-    ({'task': 'denoise', 'sigma': 25, 'color': 'gray'}, 'Set12', 'converse_dncnn', 30.6986),
-    ({'task': 'sr', 'scale': 4}, 'Set5', 'converse_srresnet', 32.2683)])
+@pytest.mark.parametrize('protocol,dataset,model,mean',
+                         [({'task': 'denoise', 'sigma': 25, 'color': 'gray'}, 'Set12', 'converse_dncnn', 30.6986),
+                          ({'task': 'sr', 'scale': 4}, 'Set5', 'converse_srresnet', 32.2683)])
 def test_full_set_means(tmp_path, protocol, dataset, model, mean):
     """The means converse-test prints for the shipped configs (Set12 σ = 25: 30.6986; Set5 ×4: 32.2683)."""
     result = cmp.compare([model], {dataset: str(shared_path('testsets', dataset))}, protocol,
-                         results_root=str(tmp_path), model_dir=str(shared_path('reference', 'zoo')), warmup=0,
-                         progress=False)
+                         results_root=str(tmp_path), model_dir=str(shared_path('reference',
+                                                                               'zoo')), warmup=0, progress=False)
     assert round(result.rows[0]['psnr'], 4) == mean

@@ -28,12 +28,13 @@ from converse_basicsr.zoo import ZooError
 NO_CUDA = not torch.cuda.is_available()
 COMPAT_FILE = compat.__file__
 
-
 compat.apply_training_fixes()  # what the entry points do; the tests below check each fix
 
 # BasicSR's functions that apply_training_fixes() replaces, and those it leaves alone.
-PATCHED = {'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device'],
-           'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm']}
+PATCHED = {
+    'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device'],
+    'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm']
+}
 UNTOUCHED = {'BaseModel': ['resume_training'], 'EnlargedSampler': ['__init__', '__iter__', 'set_epoch']}
 
 OWNERSHIP_SCRIPT = textwrap.dedent('''
@@ -116,16 +117,21 @@ def test_fix_torchvision_functional_tensor():
 def _resume_opt(tmp_path, auto_resume):
     for sub in ('training_states', 'models'):
         (tmp_path / sub).mkdir(exist_ok=True)
-    return {'name': 'resume_test', 'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'},
-            'path': {'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models'),
-                     'resume_state': None}}
+    return {
+        'name': 'resume_test', 'auto_resume': auto_resume, 'network_g': {'type': 'ConverseDnCNN'}, 'path': {
+            'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models'),
+            'resume_state': None
+        }
+    }
 
 
 def _save_state(tmp_path, iteration):
     # What BasicSR saves: optimizer state (tensors) and a MultiStepRestartLR state (holds a Counter), and the
     # model file of the same iteration (resume loads it).
-    state = {'epoch': 0, 'iter': iteration, 'optimizers': [{'state': {0: {'exp_avg': torch.ones(2)}}}],
-             'schedulers': [{'milestones': Counter([10, 20]), 'last_epoch': iteration}]}
+    state = {
+        'epoch': 0, 'iter': iteration, 'optimizers': [{'state': {0: {'exp_avg': torch.ones(2)}}}],
+        'schedulers': [{'milestones': Counter([10, 20]), 'last_epoch': iteration}]
+    }
     path = tmp_path / 'training_states' / f'{iteration}.state'
     torch.save(state, path)
     torch.save({'params': {'w': torch.zeros(1)}}, tmp_path / 'models' / f'net_g_{iteration}.pth')
@@ -200,8 +206,8 @@ def test_fix_distributed_init_without_cuda(single_process_group, monkeypatch, tm
 
 @pytest.mark.parametrize('launcher, env, message', [
     ('pytorch', dict(RANK='1', LOCAL_RANK='1'), 'local rank 1 but this node has 1 visible GPU'),
-    ('slurm', dict(SLURM_PROCID='2', SLURM_LOCALID='2', SLURM_NTASKS='3', SLURM_NODELIST='n0'),
-     'local rank 2 but this node has 1 visible GPU'),
+    ('slurm', dict(SLURM_PROCID='2', SLURM_LOCALID='2', SLURM_NTASKS='3',
+                   SLURM_NODELIST='n0'), 'local rank 2 but this node has 1 visible GPU'),
 ])
 def test_more_local_ranks_than_gpus_is_a_clear_error(monkeypatch, launcher, env, message):
     """Two ranks cannot share one GPU under NCCL: with a faked single GPU, local rank 1 (pytorch) or 2 (slurm)
@@ -232,12 +238,15 @@ def test_each_local_rank_gets_its_own_gpu(monkeypatch):
 
 
 def _tiny_model_opt(dist_on, init_path=None, param_key='params'):
-    return {'model_type': 'SRModel', 'num_gpu': 0, 'dist': dist_on, 'rank': 0, 'world_size': 1, 'is_train': True,
-            'network_g': {'type': 'ConverseDnCNN', 'num_feat': 4, 'num_block': 1},
-            'path': {'pretrain_network_g': init_path, 'param_key_g': param_key, 'strict_load_g': True},
-            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                      'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
-                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}}
+    return {
+        'model_type': 'SRModel', 'num_gpu': 0, 'dist': dist_on, 'rank': 0, 'world_size': 1, 'is_train': True,
+        'network_g': {'type': 'ConverseDnCNN', 'num_feat': 4, 'num_block': 1},
+        'path': {'pretrain_network_g': init_path, 'param_key_g': param_key, 'strict_load_g': True}, 'train': {
+            'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10],
+                          'gamma': 0.5}, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}
+        }
+    }
 
 
 def test_fix_ddp_wrapping_on_cpu(single_process_group):
@@ -250,8 +259,7 @@ def test_fix_ddp_wrapping_on_cpu(single_process_group):
     if NO_CUDA:
         net = build_model(_tiny_model_opt(dist_on=False)).net_g
         with pytest.raises((RuntimeError, AssertionError)):
-            BaseModel.model_to_device.__wrapped__(SimpleNamespace(opt={'dist': True}, device=torch.device('cpu')),
-                                                  net)
+            BaseModel.model_to_device.__wrapped__(SimpleNamespace(opt={'dist': True}, device=torch.device('cpu')), net)
 
 
 def test_fix_plain_state_dict_loading(tmp_path):

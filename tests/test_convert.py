@@ -28,7 +28,7 @@ from converse_basicsr.ops import Converse2D
 from converse_basicsr.ops.literal import literal_converse2d
 from test_train_configs import _plain, _Records, _smooth_image
 
-SWIN = dict(img_size=8, embed_dim=12, depths=(1,), num_heads=(2,), window_size=4, mlp_ratio=1.)
+SWIN = dict(img_size=8, embed_dim=12, depths=(1, ), num_heads=(2, ), window_size=4, mlp_ratio=1.)
 SR = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1)
 
 
@@ -48,17 +48,30 @@ CASES = [
     _case(dict(type='MSRResNet', **SR, upscale=2), 2, {'upconv1.up1': 2}, ['upconv1']),
     _case(dict(type='MSRResNet', **SR, upscale=3), 3, {'upconv1.up1': 3}, ['upconv1']),
     _case(dict(type='MSRResNet', **SR, upscale=4), 4, {'upconv1.up1': 2, 'upconv2.up1': 2}, ['upconv1', 'upconv2']),
-    *[_case(dict(type='EDSR', **SR, upscale=s), s, _pixelshuffle_layers('upsample', s),
-            ['upsample.0', 'upsample.2', 'upsample.4'][:len(_pixelshuffle_layers('', s))]) for s in (2, 3, 4, 8)],
-    *[_case(dict(type='RCAN', **SR, num_group=1, squeeze_factor=4, upscale=s), s, _pixelshuffle_layers('upsample', s),
-            ['upsample.0', 'upsample.2'][:1 if s < 4 else 2]) for s in (2, 3, 4)],
-    *[_case(dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=s, num_feat=8, num_block=1, num_grow_ch=4), s,
-            {'upsample1.up1': 2, 'upsample2.up1': 2}, []) for s in (2, 4)],
-    *[_case(dict(type='SwinIR', **SWIN, upscale=s, upsampler=variant), s, _pixelshuffle_layers('upsample', s),
+    *[
+        _case(
+            dict(type='EDSR', **SR, upscale=s), s, _pixelshuffle_layers('upsample', s),
+            ['upsample.0', 'upsample.2', 'upsample.4'][:len(_pixelshuffle_layers('', s))]) for s in (2, 3, 4, 8)
+    ],
+    *[
+        _case(
+            dict(type='RCAN', **SR, num_group=1, squeeze_factor=4, upscale=s), s, _pixelshuffle_layers('upsample', s),
+            ['upsample.0', 'upsample.2'][:1 if s < 4 else 2]) for s in (2, 3, 4)
+    ],
+    *[
+        _case(
+            dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=s, num_feat=8, num_block=1, num_grow_ch=4), s,
+            {'upsample1.up1': 2, 'upsample2.up1': 2}, []) for s in (2, 4)
+    ],
+    *[
+        _case(
+            dict(type='SwinIR', **SWIN, upscale=s, upsampler=variant), s, _pixelshuffle_layers('upsample', s),
             ['upsample.0', 'upsample.2'][:1 if s < 4 or variant == 'pixelshuffledirect' else 2])
-      for variant in ('pixelshuffle', 'pixelshuffledirect') for s in (2, 3, 4)],
-    _case(dict(type='SwinIR', **SWIN, upscale=4, upsampler='nearest+conv'), 4,
-          {'upsample1.up1': 2, 'upsample2.up1': 2}, []),
+        for variant in ('pixelshuffle', 'pixelshuffledirect') for s in (2, 3, 4)
+    ],
+    _case(
+        dict(type='SwinIR', **SWIN, upscale=4, upsampler='nearest+conv'), 4, {'upsample1.up1': 2, 'upsample2.up1': 2},
+        []),
 ]
 
 
@@ -139,8 +152,10 @@ def test_yaml_state_dict_round_trip_and_original_checkpoint(base, scale, convers
     assert missing == new_keys and sorted(unexpected) == sorted(result.dropped_keys)
 
 
-TRAIN_CASES = ['MSRResNet--x4', 'EDSR--x2', 'RCAN--x3', 'RRDBNet--x4', 'SwinIR-pixelshuffle-x2',
-               'SwinIR-pixelshuffledirect-x3', 'SwinIR-nearest+conv-x4']
+TRAIN_CASES = [
+    'MSRResNet--x4', 'EDSR--x2', 'RCAN--x3', 'RRDBNet--x4', 'SwinIR-pixelshuffle-x2', 'SwinIR-pixelshuffledirect-x3',
+    'SwinIR-nearest+conv-x4'
+]
 
 
 @pytest.fixture(scope='module')
@@ -154,23 +169,24 @@ def tiny_folder(tmp_path_factory):
 
 def _training_options(name, base, scale, folder):
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {'train': {
-            'name': 'tiny', 'type': 'BicubicDownsampleDataset', 'dataroot_gt': folder, 'io_backend': {'type': 'disk'},
-            'color': 'rgb', 'gt_size': 8 * scale, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
-            'dataset_enlarge_ratio': 1, 'prefetch_mode': None}},
-        'network_g': {'type': 'ConverseUp', 'base': base},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'total_iter': 3, 'warmup_iter': -1,
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1000, 'use_tb_logger': False},
-        'dist_params': {'backend': 'gloo', 'port': 29500}}
+        'name': name, 'model_type': 'SRModel', 'scale': scale, 'num_gpu': 0, 'manual_seed': 0, 'datasets': {
+            'train': {
+                'name': 'tiny', 'type': 'BicubicDownsampleDataset', 'dataroot_gt': folder,
+                'io_backend': {'type': 'disk'}, 'color': 'rgb', 'gt_size': 8 * scale, 'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None
+            }
+        }, 'network_g': {'type': 'ConverseUp', 'base': base},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}, 'train': {
+            'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}, 'total_iter': 3, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        }, 'logger': {'print_freq': 1, 'save_checkpoint_freq': 1000,
+                      'use_tb_logger': False}, 'dist_params': {'backend': 'gloo', 'port': 29500}
+    }
 
 
-@pytest.mark.parametrize('base, scale, converse_layers, removed',
-                         [c for c in CASES if c.id in TRAIN_CASES], ids=TRAIN_CASES)
+@pytest.mark.parametrize('base, scale, converse_layers, removed', [c for c in CASES if c.id in TRAIN_CASES],
+                         ids=TRAIN_CASES)
 def test_three_basicsr_training_iterations_from_yaml(base, scale, converse_layers, removed, tiny_folder, tmp_path,
                                                      monkeypatch):
     name = 'convert_' + re.sub(r'\W', '_', f'{base["type"]}_{base.get("upsampler", "")}_x{scale}')
@@ -205,8 +221,10 @@ def test_converted_msrresnet_is_the_papers_converse_up_srresnet():
     """MSRResNet ×4 converted computes ConverseUpMSRResNet (the paper's ConverseUp-SRResNet, written by hand)."""
     reference = ARCH_REGISTRY.get('ConverseUpMSRResNet')(num_feat=8, num_block=2).double().eval()
     net = _build_converse_up(dict(type='MSRResNet', num_feat=8, num_block=2)).double().eval()
-    state = {re.sub(r'^upconv(\d)\.up1\.', r'up\1.', re.sub(r'^upconv(\d)\.conv1\.', r'upconv\1.', k)): v
-             for k, v in net.state_dict().items()}
+    state = {
+        re.sub(r'^upconv(\d)\.up1\.', r'up\1.', re.sub(r'^upconv(\d)\.conv1\.', r'upconv\1.', k)): v
+        for k, v in net.state_dict().items()
+    }
     reference.load_state_dict(state, strict=True)
     x = torch.rand(1, 3, 10, 12, dtype=torch.float64)
     with torch.no_grad():
@@ -225,8 +243,8 @@ def test_converse_upsample_stages_shapes_and_defaults(scale, stages):
     up = ConverseUpsample(6, scale)
     assert [m.scale for m in up if isinstance(m, Converse2D)] == stages
     assert [type(m).__name__ for m in up] == ['Conv2d', 'Converse2D'] * len(stages)
-    assert all((m.kernel_size, m.padding, m.padding_mode, m.eps) == (m.scale, 2, 'replicate', 1e-3)
-               for m in up if isinstance(m, Converse2D))
+    assert all((m.kernel_size, m.padding, m.padding_mode, m.eps) == (m.scale, 2, 'replicate', 1e-3) for m in up
+               if isinstance(m, Converse2D))
     assert up(torch.rand(2, 6, 5, 7)).shape == (2, 6, 5 * scale, 7 * scale)
     one_step = ConverseUpsample(6, scale, num_out_ch=3)
     assert one_step(torch.rand(1, 6, 4, 4)).shape == (1, 3, 4 * scale, 4 * scale)
@@ -308,11 +326,13 @@ def test_generic_rule_unet_conv_transpose():
 
 
 class UpsampleNet(nn.Module):
+
     def __init__(self):
         super().__init__()
         self.head = nn.Conv2d(3, 8, 3, 1, 1)
-        self.tail = nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU(),
-                                  nn.Upsample(scale_factor=2.0, mode='bilinear'), nn.ReLU(), nn.Conv2d(8, 3, 3, 1, 1))
+        self.tail = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU(),
+            nn.Upsample(scale_factor=2.0, mode='bilinear'), nn.ReLU(), nn.Conv2d(8, 3, 3, 1, 1))
         self.skip = nn.Upsample(scale_factor=4, mode='bicubic')  # on the image itself: no neighbour tells its channels
 
     def forward(self, x):
@@ -342,6 +362,7 @@ def test_generic_rule_nn_upsample():
 
 
 class _StrayShuffle(nn.Module):
+
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(4, 16, 3, 1, 1)
@@ -359,11 +380,12 @@ class _StrayShuffle(nn.Module):
     (nn.Sequential(nn.Upsample(size=(16, 16)), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*only one integer scale'),
     (nn.Sequential(nn.Upsample(scale_factor=1.5), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*only one integer'),
     (nn.Sequential(nn.Upsample(scale_factor=5), nn.Conv2d(4, 4, 3)), r'cannot convert 0 .*2\^n .* or 3, got 5'),
-    (nn.Sequential(nn.Conv2d(4, 16, 3, 1, 1), nn.PixelShuffle(2), nn.ReLU(), nn.Conv2d(4, 100, 3, 2, 1),
-                   nn.PixelShuffle(5)), r'cannot convert 3 .*stride 1'),
+    (nn.Sequential(
+        nn.Conv2d(4, 16, 3, 1, 1), nn.PixelShuffle(2), nn.ReLU(), nn.Conv2d(4, 100, 3, 2, 1),
+        nn.PixelShuffle(5)), r'cannot convert 3 .*stride 1'),
     (nn.Sequential(nn.Conv2d(3, 3, 3)), r'Sequential: found no upsampler to convert'),
-    (_build_original(dict(type='SwinIR', **SWIN, upscale=1)),
-     r"SwinIR\(upsampler=''\) is the ×1 denoising / JPEG model and has no upsampler"),
+    (_build_original(dict(type='SwinIR', **SWIN,
+                          upscale=1)), r"SwinIR\(upsampler=''\) is the ×1 denoising / JPEG model and has no upsampler"),
 ])
 def test_unconvertible_layers_are_errors_naming_the_layer(model, message):
     with pytest.raises(ConversionError, match=message):
@@ -386,8 +408,11 @@ def test_load_original_state_dict_refuses_another_arch():
     wider = _build_original(dict(type='EDSR', **{**SR, 'num_feat': 16}, upscale=2)).state_dict()
     with pytest.raises(ValueError, match=r'conv_first.weight has shape \(16, 3, 3, 3\), the model \(8, 3, 3, 3\)'):
         load_original_state_dict(net, wider)
-    partial = {k: v for k, v in _build_original(dict(type='EDSR', **SR, upscale=2)).state_dict().items()
-               if not k.startswith('body.')}
+    partial = {
+        k: v
+        for k, v in _build_original(dict(type='EDSR', **SR, upscale=2)).state_dict().items()
+        if not k.startswith('body.')
+    }
     with pytest.raises(ValueError, match='lacks 4 key'):
         load_original_state_dict(net, partial)
 

@@ -111,8 +111,10 @@ def test_blur_kernel_list_pairs_every_kernel_with_every_image(folders):
 @pytest.mark.parametrize('phase', ['test', 'train'])
 @pytest.mark.parametrize('dataset', ['GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset'])
 def test_folder_and_lmdb_give_identical_samples(folders, dataset, phase):
-    extra = {'GaussianNoiseDataset': dict(sigma=15), 'BicubicDownsampleDataset': dict(scale=2),
-             'BlurKernelDataset': dict(kernel_path=str(folders / 'kernels' / 'k0.npy'))}[dataset]
+    extra = {
+        'GaussianNoiseDataset': dict(sigma=15), 'BicubicDownsampleDataset': dict(scale=2),
+        'BlurKernelDataset': dict(kernel_path=str(folders / 'kernels' / 'k0.npy'))
+    }[dataset]
     if phase == 'train':
         extra.update(gt_size=12, kernel_size=5)
     disk = build(type=dataset, phase=phase, dataroot_gt=str(folders / 'rgb'), **extra)
@@ -124,7 +126,7 @@ def test_folder_and_lmdb_give_identical_samples(folders, dataset, phase):
         random.seed(index), np.random.seed(index)
         b = lmdb[index]
         assert b['gt_path'] == sorted(SIZES)[index][:-4]  # LMDB key
-        for key in ('lq', 'gt') + (('kernel',) if 'kernel' in a else ()):
+        for key in ('lq', 'gt') + (('kernel', ) if 'kernel' in a else ()):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
@@ -167,8 +169,8 @@ def test_train_phase_shapes_and_determinism(folders, dataset, extra):
 
 
 def test_train_gray_crops_and_augments(folders):
-    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(folders / 'gray'), color='gray',
-               gt_size=8, sigma=0, use_hflip=True, use_rot=True)
+    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(folders / 'gray'), color='gray', gt_size=8,
+               sigma=0, use_hflip=True, use_rot=True)
     random.seed(0), np.random.seed(0)
     samples = [ds[0] for _ in range(8)]
     assert all(s['gt'].shape == (1, 8, 8) for s in samples)
@@ -190,8 +192,8 @@ def test_random_kernels_of_every_type(folders):
     bank = [np.load(folders / 'kernels' / 'k0.npy')]
     only_bank = RandomKernelSampler(5, bank=bank, bank_prob=1.0)
     assert all(np.array_equal(only_bank(), bank[0]) for _ in range(3))
-    ds = build(type='BlurKernelDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=8,
-               kernel_size=5, kernel_path=str(folders / 'kernels'))  # bank only, by default
+    ds = build(type='BlurKernelDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=8, kernel_size=5,
+               kernel_path=str(folders / 'kernels'))  # bank only, by default
     banked = {tuple(np.round(np.load(folders / 'kernels' / f'k{i}.npy').ravel(), 6)) for i in range(3)}
     assert all(tuple(np.round(ds[0]['kernel'].double().numpy().ravel(), 6)) in banked for _ in range(5))
 
@@ -211,39 +213,38 @@ def bad_inputs(folders, tmp_path):
 
 @pytest.mark.parametrize('opt,error,match', [
     (dict(type='GaussianNoiseDataset', sigma=25), KeyError, 'dataroot_gt'),
-    (dict(type='GaussianNoiseDataset', sigma=25, dataroot_gt='{tmp}/nowhere'), FileNotFoundError,
-     'dataroot_gt.*nowhere'),
+    (dict(type='GaussianNoiseDataset', sigma=25,
+          dataroot_gt='{tmp}/nowhere'), FileNotFoundError, 'dataroot_gt.*nowhere'),
     (dict(type='GaussianNoiseDataset', sigma=25, dataroot_gt='{tmp}/empty'), ValueError, 'empty.*no images'),
     (dict(type='GaussianNoiseDataset', sigma=-1, dataroot_gt='{rgb}'), ValueError, 'sigma must be >= 0.*-1'),
     (dict(type='GaussianNoiseDataset', dataroot_gt='{rgb}'), KeyError, 'sigma'),
     (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}', color='cmyk'), ValueError, 'color.*cmyk'),
-    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', dataroot_gt='{rgb}', gt_size=8, sigma_range=[9, 2]),
-     ValueError, r'sigma_range.*\[9, 2\]'),
-    (dict(type='BicubicDownsampleDataset', scale=2.5, dataroot_gt='{rgb}'), ValueError,
-     'scale must be an integer.*2.5'),
+    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', dataroot_gt='{rgb}', gt_size=8,
+          sigma_range=[9, 2]), ValueError, r'sigma_range.*\[9, 2\]'),
+    (dict(type='BicubicDownsampleDataset', scale=2.5,
+          dataroot_gt='{rgb}'), ValueError, 'scale must be an integer.*2.5'),
     (dict(type='BicubicDownsampleDataset', dataroot_gt='{rgb}'), KeyError, 'scale'),
-    (dict(type='BicubicDownsampleDataset', scale=4, phase='train', gt_size=10, dataroot_gt='{rgb}'),
-     ValueError, 'gt_size must be a multiple of scale 4, got 10'),
+    (dict(type='BicubicDownsampleDataset', scale=4, phase='train', gt_size=10,
+          dataroot_gt='{rgb}'), ValueError, 'gt_size must be a multiple of scale 4, got 10'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}'), KeyError, 'kernel_path'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/missing.npy'),
-     FileNotFoundError, 'kernel file.*missing.npy'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/k3d.npy'), ValueError,
-     r'k3d.npy.*2-D.*\(1, 3, 3\)'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{tmp}/no_kernels'), ValueError,
-     'no_kernels.*empty kernel bank'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}',
+          kernel_path='{tmp}/missing.npy'), FileNotFoundError, 'kernel file.*missing.npy'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}',
+          kernel_path='{tmp}/k3d.npy'), ValueError, r'k3d.npy.*2-D.*\(1, 3, 3\)'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}',
+          kernel_path='{tmp}/no_kernels'), ValueError, 'no_kernels.*empty kernel bank'),
     (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}', sigma=-0.5), ValueError, 'sigma'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}', scale=2), ValueError,
-     'scale must be 1'),
+    (dict(type='BlurKernelDataset', dataroot_gt='{rgb}', kernel_path='{kernels}',
+          scale=2), ValueError, 'scale must be 1'),
     (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}', kernel_size=7,
           kernel_path='{kernels}'), ValueError, 'kernel_size'),
-    (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}', kernel_types=['box']),
-     ValueError, 'kernel_types.*box'),
-    (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}', kernel_probs=[1, 0]),
-     ValueError, 'kernel_probs'),
-    (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}', meta_info='{tmp}/meta.txt'),
-     FileNotFoundError, 'meta_info.*zzz.png'),
-    (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}', io_backend={'type': 'lmdb'}),
-     ValueError, 'lmdb'),
+    (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}',
+          kernel_types=['box']), ValueError, 'kernel_types.*box'),
+    (dict(type='BlurKernelDataset', phase='train', gt_size=8, dataroot_gt='{rgb}',
+          kernel_probs=[1, 0]), ValueError, 'kernel_probs'),
+    (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}',
+          meta_info='{tmp}/meta.txt'), FileNotFoundError, 'meta_info.*zzz.png'),
+    (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{rgb}', io_backend={'type': 'lmdb'}), ValueError, 'lmdb'),
 ])
 def test_bad_configuration_names_the_key(folders, bad_inputs, opt, error, match):
     paths = {'tmp': bad_inputs, 'rgb': folders / 'rgb', 'kernels': folders / 'kernels'}
@@ -255,12 +256,11 @@ def test_bad_configuration_names_the_key(folders, bad_inputs, opt, error, match)
 @pytest.mark.parametrize('opt,error,match', [
     (dict(type='GaussianNoiseDataset', sigma=5, dataroot_gt='{tmp}/corrupt'), ValueError, 'x.png.*corrupt'),
     (dict(type='BicubicDownsampleDataset', scale=4, dataroot_gt='{tmp}/tiny'), ValueError, 't.png.*3x6.*scale 4'),
-    (dict(type='BlurKernelDataset', dataroot_gt='{tmp}/tiny', kernel_path='{kernels}/k0.npy', mod_crop=1),
-     ValueError, 't.png.*3x6.*kernel k0'),
-    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', gt_size=20, dataroot_gt='{rgb}'),
-     ValueError, 'gt_size 20 is larger than image .*c.png'),
-    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', gt_size=18, dataroot_gt='{rgb}'),
-     None, None),
+    (dict(type='BlurKernelDataset', dataroot_gt='{tmp}/tiny', kernel_path='{kernels}/k0.npy',
+          mod_crop=1), ValueError, 't.png.*3x6.*kernel k0'),
+    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', gt_size=20,
+          dataroot_gt='{rgb}'), ValueError, 'gt_size 20 is larger than image .*c.png'),
+    (dict(type='GaussianNoiseDataset', sigma=5, phase='train', gt_size=18, dataroot_gt='{rgb}'), None, None),
 ])
 def test_bad_data_names_the_file(folders, bad_inputs, opt, error, match):
     paths = {'tmp': bad_inputs, 'rgb': folders / 'rgb', 'kernels': folders / 'kernels'}
@@ -278,8 +278,8 @@ def test_bad_data_names_the_file(folders, bad_inputs, opt, error, match):
 def test_lmdb_key_missing_names_the_key(folders, tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('a.png (22,27,3) 1\nghost.png (1,1,3) 1\n')
-    ds = build(type='GaussianNoiseDataset', sigma=5, dataroot_gt=str(folders / 'rgb.lmdb'),
-               io_backend={'type': 'lmdb'}, meta_info=str(meta))
+    ds = build(type='GaussianNoiseDataset', sigma=5, dataroot_gt=str(folders / 'rgb.lmdb'), io_backend={'type': 'lmdb'},
+               meta_info=str(meta))
     ds[0]
     with pytest.raises(KeyError, match='ghost'):
         ds[1]
@@ -310,8 +310,8 @@ def test_train_blur_is_the_samples_own_kernel_sigma_and_seed(folders):
     """lq = the circular blur of gt by the sample's kernel (uint8, as the protocol) plus the sample's noise. The
     sample's kernel is float32 (the network's input), the dataset blurred with its float64 original, so a pixel
     may round to the neighbouring grey level; any other difference is a wrong degradation."""
-    ds = build(type='BlurKernelDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=16,
-               kernel_size=7, sigma_range=[0, 10])
+    ds = build(type='BlurKernelDataset', phase='train', dataroot_gt=str(folders / 'rgb'), gt_size=16, kernel_size=7,
+               sigma_range=[0, 10])
     random.seed(0), np.random.seed(0)
     off_by_a_level = 0
     sigmas = []
@@ -338,8 +338,8 @@ def test_train_flips_and_rotations_occur(tmp_path, augment):
     img = np.random.RandomState(3).randint(0, 256, (16, 16, 1), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / 'x.png'), img)
     transforms = [np.rot90(f, k) for f in (img, img[:, ::-1]) for k in range(4)]
-    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(tmp_path), color='gray', gt_size=16,
-               sigma=0, use_hflip=augment, use_rot=augment)
+    ds = build(type='GaussianNoiseDataset', phase='train', dataroot_gt=str(tmp_path), color='gray', gt_size=16, sigma=0,
+               use_hflip=augment, use_rot=augment)
     random.seed(0), np.random.seed(0)
     seen = []
     for _ in range(64):

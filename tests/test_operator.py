@@ -87,14 +87,15 @@ def test_published_float32_is_the_inaccurate_one(official_outputs):
     worst_ours, worst_published = 0.0, 0.0
     for case in official_outputs['operator_cases']:
         cfg = case['cfg']
-        out = converse2d(case['input'], case['weight'], case['bias'], cfg['scale'], cfg['padding'],
-                         cfg['padding_mode'], cfg['eps'])
+        out = converse2d(case['input'], case['weight'], case['bias'], cfg['scale'], cfg['padding'], cfg['padding_mode'],
+                         cfg['eps'])
         worst_ours = max(worst_ours, rel_err(out, case['output']))
         worst_published = max(worst_published, rel_err(case['output_float32'], case['output']))
     assert worst_ours < worst_published / 50
 
 
 # --- the literal oracle ------------------------------------------------------------------------
+
 
 def channels_last(x):
     return x.contiguous(memory_format=torch.channels_last)
@@ -149,8 +150,7 @@ def test_per_sample_kernels_equal_literal_algorithm(layout):
     x, _, bias = random_case(4, 7, batch=3, size=(10, 12))
     weight = torch.softmax(torch.randn(3, 4, 49, dtype=torch.float64), -1).view(3, 4, 7, 7)
     for scale in (1, 2):
-        out = converse2d(channels_last(x) if layout == 'channels_last' else x, weight, bias, scale, 0, 'circular',
-                         1e-3)
+        out = converse2d(channels_last(x) if layout == 'channels_last' else x, weight, bias, scale, 0, 'circular', 1e-3)
         expected = literal_converse2d(x, weight, bias, scale, 0, 'circular', 1e-3)
         assert rel_err(out, expected) < 1e-9
 
@@ -162,8 +162,11 @@ def test_channels_last_input_with_autograd(scale):
     x, weight, bias = random_case(3, 3, batch=2, size=(6, 7), seed=5)
     results = []
     for layout in (lambda t: t, channels_last):
-        inputs = [layout(x.detach().clone()).requires_grad_(True), weight.clone().requires_grad_(True),
-                  bias.clone().requires_grad_(True)]
+        inputs = [
+            layout(x.detach().clone()).requires_grad_(True),
+            weight.clone().requires_grad_(True),
+            bias.clone().requires_grad_(True)
+        ]
         out = converse2d(*inputs, scale, 2, 'reflect', 1e-4)
         out.pow(2).sum().backward()
         results.append((out, [t.grad for t in inputs]))
@@ -175,6 +178,7 @@ def test_channels_last_input_with_autograd(scale):
 
 
 # --- gradients ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize('scale', [1, 2, 3])
 @pytest.mark.parametrize('padding_mode', PADDING_MODES)
@@ -210,9 +214,10 @@ def test_gradients_match_literal_algorithm(scale, kernel_batch, layout):
 
 # --- what the operator computes ------------------------------------------------------------------
 
+
 def blur_kernel(channels, k=7, sigma=1.2):
     r = torch.arange(k, dtype=torch.float64) - k // 2
-    g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(r[:, None]**2 + r[None, :]**2) / (2 * sigma**2))
     g = g / g.sum()
     delta = torch.zeros(k, k, dtype=torch.float64)
     delta[k // 2, k // 2] = 1.0
@@ -301,11 +306,12 @@ def test_matches_depthwise_inverse_in_frequency_domain_for_scale1():
     otf = torch.zeros(1, 2, 8, 8, dtype=torch.float64)
     otf[..., :3, :3] = weight
     fk = torch.fft.fft2(torch.roll(otf, (-1, -1), (-2, -1)))
-    expected = torch.fft.ifft2((fk.conj() + lam) / (fk.abs() ** 2 + lam) * torch.fft.fft2(x)).real
+    expected = torch.fft.ifft2((fk.conj() + lam) / (fk.abs()**2 + lam) * torch.fft.fft2(x)).real
     assert rel_err(converse2d(x, weight, bias, 1, 0, 'circular'), expected) < 1e-10
 
 
 # --- bad input ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(in_channels=4, out_channels=8, kernel_size=3), r'in_channels \(4\).*out_channels \(8\)'),

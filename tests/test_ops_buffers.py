@@ -49,8 +49,10 @@ def test_two_graphs_alive_backpropagate_their_own_inputs(scale, layout):
     """Autograd keeps rfft2(x) of every call for its backward: two calls whose graphs are both alive, then
     one backward through both, give the gradients of the literal algorithm for each."""
     layer = make_layer(scale).train()
-    inputs = [arrange(torch.rand(1, 6, 10, 9, generator=torch.Generator().manual_seed(i)), layout).requires_grad_(True)
-              for i in (3, 4)]
+    inputs = [
+        arrange(torch.rand(1, 6, 10, 9, generator=torch.Generator().manual_seed(i)), layout).requires_grad_(True)
+        for i in (3, 4)
+    ]
     outputs = [layer(x) for x in inputs]  # both graphs alive
     (outputs[0].square().sum() + (outputs[1] * 3).sin().sum()).backward()
     ref = [x.detach().double().requires_grad_(True) for x in inputs]

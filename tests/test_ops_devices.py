@@ -52,20 +52,21 @@ def test_channels_last_map_is_transformed_in_place(monkeypatch, device):
 
 def test_channel_groups_follow_threads_on_cpu_and_memory_on_cuda(monkeypatch):
     """The thread count sizes the groups on CPU only; on CUDA the free memory does."""
-    monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device=None: (8 * 2 ** 30, 16 * 2 ** 30))
+    monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device=None: (8 * 2**30, 16 * 2**30))
     cpu, cuda = torch.device('cpu'), torch.device('cuda')
     threads = torch.get_num_threads()
     try:
         sizes = []
         for n in (1, 4):
             torch.set_num_threads(n)
-            sizes.append((execution.group_bytes(cpu, False), execution.group_bytes(cuda, False),
-                          execution.group_bytes(cuda, True)))
+            sizes.append(
+                (execution.group_bytes(cpu, False), execution.group_bytes(cuda,
+                                                                          False), execution.group_bytes(cuda, True)))
     finally:
         torch.set_num_threads(threads)
     (cpu1, cuda1, cuda_cl1), (cpu4, cuda4, cuda_cl4) = sizes
     assert cpu4 == 16 * cpu1  # CPU: cache-sized per thread²
-    assert cuda1 == cuda4 == cuda_cl1 == cuda_cl4 == 2 ** 30  # CUDA: an eighth of the free memory
+    assert cuda1 == cuda4 == cuda_cl1 == cuda_cl4 == 2**30  # CUDA: an eighth of the free memory
     # one 512² map of 64 channels under torchrun's OMP_NUM_THREADS=1: one group on CUDA, not 64
     per_channel = execution.spectrum_bytes(1, 1, (524, 524), torch.complex64)
     assert len(execution.channel_groups(cuda, False, per_channel, 64)) == 1

@@ -10,8 +10,8 @@ import torch
 from converse_basicsr.archs.blocks import ConverseBlock
 from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
 from converse_basicsr.archs.converse_srresnet_arch import ConverseMSRResNet
-from converse_basicsr.archs.conversenet_arch import ConverseNet
 from converse_basicsr.archs.converse_usrnet_arch import ConverseUSRNet
+from converse_basicsr.archs.conversenet_arch import ConverseNet
 from converse_basicsr.ops import Converse2D, converse2d
 from converse_basicsr.ops.literal import literal_converse2d
 from shared_files import shared_path
@@ -48,6 +48,7 @@ def eval_output(layer, x):
 
 # --- the frequency-response cache -------------------------------------------------------------
 
+
 def test_cache_is_used_and_matches_uncached():
     layer, x = make_layer(), torch.rand(2, 6, 10, 12)
     first = eval_output(layer, x)
@@ -59,8 +60,7 @@ def test_cache_is_used_and_matches_uncached():
     assert rel_err(second, uncached(layer, x)) < 1e-6
 
 
-@pytest.mark.parametrize('change', ['weight_inplace', 'bias_inplace', 'load_state_dict', 'new_parameter',
-                                    'eps'])
+@pytest.mark.parametrize('change', ['weight_inplace', 'bias_inplace', 'load_state_dict', 'new_parameter', 'eps'])
 def test_changed_parameters_change_next_eval_output(change):
     layer, x = make_layer(), torch.rand(1, 6, 9, 9)
     before = eval_output(layer, x)
@@ -72,7 +72,7 @@ def test_changed_parameters_change_next_eval_output(change):
         elif change == 'load_state_dict':
             layer.load_state_dict(make_layer(seed=1).state_dict())
         elif change == 'new_parameter':
-            layer.weight = torch.nn.Parameter(torch.flip(layer.weight, dims=(-1,)).clone())
+            layer.weight = torch.nn.Parameter(torch.flip(layer.weight, dims=(-1, )).clone())
         else:
             layer.eps = 1e-2
     after = eval_output(layer, x)
@@ -155,6 +155,7 @@ def test_large_responses_are_not_cached(monkeypatch):
 
 # --- mixed precision ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('scale', [1, 2])
 def test_operator_under_autocast_computes_in_float32(scale):
     layer = make_layer(scale=scale, padding=2)
@@ -222,6 +223,7 @@ def test_deblurring_archs_autocast_finite_and_close(zoo_dir):
 
 
 # --- torch.compile -----------------------------------------------------------------------------
+
 
 def test_compiled_converse2d_matches_eager_forward_and_backward():
     layer = make_layer(scale=2, padding=2).train()

@@ -39,15 +39,17 @@ def one_thread():
 TASKS = {
     'denoise': ('converse_dncnn', 'Set12', 'GaussianNoiseDataset', {'color': 'gray', 'sigma': 25}, 0, False,
                 ('denoising_sigma25_gray', 'reference_per_image', 'Converse-DnCNN', 'Set12'), 'psnr'),
-    **{f'sr_{testset.lower()}': ('converse_srresnet', testset, 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
-                                 ('sr_x4_y_channel', 'reference_per_image', 'Converse-SRResNet', testset), 'psnr_y')
-       for testset in ('Set5', 'Set14')},
-    **{f'{model}_kernel_{k}': (model, 'CBSD68_4', 'BlurKernelDataset',
-                               {'sigma': 2.55, 'mod_crop': 8, 'kernel': f'kernel_{k}'}, 1, False,
-                               ('deblurring_sigma2.55', 'reference_per_image', 'CBSD68_4', key, 'per_kernel',
-                                f'kernel_{k}', 'per_image'), None)
-       for k in range(1, 6) for model, key in (('conversenet', 'ConverseNet'), ('converse_usrnet', 'Converse-USRNet'))},
 }
+for testset in ('Set5', 'Set14'):
+    TASKS[f'sr_{testset.lower()}'] = ('converse_srresnet', testset, 'BicubicDownsampleDataset', {'scale': 4}, 4, True,
+                                      ('sr_x4_y_channel', 'reference_per_image', 'Converse-SRResNet',
+                                       testset), 'psnr_y')
+for k in range(1, 6):
+    for model, key in (('conversenet', 'ConverseNet'), ('converse_usrnet', 'Converse-USRNet')):
+        table = ('deblurring_sigma2.55', 'reference_per_image', 'CBSD68_4', key, 'per_kernel', f'kernel_{k}',
+                 'per_image')
+        options = {'sigma': 2.55, 'mod_crop': 8, 'kernel': f'kernel_{k}'}
+        TASKS[f'{model}_kernel_{k}'] = (model, 'CBSD68_4', 'BlurKernelDataset', options, 1, False, table, None)
 
 
 def table_psnr(tables, task, image):
@@ -75,8 +77,10 @@ def degrade(task, images, folder, root=None):
     images = images or sorted(p.name for p in root.iterdir())
     meta = folder / 'meta_info.txt'
     meta.write_text('\n'.join(images) + '\n')
-    opt = {'name': task, 'type': dataset_type, 'phase': 'test', 'dataroot_gt': str(root), 'meta_info': str(meta),
-           'io_backend': {'type': 'disk'}, **extra}
+    opt = {
+        'name': task, 'type': dataset_type, 'phase': 'test', 'dataroot_gt': str(root), 'meta_info': str(meta),
+        'io_backend': {'type': 'disk'}, **extra
+    }
     kernel_path = None
     if 'kernel' in extra:
         kernel_path = shared_path('reference', 'kernels', f"{opt.pop('kernel')}.npy")
@@ -229,8 +233,10 @@ def test_sixteen_bit_output_is_the_float_result(zoo_dir, tmp_path, capsys, ext):
     deep = (rng.rand(24, 20) * 65535).astype(np.uint16)
     assert cv2.imwrite(str(inp / f'deep{ext}'), deep)
     cv2.imwrite(str(inp / 'colour.png'), (rng.rand(24, 20, 3) * 255).astype(np.uint8))
-    assert main(['--model', 'converse_dncnn', '--model-dir', str(zoo_dir), '-i', str(inp), '-o', str(out),
-                 '--compare']) == 0
+    assert main(['--model', 'converse_dncnn', '--model-dir',
+                 str(zoo_dir), '-i',
+                 str(inp), '-o',
+                 str(out), '--compare']) == 0
     stdout = capsys.readouterr().out
     written = cv2.imread(str(out / f'deep{ext}'), cv2.IMREAD_UNCHANGED)
     assert written.dtype == np.uint16 and written.shape == (24, 20)
@@ -276,8 +282,10 @@ def test_scale_option(zoo_dir, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / 'x.png'), rgb)
     np.save(tmp_path / 'k.npy', np.load(shared_path('reference', 'kernels', 'kernel_1.npy')))
     base = ['--model-dir', str(zoo_dir), '-i', str(tmp_path / 'x.png')]
-    assert main(['--model', 'converse_usrnet', '--kernel', str(tmp_path / 'k.npy'), '--scale', '2',
-                 '-o', str(tmp_path / 'u')] + base) == 0
+    assert main(
+        ['--model', 'converse_usrnet', '--kernel',
+         str(tmp_path / 'k.npy'), '--scale', '2', '-o',
+         str(tmp_path / 'u')] + base) == 0
     assert cv2.imread(str(tmp_path / 'u' / 'x.png')).shape == (32, 24, 3)
     assert main(['--model', 'converse_srresnet', '--scale', '4', '-o', str(tmp_path / 's')] + base) == 0
     assert cv2.imread(str(tmp_path / 's' / 'x.png')).shape == (64, 48, 3)
@@ -317,8 +325,9 @@ def small_input(tmp_path):
 
 
 def test_missing_input(zoo_dir, tmp_path, capsys):
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', tmp_path / 'nope.png',
-                           '-o', tmp_path / 'out'], capsys)
+    rc, _, err = run_main(
+        ['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', tmp_path / 'nope.png', '-o', tmp_path / 'out'],
+        capsys)
     assert rc == 2 and 'nope.png does not exist' in err
 
 
@@ -341,35 +350,43 @@ def test_unknown_model_name(tmp_path, small_input, capsys):
 
 def test_kernel_of_the_wrong_shape(zoo_dir, tmp_path, small_input, capsys):
     np.save(tmp_path / 'k5.npy', np.full((5, 5), 1 / 25, np.float32))
-    rc, _, err = run_main(['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input,
-                           '-o', tmp_path / 'out', '--kernel', tmp_path / 'k5.npy'], capsys)
+    rc, _, err = run_main([
+        '--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input, '-o', tmp_path / 'out', '--kernel',
+        tmp_path / 'k5.npy'
+    ], capsys)
     assert rc == 2 and 'k5.npy' in err and '7x7' in err and '(5, 5)' in err
-    rc, _, err = run_main(['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input,
-                           '-o', tmp_path / 'out'], capsys)
+    rc, _, err = run_main(
+        ['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_input, '-o', tmp_path / 'out'], capsys)
     assert rc == 2 and '--kernel' in err
-    rc, _, err = run_main(['--model', 'conversenet', '--model-dir', zoo_dir, '-i', small_input,
-                           '-o', tmp_path / 'out', '--kernel', tmp_path / 'k5.npy'], capsys)
+    rc, _, err = run_main([
+        '--model', 'conversenet', '--model-dir', zoo_dir, '-i', small_input, '-o', tmp_path / 'out', '--kernel',
+        tmp_path / 'k5.npy'
+    ], capsys)
     assert rc == 2 and 'blind' in err
 
 
 def test_output_not_writable(zoo_dir, tmp_path, small_input, capsys):
     blocker = tmp_path / 'file.txt'
     blocker.write_text('a file, not a folder')
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input,
-                           '-o', blocker / 'out'], capsys)
+    rc, _, err = run_main(
+        ['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input, '-o', blocker / 'out'], capsys)
     assert rc == 2 and '--output' in err and 'not a writable directory' in err
 
 
 def test_half_on_cpu_falls_back_with_a_warning(zoo_dir, tmp_path, small_input, capsys):
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input,
-                           '-o', tmp_path / 'out', '--half', '--device', 'cpu'], capsys)
+    rc, _, err = run_main([
+        '--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_input, '-o', tmp_path / 'out', '--half',
+        '--device', 'cpu'
+    ], capsys)
     assert rc == 0 and 'warning: half precision is only used on CUDA' in err
     assert (tmp_path / 'out' / 'a_good.png').is_file()
 
 
 def test_module_entry_point_reports_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, '-m', 'converse_basicsr.restore', '--model', 'converse_dncnn',
-                           '-i', str(tmp_path / 'missing'), '-o', str(tmp_path / 'out')],
-                          capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    proc = subprocess.run([
+        sys.executable, '-m', 'converse_basicsr.restore', '--model', 'converse_dncnn', '-i',
+        str(tmp_path / 'missing'), '-o',
+        str(tmp_path / 'out')
+    ], capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert proc.returncode == 2
     assert 'missing does not exist' in proc.stderr and 'Traceback' not in proc.stderr

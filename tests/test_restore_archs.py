@@ -70,8 +70,13 @@ def test_cli_with_a_basicsr_checkpoint(arch, scale, tmp_path, capsys):
     outputs = {}
     for tile in (None, TILE):
         out = tmp_path / f'out_{tile}'
-        argv = ['--model', str(checkpoint), '--arch', arch, '--arch-kwargs', json.dumps(ARCHS[arch](scale)),
-                '-i', str(tmp_path / 'in.png'), '-o', str(out)]
+        argv = [
+            '--model',
+            str(checkpoint), '--arch', arch, '--arch-kwargs',
+            json.dumps(ARCHS[arch](scale)), '-i',
+            str(tmp_path / 'in.png'), '-o',
+            str(out)
+        ]
         if tile:
             argv += ['--tile', str(tile), '--tile-pad', str(PAD)]
         assert main(argv) == 0, capsys.readouterr().err
@@ -90,18 +95,30 @@ def test_scale_mismatches_name_both_values(tmp_path, capsys):
     checkpoint = tmp_path / 'edsr.pth'
     torch.save(build('EDSR', 4).state_dict(), checkpoint)
     cv2.imwrite(str(tmp_path / 'in.png'), image())
-    rc = main(['--model', str(checkpoint), '--arch', 'EDSR', '--arch-kwargs', json.dumps(ARCHS['EDSR'](4)),
-               '-i', str(tmp_path / 'in.png'), '-o', str(tmp_path / 'out'), '--scale', '3'])
+    rc = main([
+        '--model',
+        str(checkpoint), '--arch', 'EDSR', '--arch-kwargs',
+        json.dumps(ARCHS['EDSR'](4)), '-i',
+        str(tmp_path / 'in.png'), '-o',
+        str(tmp_path / 'out'), '--scale', '3'
+    ])
     err = capsys.readouterr().err
     assert rc == 2 and 'scale 3' in err and 'upscales by 4' in err
     assert not (tmp_path / 'out' / 'in.png').exists()
-    assert main(['--model', str(checkpoint), '--arch', 'EDSR', '--arch-kwargs', json.dumps(ARCHS['EDSR'](4)),
-                 '-i', str(tmp_path / 'in.png'), '-o', str(tmp_path / 'out'), '--scale', '4']) == 0
+    assert main([
+        '--model',
+        str(checkpoint), '--arch', 'EDSR', '--arch-kwargs',
+        json.dumps(ARCHS['EDSR'](4)), '-i',
+        str(tmp_path / 'in.png'), '-o',
+        str(tmp_path / 'out'), '--scale', '4'
+    ]) == 0
     assert cv2.imread(str(tmp_path / 'out' / 'in.png')).shape == (H * 4, W * 4, 3)
 
 
 def test_non_integer_or_unequal_scale_is_refused():
+
     class Stretch(torch.nn.Module):  # 2x on one axis only
+
         def __init__(self):
             super().__init__()
             self.conv = torch.nn.Conv2d(3, 3, 1)

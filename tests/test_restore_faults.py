@@ -73,8 +73,8 @@ def test_cli_never_overwrites_an_input(zoo_dir, tmp_path, capsys):
     assert rc == 2 and 'would overwrite the input' in err and snapshot(inp) == before
     # an input named like another input's compare image
     cv2.imwrite(str(inp / 'b_compare.png'), np.zeros((12, 10, 3), np.uint8))
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', inp, '-o', tmp_path / 'o',
-                           '--compare'], capsys)
+    rc, _, err = run_main(
+        ['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', inp, '-o', tmp_path / 'o', '--compare'], capsys)
     assert rc == 2 and 'b_compare.png' in err and not (tmp_path / 'o').exists()
 
 
@@ -100,8 +100,8 @@ def test_prepare_lmdb_runs_in_a_fresh_interpreter(tmp_path):
     meta = (tmp_path / 'x.lmdb' / 'meta_info.txt').read_text().split('\n')
     assert [line.split()[0] for line in meta if line] == ['img0.png', 'img1.png']
     assert [p.name for p in tmp_path.iterdir() if 'partial' in p.name] == []
-    proc = script('prepare_subimages', '--input', inp, '--crop-size', '4', '--step', '4', '--n-thread', '1',
-                  '--output', tmp_path / 'sub')
+    proc = script('prepare_subimages', '--input', inp, '--crop-size', '4', '--step', '4', '--n-thread', '1', '--output',
+                  tmp_path / 'sub')
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / 'sub').iterdir())) == 2 * 2 * 2  # 2 images x rows [0, 4] x cols [0, 2]
 
@@ -237,8 +237,10 @@ def test_stale_partial_download_is_replaced(zoo_dir, tmp_path):
 ], ids=['zero', 'sum2', 'negative', 'nan'])
 def test_kernel_validation(zoo_dir, tmp_path, capsys, small_rgb, kernel, why):
     np.save(tmp_path / 'k.npy', kernel)
-    argv = ['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_rgb, '-o', tmp_path / 'out',
-            '--kernel', tmp_path / 'k.npy']
+    argv = [
+        '--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_rgb, '-o', tmp_path / 'out', '--kernel',
+        tmp_path / 'k.npy'
+    ]
     rc, _, err = run_main(argv, capsys)
     assert rc == 2 and 'k.npy' in err and '--kernel' in err
     assert re.search(why, err)
@@ -249,8 +251,10 @@ def test_kernel_validation(zoo_dir, tmp_path, capsys, small_rgb, kernel, why):
 
 def test_png_given_as_kernel_says_so(zoo_dir, tmp_path, capsys, small_rgb):
     cv2.imwrite(str(tmp_path / 'k.png'), np.zeros((7, 7), np.uint8))
-    rc, _, err = run_main(['--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_rgb,
-                           '-o', tmp_path / 'out', '--kernel', tmp_path / 'k.png'], capsys)
+    rc, _, err = run_main([
+        '--model', 'converse_usrnet', '--model-dir', zoo_dir, '-i', small_rgb, '-o', tmp_path / 'out', '--kernel',
+        tmp_path / 'k.png'
+    ], capsys)
     assert rc == 2 and 'k.png' in err and 'not a .npy file' in err and 'pickle' not in err
 
 
@@ -269,8 +273,10 @@ def test_tiles_never_smaller_than_the_model_input():
 
 # ----------------------------------------------------------------------------- 8. smaller ones
 def test_bad_device_is_a_usage_error(zoo_dir, tmp_path, capsys, small_rgb):
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_rgb,
-                           '-o', tmp_path / 'out', '--device', 'gpu0'], capsys)
+    rc, _, err = run_main([
+        '--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_rgb, '-o', tmp_path / 'out', '--device',
+        'gpu0'
+    ], capsys)
     assert rc == 2 and "unknown device 'gpu0'" in err
 
 
@@ -286,8 +292,10 @@ def test_float_npy_far_outside_unit_range(zoo_dir, tmp_path, capsys):
 
 
 def test_arch_kwargs_without_arch(zoo_dir, tmp_path, capsys, small_rgb):
-    rc, _, err = run_main(['--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_rgb,
-                           '-o', tmp_path / 'out', '--arch-kwargs', '{"num_in_ch": 3}'], capsys)
+    rc, _, err = run_main([
+        '--model', 'converse_srresnet', '--model-dir', zoo_dir, '-i', small_rgb, '-o', tmp_path / 'out',
+        '--arch-kwargs', '{"num_in_ch": 3}'
+    ], capsys)
     assert rc == 2 and '--arch-kwargs needs --arch' in err
 
 

@@ -24,8 +24,8 @@ print(applied, min(faults[-8:]))  # once the heap has grown to fit the pattern
 
 
 def probe(mode, **env):
-    out = subprocess.run([sys.executable, '-c', PROBE, mode, converse_basicsr.runtime.__file__], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env}).stdout.split()
+    out = subprocess.run([sys.executable, '-c', PROBE, mode, converse_basicsr.runtime.__file__], capture_output=True,
+                         text=True, check=True, env={**os.environ, **env}).stdout.split()
     return out[0] == 'True', int(out[1])
 
 
@@ -34,7 +34,7 @@ def test_retained_memory_is_reused_without_page_faults():
     applied, faults_retained = probe('on')
     _, faults_default = probe('off')
     assert applied
-    pages = 2 ** 26 // 4096
+    pages = 2**26 // 4096
     assert faults_default > pages // 2  # glibc's default: a fresh mapping each time, every page faulted in again
     assert faults_retained < pages // 20
 

@@ -29,8 +29,8 @@ def model_opt(network_g, model_type='SRModel', is_train=False, scale=1, **path):
                world_size=1, network_g=network_g, path=dict({'pretrain_network_g': None}, **path))
     if is_train:
         opt['train'] = dict(ema_decay=0.5, optim_g=dict(type='Adam', lr=1e-2),
-                            scheduler=dict(type='MultiStepLR', milestones=[100], gamma=0.5),
-                            pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
+                            scheduler=dict(type='MultiStepLR', milestones=[100],
+                                           gamma=0.5), pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
     return opt
 
 
@@ -52,8 +52,9 @@ def batch(dataset, indices):
 def test_kernel_sr_model_trains_and_tests_with_kernel(image_folder):
     torch.manual_seed(0)
     model = build_model(model_opt(dict(TINY_USRNET, kernel_size=5), 'KernelSRModel', is_train=True))
-    train_set = build_dataset(dict(name='train', type='BlurKernelDataset', phase='train', dataroot_gt=str(image_folder),
-                                   gt_size=16, kernel_size=5))
+    train_set = build_dataset(
+        dict(name='train', type='BlurKernelDataset', phase='train', dataroot_gt=str(image_folder), gt_size=16,
+             kernel_size=5))
     np.random.seed(0)
     data = batch(train_set, [0, 1])
     assert data['kernel'].shape == (2, 1, 5, 5)
@@ -104,25 +105,27 @@ def test_entry_point_end_to_end(image_folder, tmp_path):
     """``python -m converse_basicsr.test`` on a tiny config: log, results, CSVs, optional slot skipped."""
     kernel = str(image_folder / 'k.npy')
     blur = dict(type='BlurKernelDataset', dataroot_gt=str(image_folder), io_backend={'type': 'disk'})
-    opt = dict(name='tiny', model_type='KernelSRModel', scale=1, num_gpu=0, manual_seed=0,
-               datasets=dict(test_1=dict(blur, name='one_kernel', kernel_path=kernel),
-                             test_2=dict(blur, name='two_kernels', kernel_path=[kernel, kernel]),
-                             test_3=dict(blur, name='absent', dataroot_gt=str(tmp_path / 'nowhere'), optional=True,
-                                         kernel_path=kernel)),
-               network_g=dict(TINY_USRNET, kernel_size=5), path=dict(pretrain_network_g=None),
-               val=dict(save_img=True, suffix=None,
-                        metrics=dict(psnr=dict(type='calculate_psnr', crop_border=1, test_y_channel=False),
-                                     ssim=dict(type='calculate_ssim', crop_border=1, test_y_channel=False))))
+    opt = dict(
+        name='tiny', model_type='KernelSRModel', scale=1, num_gpu=0, manual_seed=0, datasets=dict(
+            test_1=dict(blur, name='one_kernel', kernel_path=kernel), test_2=dict(blur, name='two_kernels',
+                                                                                  kernel_path=[kernel, kernel]),
+            test_3=dict(blur, name='absent', dataroot_gt=str(tmp_path / 'nowhere'), optional=True, kernel_path=kernel)),
+        network_g=dict(TINY_USRNET, kernel_size=5), path=dict(pretrain_network_g=None), val=dict(
+            save_img=True, suffix=None, metrics=dict(
+                psnr=dict(type='calculate_psnr', crop_border=1, test_y_channel=False),
+                ssim=dict(type='calculate_ssim', crop_border=1, test_y_channel=False))))
     config = tmp_path / 'tiny.yml'
     config.write_text(yaml.safe_dump(opt))
-    run = subprocess.run([sys.executable, '-m', 'converse_basicsr.test', '-opt', str(config)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, '-m', 'converse_basicsr.test', '-opt',
+                          str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'skipping optional datasets that are not present: absent' in run.stderr
     results = tmp_path / 'results' / 'tiny'
     log = next(results.glob('test_tiny_*.log')).read_text()
-    rows = {name: list(csv.DictReader(open(results / f'per_image_{name}.csv')))
-            for name in ('one_kernel', 'two_kernels')}
+    rows = {
+        name: list(csv.DictReader(open(results / f'per_image_{name}.csv')))
+        for name in ('one_kernel', 'two_kernels')
+    }
     assert [r['image'] for r in rows['one_kernel']] == ['p.png', 'q.png']
     assert [r['image'] for r in rows['two_kernels']] == ['p_k.png', 'q_k.png'] * 2
     for name, dataset_rows in rows.items():
@@ -146,6 +149,7 @@ def test_missing_required_dataroot_is_an_error(tmp_path, monkeypatch):
 
 # ---- the paper's numbers, through the shipped configs -------------------------------------------
 
+
 @pytest.fixture(scope='module')
 def tables():
     return json.loads(shared_path('reference', 'paper_tables.json').read_text())
@@ -167,8 +171,14 @@ def run_shipped_config(config, tmp_path, monkeypatch, datasets=None, images=None
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     csv_files = entry.run(['-opt', str(path)])
-    return {Path(f).stem[len('per_image_'):]: {r['image']: {k: float(v) for k, v in r.items() if k != 'image'}
-                                               for r in csv.DictReader(open(f))} for f in csv_files}
+    return {
+        Path(f).stem[len('per_image_'):]: {
+            r['image']: {k: float(v)
+                         for k, v in r.items() if k != 'image'}
+            for r in csv.DictReader(open(f))
+        }
+        for f in csv_files
+    }
 
 
 def check_against_reference(measured, reference, key, mean=None, images=None, ssim_key=None):
@@ -262,20 +272,23 @@ def test_reproduce_tables_no_run_tabulates_any_config(tables, tmp_path):
     results = tmp_path / 'results' / 'test_ConverseDnCNN_sigma25'
     results.mkdir(parents=True)
     shifted = {'01.png': 0.003, '02.png': -0.001}  # measured = reference + shift
-    rows = [f"{img},{reference[img]['psnr'] + d:.6f},{reference[img]['ssim'] - d / 10:.6f}"
-            for img, d in shifted.items()]
+    rows = [
+        f"{img},{reference[img]['psnr'] + d:.6f},{reference[img]['ssim'] - d / 10:.6f}" for img, d in shifted.items()
+    ]
     (results / 'per_image_Set12.csv').write_text('image,psnr,ssim\n' + '\n'.join(rows) + '\n')
     custom = yaml.safe_load((REPO_ROOT / 'options/test/test_converse_dncnn_sigma25.yml').read_text())
     custom.update(name='my_model', network_g=dict(custom['network_g'], operator='conv'))
     custom['datasets'] = {'test_1': dict(custom['datasets']['test_1'], name='MyPhotos')}
     (tmp_path / 'custom.yml').write_text(yaml.safe_dump(custom))
     (tmp_path / 'results' / 'my_model').mkdir()
-    (tmp_path / 'results' / 'my_model' / 'per_image_MyPhotos.csv').write_text(
-        'image,psnr,ssim\na.png,20.5,0.5\nb.png,21.5,0.7\n')
-    run = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / 'reproduce_tables.py'), '--no-run',
-                          '--tables', str(shared_path('reference', 'paper_tables.json')),
-                          'options/test/test_converse_dncnn_sigma25.yml', str(tmp_path / 'custom.yml')],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    (tmp_path / 'results' / 'my_model' /
+     'per_image_MyPhotos.csv').write_text('image,psnr,ssim\na.png,20.5,0.5\nb.png,21.5,0.7\n')
+    run = subprocess.run([
+        sys.executable,
+        str(REPO_ROOT / 'scripts' / 'reproduce_tables.py'), '--no-run', '--tables',
+        str(shared_path('reference', 'paper_tables.json')), 'options/test/test_converse_dncnn_sigma25.yml',
+        str(tmp_path / 'custom.yml')
+    ], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = {line.split(' | ')[1]: line for line in run.stdout.splitlines() if line.startswith('| ') and ' | ' in line}
     mean = np.mean([reference[img]['psnr'] + d for img, d in shifted.items()])

@@ -65,8 +65,8 @@ def test_model_saves_go_through_the_atomic_writer(tmp_path, monkeypatch):
     written = []
     monkeypatch.setattr(checkpoints, 'save_atomically', lambda obj, path, *a: written.append((path, obj)))
     net = torch.nn.Conv2d(1, 1, 3)
-    model = SimpleNamespace(opt={'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}},
-                            optimizers=[], schedulers=[], get_bare_model=lambda n: n)
+    model = SimpleNamespace(opt={'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}}, optimizers=[],
+                            schedulers=[], get_bare_model=lambda n: n)
     BaseModel.save_network(model, net, 'net_g', 6)
     BaseModel.save_network(model, [net, net], 'net_g', -1, param_key=['params', 'params_ema'])
     BaseModel.save_training_state(model, 1, 6)
@@ -85,7 +85,7 @@ def _experiment(tmp_path, iters, bad=None):
     for it in iters:
         state = {'epoch': 0, 'iter': it, 'optimizers': [], 'schedulers': [{'milestones': Counter([3])}]}
         torch.save(state, states / f'{it}.state')
-        torch.save({'params': {'w': torch.full((2,), float(it))}}, models / f'net_g_{it}.pth')
+        torch.save({'params': {'w': torch.full((2, ), float(it))}}, models / f'net_g_{it}.pth')
     for it, how in (bad or {}).items():
         state_file, model_file = states / f'{it}.state', models / f'net_g_{it}.pth'
         if how == 'empty':
@@ -100,13 +100,17 @@ def _experiment(tmp_path, iters, bad=None):
             model_file.unlink()
         elif how == 'bad_model':
             model_file.write_bytes(b'PK\x03\x04 garbage')
-    return {'auto_resume': True, 'network_g': {'type': 'ConverseDnCNN'},
-            'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}}
+    return {
+        'auto_resume': True, 'network_g': {'type': 'ConverseDnCNN'},
+        'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}
+    }
 
 
-REASONS = {'empty': 'does not load', 'truncated': 'does not load', 'wrong_iter': 'holds iter 11, not the 12',
-           'not_a_state': 'is not a training state', 'no_model': 'net_g_12.pth is missing',
-           'bad_model': 'net_g_12.pth does not load'}
+REASONS = {
+    'empty': 'does not load', 'truncated': 'does not load', 'wrong_iter': 'holds iter 11, not the 12',
+    'not_a_state': 'is not a training state', 'no_model': 'net_g_12.pth is missing',
+    'bad_model': 'net_g_12.pth does not load'
+}
 
 
 @pytest.mark.parametrize('how', sorted(REASONS))
@@ -186,8 +190,9 @@ def test_exact_resume_pieces(tmp_path):
 def test_training_run_restores_basicsr_train():
     import basicsr.train
     import basicsr.utils.misc
-    owners = [(basicsr.train, name) for name in ('EnlargedSampler', 'load_resume_state', 'build_model',
-                                                 'mkdir_and_rename')] + [(basicsr.utils.misc, 'mkdir_and_rename')]
+    owners = [
+        (basicsr.train, name) for name in ('EnlargedSampler', 'load_resume_state', 'build_model', 'mkdir_and_rename')
+    ] + [(basicsr.utils.misc, 'mkdir_and_rename')]
     before = [getattr(owner, name) for owner, name in owners]
     with TrainingRun().installed():
         assert all(getattr(owner, name) is not old for (owner, name), old in zip(owners, before))

@@ -39,7 +39,7 @@ def _smooth_image(rng, size, channels=3):
 
 def _gaussian_kernel(size, sigma):
     ax = np.arange(size) - size // 2
-    k = np.exp(-(ax[:, None] ** 2 + ax[None] ** 2) / (2 * sigma ** 2))
+    k = np.exp(-(ax[:, None]**2 + ax[None]**2) / (2 * sigma**2))
     return k / k.sum()
 
 
@@ -74,8 +74,9 @@ def shrink_for_test(opt, data, name):
         kernel_path = dataset.get('kernel_path')
         if kernel_path is not None:  # val: kernel_<k>.npy → the generated kernel_<k>.npy; train: the bank folder
             names = [osp.basename(p) for p in (kernel_path if isinstance(kernel_path, list) else [kernel_path])]
-            dataset['kernel_path'] = ([osp.join(data['kernels'], n) for n in names] if phase != 'train'
-                                      or all(n.endswith('.npy') for n in names) else data['kernels'])
+            dataset['kernel_path'] = ([osp.join(data['kernels'], n)
+                                       for n in names] if phase != 'train' or all(n.endswith('.npy')
+                                                                                  for n in names) else data['kernels'])
         if phase == 'train':
             dataset['gt_size'] = 8 * opt.get('scale', 1) if opt.get('scale', 1) > 1 else 24
             dataset.update(batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1, prefetch_mode=None)
@@ -84,13 +85,14 @@ def shrink_for_test(opt, data, name):
             if key in net:
                 net[key] = small
     opt['train']['total_iter'] = 2
-    opt['val']['val_freq'] = 10 ** 9  # no validation during training: only the one after it
+    opt['val']['val_freq'] = 10**9  # no validation during training: only the one after it
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
     opt['logger'].pop('wandb', None)
     return opt
 
 
 class _Records(logging.Handler):
+
     def __init__(self):
         super().__init__()
         self.messages = []
@@ -119,8 +121,7 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, tmp_path,
     built = {}
     build_model, build_dataset = basicsr.train.build_model, basicsr.train.build_dataset
     monkeypatch.setattr(basicsr.train, 'build_model', lambda o: built.setdefault('model', build_model(o)))
-    monkeypatch.setattr(basicsr.train, 'build_dataset',
-                        lambda o: built.setdefault(o['name'], build_dataset(o)))
+    monkeypatch.setattr(basicsr.train, 'build_dataset', lambda o: built.setdefault(o['name'], build_dataset(o)))
     records, logger = _Records(), logging.getLogger('basicsr')
     level = logger.level  # BasicSR sets INFO only if its first logger call is the pipeline's
     logger.addHandler(records)
@@ -167,19 +168,22 @@ def _plain(value):
 
 @pytest.mark.parametrize('color, network_g, message', [
     ('rgb', {'type': 'ConverseDnCNN'}, "datasets.train.color is 'rgb' (3-channel images) but network_g.num_in_ch is 1"),
-    ('gray', {'type': 'ConverseMSRResNet'},
-     "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
-    ('gray', {'type': 'ConverseNet', 'num_in_ch': 3},
-     "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
+    ('gray', {'type': 'ConverseMSRResNet'
+              }, "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
+    ('gray', {'type': 'ConverseNet', 'num_in_ch': 3
+              }, "datasets.train.color is 'gray' (1-channel images) but network_g.num_in_ch is 3"),
     ('grey', {'type': 'ConverseDnCNN'}, "datasets.train.color must be one of"),
 ])
-def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, capsys, color, network_g,
-                                                             message):
+def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypatch, capsys, color, network_g, message):
     """Checked by the entry point before anything is built (the arch's default channels count too)."""
-    opt = {'name': 'mismatch', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g,
-           'datasets': {'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path),
-                                  'color': color, 'sigma': 25, 'gt_size': 8}},
-           'path': {}, 'train': {}, 'logger': {}}
+    opt = {
+        'name': 'mismatch', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': network_g, 'datasets': {
+            'train': {
+                'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path), 'color': color, 'sigma': 25,
+                'gt_size': 8
+            }
+        }, 'path': {}, 'train': {}, 'logger': {}
+    }
     config = tmp_path / 'mismatch.yml'
     config.write_text(yaml.dump(opt))
     monkeypatch.chdir(tmp_path)
@@ -190,8 +194,11 @@ def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypat
 
 def test_matching_channels_pass_the_check():
     check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'color': 'gray'}}})
-    check_color_channels({'network_g': {'type': 'ConverseMSRResNet'},
-                          'datasets': {'val': {'type': 'BicubicDownsampleDataset'}}})  # rgb by default
+    check_color_channels(
+        {'network_g': {'type': 'ConverseMSRResNet'},
+         'datasets': {'val': {'type': 'BicubicDownsampleDataset'}}})  # rgb by default
     check_color_channels({'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {'val': {'type': 'Other'}}})
-    check_color_channels({'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
-                          'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}})
+    check_color_channels({
+        'network_g': {'type': 'MSRResNet', 'num_in_ch': 1},
+        'datasets': {'train': {'type': 'PairedImageDataset', 'color': 'y'}}
+    })

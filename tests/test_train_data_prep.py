@@ -107,11 +107,11 @@ def test_folder_and_lmdb_give_identical_training_samples(folder_and_lmdb, datase
     folder, lmdb_path, _ = folder_and_lmdb
     samples = {}
     for backend, root in (('disk', folder), ('lmdb', lmdb_path)):
-        opt = dict(dataset_opt, name=backend, phase='train', dataroot_gt=root, io_backend={'type': backend},
-                   gt_size=16, use_hflip=True, use_rot=True)
+        opt = dict(dataset_opt, name=backend, phase='train', dataroot_gt=root, io_backend={'type': backend}, gt_size=16,
+                   use_hflip=True, use_rot=True)
         dataset = DATASET_REGISTRY.get(opt['type'])(opt)
         random.seed(5), np.random.seed(5), torch.manual_seed(5)
         samples[backend] = [dataset[i % len(dataset)] for i in range(6)]
     for disk, lmdb in zip(samples['disk'], samples['lmdb']):
-        for key in ('lq', 'gt') + (('kernel',) if 'kernel' in disk else ()):
+        for key in ('lq', 'gt') + (('kernel', ) if 'kernel' in disk else ()):
             assert torch.equal(disk[key], lmdb[key]), key

@@ -22,26 +22,28 @@ import pytest
 import torch
 import yaml
 
-from converse_basicsr import train  # noqa: I001  (first: compat fixes and registries)
-import basicsr.train  # noqa: E402
-from basicsr.models import build_model  # noqa: E402
+from converse_basicsr import train  # first: compat fixes and registries
+
+# isort: split
+import basicsr.train
+from basicsr.models import build_model
 
 # name: (network_g, model_type, lq shape, gt shape, with kernel)
 ARCHS = {
-    'ConverseDnCNN': ({'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 8, 'num_block': 1},
-                      'SRModel', (4, 1, 12, 12), (4, 1, 12, 12), False),
-    'ConverseMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1},
-                          'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
-    'ConvMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1, 'operator': 'conv'},
-                      'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
-    'ConvTMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1, 'operator': 'convtranspose'},
-                       'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
-    'ConverseUpMSRResNet': ({'type': 'ConverseUpMSRResNet', 'num_feat': 8, 'num_block': 1},
-                            'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
-    'ConverseNet': ({'type': 'ConverseNet', 'num_feat': 8, 'num_block': 1, 'num_iter': 2},
-                    'SRModel', (4, 3, 12, 12), (4, 3, 12, 12), False),
-    'ConverseUSRNet': ({'type': 'ConverseUSRNet', 'num_feat': 8, 'num_block': 1, 'num_iter': 2},
-                       'KernelSRModel', (4, 3, 12, 12), (4, 3, 12, 12), True),
+    'ConverseDnCNN': ({'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 8,
+                       'num_block': 1}, 'SRModel', (4, 1, 12, 12), (4, 1, 12, 12), False),
+    'ConverseMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8,
+                           'num_block': 1}, 'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
+    'ConvMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1,
+                       'operator': 'conv'}, 'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
+    'ConvTMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1,
+                        'operator': 'convtranspose'}, 'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
+    'ConverseUpMSRResNet': ({'type': 'ConverseUpMSRResNet', 'num_feat': 8,
+                             'num_block': 1}, 'SRModel', (4, 3, 6, 6), (4, 3, 24, 24), False),
+    'ConverseNet': ({'type': 'ConverseNet', 'num_feat': 8, 'num_block': 1,
+                     'num_iter': 2}, 'SRModel', (4, 3, 12, 12), (4, 3, 12, 12), False),
+    'ConverseUSRNet': ({'type': 'ConverseUSRNet', 'num_feat': 8, 'num_block': 1,
+                        'num_iter': 2}, 'KernelSRModel', (4, 3, 12, 12), (4, 3, 12, 12), True),
 }
 
 WORKER = textwrap.dedent('''
@@ -87,32 +89,58 @@ def _free_port():
 
 
 def _arch_opt(network_g, model_type, init_path):
-    return {'model_type': model_type, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True,
-            'scale': 1, 'network_g': network_g,
-            'path': {'pretrain_network_g': init_path, 'param_key_g': 'params', 'strict_load_g': True},
-            # Adam turns a gradient difference into a weight difference with gain up to lr/eps: 1e5 with the
-            # defaults (1e-3, 1e-8), which lifts the float32 rounding of gradients that cancel to ~0 (alpha-gated
-            # branches, the kernel net; ~1e-5 relative in Converse-USRNet) beyond 1e-6. lr 1e-4, eps 1e-3: gain 0.1,
-            # while a step still moves the weights by up to 1e-4, so a wrong gradient would show.
-            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99],
-                                                  'eps': 1e-3},
-                      'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}}}
+    return {
+        'model_type': model_type,
+        'num_gpu': 0,
+        'dist': False,
+        'rank': 0,
+        'world_size': 1,
+        'is_train': True,
+        'scale': 1,
+        'network_g': network_g,
+        'path': {'pretrain_network_g': init_path, 'param_key_g': 'params', 'strict_load_g': True},
+        # Adam turns a gradient difference into a weight difference with gain up to lr/eps: 1e5 with the
+        # defaults (1e-3, 1e-8), which lifts the float32 rounding of gradients that cancel to ~0 (alpha-gated
+        # branches, the kernel net; ~1e-5 relative in Converse-USRNet) beyond 1e-6. lr 1e-4, eps 1e-3: gain 0.1,
+        # while a step still moves the weights by up to 1e-4, so a wrong gradient would show.
+        'train': {
+            'ema_decay': 0,
+            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99],
+                        'eps': 1e-3}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        }
+    }
 
 
 def _pipeline_options(name, root, init_path, batch, port):
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 3,
-        'datasets': {'train': {
-            'name': 'pairs', 'type': 'PairedImageDataset', 'dataroot_gt': str(root / 'gt'),
-            'dataroot_lq': str(root / 'lq'), 'io_backend': {'type': 'disk'}, 'gt_size': 16,  # = image size: no
-            'use_hflip': False, 'use_rot': False, 'num_worker_per_gpu': 0,  # random crop, deterministic batches
-            'batch_size_per_gpu': batch, 'dataset_enlarge_ratio': 1}},
+        'name': name,
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 3,
+        'datasets': {
+            'train': {
+                'name': 'pairs',
+                'type': 'PairedImageDataset',
+                'dataroot_gt': str(root / 'gt'),
+                'dataroot_lq': str(root / 'lq'),
+                'io_backend': {'type': 'disk'},
+                'gt_size': 16,  # = image size: no
+                'use_hflip': False,
+                'use_rot': False,
+                'num_worker_per_gpu': 0,  # random crop, deterministic batches
+                'batch_size_per_gpu': batch,
+                'dataset_enlarge_ratio': 1
+            }
+        },
         'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 3, 'num_feat': 8, 'num_block': 2},
         'path': {'pretrain_network_g': str(init_path), 'strict_load_g': True, 'resume_state': None},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}, 'total_iter': 1,
-                  'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+        'train': {
+            'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}, 'total_iter': 1, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 100, 'use_tb_logger': False},
         'dist_params': {'backend': 'nccl', 'port': port},
     }
@@ -120,8 +148,12 @@ def _pipeline_options(name, root, init_path, batch, port):
 
 def _snapshot(model):
     net = model.get_bare_model(model.net_g)
-    return {'weights': {k: v.clone() for k, v in net.state_dict().items()},
-            'grads': {k: p.grad.clone() for k, p in net.named_parameters()}}
+    return {
+        'weights': {k: v.clone()
+                    for k, v in net.state_dict().items()},
+        'grads': {k: p.grad.clone()
+                  for k, p in net.named_parameters()}
+    }
 
 
 def _compare(rank0, rank1, reference, what):
@@ -208,8 +240,11 @@ def test_two_process_step_equals_single_process_step_on_union(setup, single_proc
     worker = [str(root / 'worker.py'), '-opt', str(cfg), '--launcher', launcher]
     env = _env(root)
     if launcher == 'pytorch':
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
-               '--master_port', str(port)] + worker
+        cmd = [
+            sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
+            '--master_port',
+            str(port)
+        ] + worker
         result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
         outputs = [result.stdout + result.stderr]
         codes = [result.returncode]
@@ -219,11 +254,11 @@ def test_two_process_step_equals_single_process_step_on_union(setup, single_proc
         (fake_bin / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')
         (fake_bin / 'scontrol').chmod(0o755)
         env['PATH'] = f'{fake_bin}{os.pathsep}{env["PATH"]}'
-        procs = [subprocess.Popen([sys.executable] + worker, cwd=tmp_path, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True,
-                                  env=dict(env, SLURM_PROCID=str(r), SLURM_LOCALID=str(r), SLURM_NTASKS='2',
-                                           SLURM_NODELIST='node0'))
-                 for r in range(2)]
+        procs = [
+            subprocess.Popen([sys.executable] + worker, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=dict(env, SLURM_PROCID=str(r), SLURM_LOCALID=str(r), SLURM_NTASKS='2',
+                                                 SLURM_NODELIST='node0')) for r in range(2)
+        ]
         outputs = [p.communicate(timeout=400)[0] for p in procs]
         codes = [p.returncode for p in procs]
     assert codes == [0] * len(codes), '\n'.join(o[-3000:] for o in outputs)

@@ -178,17 +178,25 @@ def _images(folder, count=4, size=12):
 
 def _options(train_root, total_iter=8, checkpoint_freq=2):
     return {
-        'name': 'reference', 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 11,
-        'datasets': {'train': {
-            'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': train_root, 'color': 'gray',
-            'sigma_range': [5, 50], 'gt_size': 8, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0,
-            'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1}},
+        'name': 'reference',
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 11,
+        'datasets': {
+            'train': {
+                'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': train_root, 'color': 'gray',
+                'sigma_range': [5, 50], 'gt_size': 8, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1
+            }
+        },
         'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 4, 'num_block': 1},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2.0e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 6], 'gamma': 0.5},
-                  'total_iter': total_iter, 'warmup_iter': -1,
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+        'train': {
+            'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2.0e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 6], 'gamma': 0.5}, 'total_iter': total_iter,
+            'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': checkpoint_freq, 'use_tb_logger': False},
     }
 
@@ -201,8 +209,9 @@ def test_kills_at_random_points_resume_bit_identically_or_start_clean(tmp_path):
     (tmp_path / 'counts.json').write_text(json.dumps([writes, total_iter]))
     (tmp_path / 'driver.py').write_text(DRIVER)
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    result = subprocess.run([sys.executable, str(tmp_path / 'driver.py'), str(tmp_path), str(KILLS), str(SEED)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / 'driver.py'),
+         str(tmp_path), str(KILLS), str(SEED)], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -65,8 +65,7 @@ def test_bad_keys_and_kinds_are_errors_naming_file_key_and_kind(tmp_path, monkey
     assert train.main(['-opt', str(config)]) == 2
     err = capsys.readouterr().err
     assert f'converse-train: error: {config}: 5 bad option(s)' in err
-    assert ("datasets.train.noise_sed is not an option of GaussianNoiseDataset (did you mean 'noise_seed'?)"
-            in err)
+    assert ("datasets.train.noise_sed is not an option of GaussianNoiseDataset (did you mean 'noise_seed'?)" in err)
     assert "network_g.num_blocks is not an option of ConverseDnCNN (did you mean 'num_block'?)" in err
     assert "network_g.num_feat must be an integer, got '16' (str)" in err
     assert "train.optim_g.lr must be a number, got '2e-3' (str); YAML reads" in err and 'write 2.0e-3' in err
@@ -80,7 +79,7 @@ def test_bad_keys_and_kinds_are_errors_naming_file_key_and_kind(tmp_path, monkey
     (('datasets', 'train', 'use_rot'), 'yes', "datasets.train.use_rot must be true or false, got 'yes'"),
     (('datasets', 'train', 'batch_size_per_gpu'), 2.5, 'datasets.train.batch_size_per_gpu must be an integer'),
     (('train', 'scheduler', 'milestones'), ['10'], "train.scheduler.milestones must be a list of numbers"),
-    (('num_gpu',), 'two', "num_gpu must be an integer or 'auto', got 'two'"),
+    (('num_gpu', ), 'two', "num_gpu must be an integer or 'auto', got 'two'"),
 ])
 def test_each_kind_is_checked(tmp_path, entry, value, message):
     opt = yaml.safe_load(BAD_CONFIG.format(root=tmp_path))
@@ -113,12 +112,17 @@ def data_with_faults(tmp_path):
     make_lmdb_from_imgs(str(good), str(tmp_path / 'val.lmdb'), ['0.png', '1.png'], ['0', '1'])
     with open(tmp_path / 'val.lmdb' / 'meta_info.txt', 'a') as f:
         f.write('ghost.png (48,48,1) 1\n')
-    opt = {'name': 'check', 'model_type': 'SRModel', 'num_gpu': 0,
-           'datasets': {'train': {'name': 'folder', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(folder),
-                                  'color': 'gray', 'sigma': 25, 'gt_size': 8},
-                        'val': {'name': 'lmdb', 'type': 'GaussianNoiseDataset', 'io_backend': {'type': 'lmdb'},
-                                'dataroot_gt': str(tmp_path / 'val.lmdb'), 'color': 'gray', 'sigma': 25}},
-           'network_g': {'type': 'ConverseDnCNN'}, 'path': {}, 'train': {}, 'logger': {}}
+    opt = {
+        'name': 'check', 'model_type': 'SRModel', 'num_gpu': 0, 'datasets': {
+            'train': {
+                'name': 'folder', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(folder), 'color': 'gray',
+                'sigma': 25, 'gt_size': 8
+            }, 'val': {
+                'name': 'lmdb', 'type': 'GaussianNoiseDataset', 'io_backend': {'type': 'lmdb'},
+                'dataroot_gt': str(tmp_path / 'val.lmdb'), 'color': 'gray', 'sigma': 25
+            }
+        }, 'network_g': {'type': 'ConverseDnCNN'}, 'path': {}, 'train': {}, 'logger': {}
+    }
     return tmp_path, opt
 
 
@@ -204,7 +208,8 @@ MEMORY_SCRIPT = textwrap.dedent('''
 def test_entry_points_set_their_memory_policy(entry, tmp_path):
     """Each entry point calls runtime.retain_freed_memory() (in a fresh interpreter, stopped after it)."""
     env = {k: v for k, v in os.environ.items() if k != 'CONVERSE_RETAIN_FREED_MEMORY'}
-    result = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, entry, osp.join(REPO, 'scripts', 'demo.py')],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    result = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, entry,
+                             osp.join(REPO, 'scripts', 'demo.py')], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == 'retained True', result.stdout + result.stderr[-2000:]

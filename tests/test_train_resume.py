@@ -28,22 +28,33 @@ def _write_images(folder, count, size=24, seed=0):
 
 def _options(name, train_root, val_root, total_iter, **path):
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 7,
+        'name': name,
+        'model_type': 'SRModel',
+        'scale': 1,
+        'num_gpu': 0,
+        'manual_seed': 7,
         'datasets': {
-            'train': {'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': train_root,
-                      'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma_range': [5, 50], 'gt_size': 16,
-                      'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
-                      'dataset_enlarge_ratio': 1},
-            'val': {'name': 'tiny_val', 'type': 'GaussianNoiseDataset', 'dataroot_gt': val_root,
-                    'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma': 25}},
+            'train': {
+                'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': train_root,
+                'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma_range': [5,
+                                                                                 50], 'gt_size': 16, 'use_hflip': True,
+                'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1
+            }, 'val': {
+                'name': 'tiny_val', 'type': 'GaussianNoiseDataset', 'dataroot_gt': val_root,
+                'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma': 25
+            }
+        },
         'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 8, 'num_block': 2},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None, **path},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 6], 'gamma': 0.5},
-                  'total_iter': total_iter, 'warmup_iter': -1,
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-        'val': {'val_freq': 4, 'save_img': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
+        'train': {
+            'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 6], 'gamma': 0.5}, 'total_iter': total_iter,
+            'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+        },
+        'val': {
+            'val_freq': 4, 'save_img': False,
+            'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}
+        },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 4, 'use_tb_logger': False},
     }
 

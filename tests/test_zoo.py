@@ -1,8 +1,8 @@
 """Model zoo: the table's checksums, loading by name, refusing corrupted files, download, formats."""
 import functools
 import http.server
-import shutil
 import importlib.util
+import shutil
 import threading
 from pathlib import Path
 
@@ -12,8 +12,10 @@ import torch
 from converse_basicsr import zoo
 from shared_files import REPO_ROOT, shared_path
 
-EXPECTED_ARCH = {'converse_dncnn': 'ConverseDnCNN', 'converse_srresnet': 'ConverseMSRResNet',
-                 'conversenet': 'ConverseNet', 'converse_usrnet': 'ConverseUSRNet'}
+EXPECTED_ARCH = {
+    'converse_dncnn': 'ConverseDnCNN', 'converse_srresnet': 'ConverseMSRResNet', 'conversenet': 'ConverseNet',
+    'converse_usrnet': 'ConverseUSRNet'
+}
 
 
 def published_sums():

@@ -68,4 +68,4 @@ class ConverseUp(nn.Module):
         ``__init__`` again would drop its layers)."""
 
     def __reduce_ex__(self, protocol):
-        return _rebuild, (type(self).__bases__[1],), self.__dict__
+        return _rebuild, (type(self).__bases__[1], ), self.__dict__

@@ -33,8 +33,8 @@ def check_sigma(opt, default=None):
     if opt.get('phase') == 'train' and opt.get('sigma_range') is not None:
         value = opt['sigma_range']
         if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
-                or value[0] < 0 or value[1] < value[0]):
+                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value) or value[0] < 0
+                or value[1] < value[0]):
             raise ValueError(f'sigma_range must be [lo, hi] with 0 <= lo <= hi (0-255 units), got {value!r}')
         return float(value[0]), float(value[1])
     sigma = check_number(opt, 'sigma', default)
@@ -64,12 +64,26 @@ class DegradationDataset(data.Dataset):
     """
 
     OPTIONS = {
-        'name': 'str', 'type': 'str', 'phase': 'str', 'scale': 'int', 'optional': 'bool',
-        'dataroot_gt': 'str', 'io_backend': 'dict', 'meta_info': 'str', 'color': 'str',
-        'gt_size': 'int', 'use_hflip': 'bool', 'use_rot': 'bool',
+        'name': 'str',
+        'type': 'str',
+        'phase': 'str',
+        'scale': 'int',
+        'optional': 'bool',
+        'dataroot_gt': 'str',
+        'io_backend': 'dict',
+        'meta_info': 'str',
+        'color': 'str',
+        'gt_size': 'int',
+        'use_hflip': 'bool',
+        'use_rot': 'bool',
         # read by BasicSR's build_dataloader / train_pipeline
-        'batch_size_per_gpu': 'int', 'num_worker_per_gpu': 'int', 'dataset_enlarge_ratio': 'number',
-        'use_shuffle': 'bool', 'prefetch_mode': 'str', 'pin_memory': 'bool', 'persistent_workers': 'bool',
+        'batch_size_per_gpu': 'int',
+        'num_worker_per_gpu': 'int',
+        'dataset_enlarge_ratio': 'number',
+        'use_shuffle': 'bool',
+        'prefetch_mode': 'str',
+        'pin_memory': 'bool',
+        'persistent_workers': 'bool',
     }
 
     def __init__(self, opt):
@@ -106,6 +120,8 @@ class DegradationDataset(data.Dataset):
         float32 tensors, numbers stay numbers (the loader batches them)."""
         lq, gt = img2tensor([lq, gt], bgr2rgb=False, float32=True)
         out = {'lq': lq, 'gt': gt, 'lq_path': lq_path or gt_path, 'gt_path': gt_path}
-        out.update({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) if isinstance(v, np.ndarray) else v
-                    for k, v in extra.items()})
+        out.update({
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) if isinstance(v, np.ndarray) else v
+            for k, v in extra.items()
+        })
         return out

@@ -88,8 +88,8 @@ class BlurKernelDataset(DegradationDataset):
             raise ValueError(f'image {path!r} of size {gt.shape[0]}x{gt.shape[1]} is smaller than the kernel '
                              f'{self.kernel_names[k]} {kernel.shape} or mod_crop {self.mod_crop}')
         gt = mod_crop(gt, self.mod_crop)
-        lq = add_noise(uint8_to_float(circular_blur(gt, kernel)), self.sigma_range[0],
-                       np.random.RandomState(self.noise_seed))
+        lq = add_noise(
+            uint8_to_float(circular_blur(gt, kernel)), self.sigma_range[0], np.random.RandomState(self.noise_seed))
         lq_path = path
         if len(self.kernels) > 1:
             stem, ext = osp.splitext(path)

@@ -25,7 +25,7 @@ from basicsr.utils import FileClient, imfrombytes
 
 # Every image format OpenCV reads and writes here; ``.npy`` float arrays are accepted by ``read_image`` too.
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
-ARRAY_EXTENSIONS = ('.npy',)
+ARRAY_EXTENSIONS = ('.npy', )
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 # Float inputs are nominally in [0, 1]; unclipped noise goes a little beyond. Values outside this
 # range mean another scale (0-255, 0-65535), which the models would turn into garbage.
@@ -47,8 +47,9 @@ def read_meta_info(meta_info):
 
 def list_images(folder):
     """Image files directly inside ``folder``, sorted by name."""
-    names = sorted(name for name in os.listdir(folder)
-                   if name.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, name)))
+    names = sorted(
+        name for name in os.listdir(folder)
+        if name.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, name)))
     if not names:
         raise ValueError(f'dataroot_gt {folder!r} contains no images (extensions {", ".join(IMG_EXTENSIONS)})')
     return names
@@ -210,9 +211,11 @@ def write_atomic(path, write):
 
 def imwrite_atomic(path, img, params=()):
     """``cv2.imwrite`` through :func:`write_atomic`; ``img`` is in OpenCV's channel order (BGR)."""
+
     def write(tmp):
         if not cv2.imwrite(tmp, img, list(params)):
             raise ImageError(f'cannot write {path} (OpenCV refused the format or the data)')
+
     return write_atomic(path, write)
 
 

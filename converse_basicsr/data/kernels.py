@@ -15,7 +15,6 @@ from basicsr.data.degradations import random_bivariate_Gaussian
 
 KERNEL_TYPES = ('isotropic', 'anisotropic', 'motion')
 
-
 NPY_MAGIC = b'\x93NUMPY'
 KERNEL_SUM_TOLERANCE = 1e-3  # |sum - 1| allowed; negative taps down to -KERNEL_SUM_TOLERANCE × the largest tap
 
@@ -123,8 +122,8 @@ def random_motion_kernel(kernel_size, length_range, curvature=0.3, rng=np.random
 
 def _check_range(value, key, low=0.0, allow_equal=True):
     if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
-            or value[0] < low or value[1] < value[0] or (not allow_equal and value[0] == value[1])):
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value) or value[0] < low
+            or value[1] < value[0] or (not allow_equal and value[0] == value[1])):
         rule = '<' if not allow_equal else '<='
         raise ValueError(f'{key} must be [lo, hi] with {low} <= lo {rule} hi, got {value!r}')
     return float(value[0]), float(value[1])

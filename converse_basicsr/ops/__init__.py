@@ -9,5 +9,7 @@ from .converse2d import (PADDING_MODES, Converse2D, check_eps, check_input, chec
                          is_channels_last, uses_nhwc_path)
 from .spectral import regularizer, transfer_function, transfer_function_nhwc
 
-__all__ = ['Converse2D', 'converse2d', 'PADDING_MODES', 'regularizer', 'transfer_function', 'transfer_function_nhwc',
-           'check_input', 'check_scale', 'check_padding', 'check_eps', 'is_channels_last', 'uses_nhwc_path']
+__all__ = [
+    'Converse2D', 'converse2d', 'PADDING_MODES', 'regularizer', 'transfer_function', 'transfer_function_nhwc',
+    'check_input', 'check_scale', 'check_padding', 'check_eps', 'is_channels_last', 'uses_nhwc_path'
+]

@@ -52,7 +52,7 @@ def _pad(x, padding, padding_mode):
     if padding == 0:
         return x
     _check_pad_size(*x.shape[-2:], padding, padding_mode)
-    return nn.functional.pad(x, (padding,) * 4, mode=padding_mode)
+    return nn.functional.pad(x, (padding, ) * 4, mode=padding_mode)
 
 
 def _pad_nhwc(x, padding, padding_mode):
@@ -60,7 +60,7 @@ def _pad_nhwc(x, padding, padding_mode):
     if padding == 0:
         return x.contiguous()
     _check_pad_size(*x.shape[1:3], padding, padding_mode)
-    return nn.functional.pad(x.unsqueeze(0), (0, 0) + (padding,) * 4, mode=padding_mode).squeeze(0)
+    return nn.functional.pad(x.unsqueeze(0), (0, 0) + (padding, ) * 4, mode=padding_mode).squeeze(0)
 
 
 def is_channels_last(x):
@@ -167,6 +167,7 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
 
             def pad(t):
                 return _pad(t, padding, padding_mode).contiguous()
+
         if _needs_grad(view, kernel, lam):
             out = ReverseConvolution.apply(pad(view), kernel, lam, scale, padding, layout)
         elif response is not None:
@@ -188,8 +189,7 @@ class Converse2D(nn.Module):
     ``bias`` or ``eps`` change.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular',
-                 eps=1e-5):
+    def __init__(self, in_channels, out_channels, kernel_size, scale=1, padding=2, padding_mode='circular', eps=1e-5):
         super().__init__()
         in_channels = check_channels(in_channels, 'in_channels')
         out_channels = check_channels(out_channels, 'out_channels')
@@ -216,7 +216,7 @@ class Converse2D(nn.Module):
             self.weight.copy_(torch.softmax(torch.randn(1, self.in_channels, k * k), dim=-1).view_as(self.weight))
             self.bias.zero_()
 
-    CACHE_MAX_BYTES = 8 * 2 ** 20  # per entry; at most 4 entries (input sizes) per layer
+    CACHE_MAX_BYTES = 8 * 2**20  # per entry; at most 4 entries (input sizes) per layer
 
     def _cached_response(self, x):
         """The frequency response for ``x``'s padded size, cached when no gradient is needed."""
@@ -234,6 +234,7 @@ class Converse2D(nn.Module):
                 lam = regularizer(self.bias.detach().to(dtype), self.eps)
                 make = transfer_function_nhwc if layout is NHWC else transfer_function
                 return make(self.weight.detach().to(dtype), lam, size, self.scale)
+
         return self._cache.lookup(self.weight, self.bias, self.eps, size, self.scale, dtype, layout, build,
                                   self.CACHE_MAX_BYTES)
 

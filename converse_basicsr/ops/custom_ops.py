@@ -46,14 +46,14 @@ def reverse_convolution_op(x: torch.Tensor, kernel: torch.Tensor, lam: torch.Ten
 @reverse_convolution_op.register_fake
 def _(x, kernel, lam, scale, crop):
     n, c, h, w = x.shape
-    return (x.new_empty(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale),
-            x.new_empty(n, c, h, w // 2 + 1, dtype=complex_dtype(x.dtype)))
+    return (x.new_empty(n, c, (h - 2 * crop) * scale,
+                        (w - 2 * crop) * scale), x.new_empty(n, c, h, w // 2 + 1, dtype=complex_dtype(x.dtype)))
 
 
 @torch.library.custom_op('converse_basicsr::reverse_convolution_backward', mutates_args=())
 def reverse_convolution_backward_op(grad_out: torch.Tensor, spectrum: torch.Tensor, kernel: torch.Tensor,
-                                    lam: torch.Tensor, scale: int, crop: int, width: int
-                                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                                    lam: torch.Tensor, scale: int, crop: int,
+                                    width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     size = (spectrum.shape[-2], width)
     return solve_backward(grad_out.contiguous(), spectrum, kernel, lam, NCHW, scale, crop, size, (True, True, True))
 

@@ -45,12 +45,14 @@ def rfft2(x, axes, channels_last):
 def irfft2(spectrum, size, axes, channels_last):
     """``irfft2`` over ``axes`` to ``size``; may overwrite ``spectrum``."""
     if _pocketfft(spectrum, channels_last):
-        return torch.from_numpy(_scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes,
-                                                  overwrite_x=True, workers=torch.get_num_threads()))
+        return torch.from_numpy(
+            _scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes, overwrite_x=True,
+                              workers=torch.get_num_threads()))
     return torch.fft.irfft2(spectrum, s=size, dim=axes)
 
 
 # --- layouts ---------------------------------------------------------------------------------------------
+
 
 class Layout:
     """Where the channel, phase and spatial axes are: ``NCHW`` or ``NHWC`` (the two instances below)."""
@@ -85,7 +87,7 @@ class Layout:
         """Channels last, a group's products are built in blocks of rows that stay in cache (CPU)."""
         step = h
         if self.channels_last and device.type == 'cpu':
-            step = max(1, CHUNK_BYTES * torch.get_num_threads() ** 2 // max(per_row, 1))
+            step = max(1, CHUNK_BYTES * torch.get_num_threads()**2 // max(per_row, 1))
         return [(start, min(start + step, h)) for start in range(0, h, step)]
 
     def weights(self, weights):
@@ -108,12 +110,12 @@ NHWC = Layout('NHWC', channel_dim=-1, phase_dim=1, spatial=(-3, -2))
 # On CPU, channels first, a group's spectra (batch × phases × h × wc complex) stay around this size per
 # thread²: the FFTs and the products then run in cache; one batched FFT over all channels is up to 1.5×
 # slower, and with 2 threads groups of 8 MiB were fastest (measured at 256² and 524², C = 128).
-CHUNK_BYTES = 2 ** 21
+CHUNK_BYTES = 2**21
 # Channels last, pocketfft vectorises each line over neighbouring channels, so a group needs many channels:
 # groups of 1–8 channels were up to 1.5× slower than groups of 16 MiB (C = 64, 256² to 512², 1 thread).
 # Kept below glibc's largest mmap threshold (32 MiB), a group's buffers come back from the heap on the next
 # group or call instead of as fresh mappings (page faults) in a plain process.
-CHANNELS_LAST_GROUP_BYTES = 2 ** 24
+CHANNELS_LAST_GROUP_BYTES = 2**24
 # On CUDA there is no cache to fit: a group is as large as memory allows, a share of what is free.
 CUDA_MEMORY_SHARE = 8
 
@@ -125,7 +127,7 @@ def group_bytes(device, channels_last):
         return max(CHUNK_BYTES, free // CUDA_MEMORY_SHARE)
     if channels_last:
         return CHANNELS_LAST_GROUP_BYTES
-    return CHUNK_BYTES * torch.get_num_threads() ** 2
+    return CHUNK_BYTES * torch.get_num_threads()**2
 
 
 def spectrum_bytes(n, scale, size, cdtype):
@@ -140,6 +142,7 @@ def channel_groups(device, channels_last, per_channel, channels):
 
 
 # --- forward and backward ----------------------------------------------------------------------------------
+
 
 def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=None, keep_spectrum=False):
     """Reverse convolution of a real map in ``layout``, cropped by ``crop`` input pixels on every side.
@@ -174,7 +177,7 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=N
         in_place = scale == 1 and not (keep_spectrum and whole)  # the kept spectrum must stay intact
         products = part.unsqueeze(pd)  # multiplied in place, or a new array with s² phases
         if not in_place:
-            products = products.new_empty(products.shape[:pd] + (scale * scale,) + products.shape[pd + 1:])
+            products = products.new_empty(products.shape[:pd] + (scale * scale, ) + products.shape[pd + 1:])
         spectra = layout.spectra(kernel[:, group], (h, w), scale, tables) if response_ is None else None
         for start, stop in layout.row_blocks(x.device, products.nbytes // h, h):
             if response_ is None:
@@ -229,8 +232,8 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
         for start, stop in layout.row_blocks(spectrum.device, grad_spec.nbytes // h, h):
             fk = spectra(start, stop)
             block_x, t_term, r_term = backward_terms(
-                layout.rows(grad_spec, start, stop), layout.rows(part, start, stop), fk,
-                lam_against(lam[:, group], pd), weights, pd, needs, batch == 1)
+                layout.rows(grad_spec, start, stop), layout.rows(part, start, stop), fk, lam_against(lam[:, group], pd),
+                weights, pd, needs, batch == 1)
             if need_x:
                 layout.rows(grad_x_spec, start, stop).copy_(block_x)
             if need_lam:
@@ -238,8 +241,8 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
                 grad_lam[:, group] -= t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
             if need_kernel:
                 rows = tables[2].view(scale, h, -1)[:, start:stop].reshape(scale * (stop - start), -1)
-                grad_kernel[:, group] += kernel_gradient(layout.channels_first(r_term), rows, tables[3], scale,
-                                                         stop - start)
+                grad_kernel[:, group] += kernel_gradient(
+                    layout.channels_first(r_term), rows, tables[3], scale, stop - start)
         if need_x:
             layout.take(grad_x, group).copy_(irfft2(grad_x_spec, size, layout.spatial, layout.channels_last))
     if need_kernel:
@@ -250,6 +253,7 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
 
 
 # --- the response cache ----------------------------------------------------------------------------------
+
 
 class ResponseCache(dict):
     """``{key: (stamp, response)}``: one layer's transfer functions for its last ``max_entries`` sizes and layouts.

@@ -35,7 +35,7 @@ def literal_converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circul
     otf = torch.roll(otf, shifts=(-(k // 2), -(k // 2)), dims=(-2, -1))
     fk = torch.fft.fft2(otf)
     fkc = fk.conj()
-    fk2 = fk.abs() ** 2
+    fk2 = fk.abs()**2
     # 5. L = conj(FK)·DFT(Ys) + DFT(λ·X0)
     big_l = fkc * torch.fft.fft2(ys) + torch.fft.fft2(lam * x0)
     # 6–7. fold / tile and the solve, divided by λ

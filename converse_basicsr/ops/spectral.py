@@ -30,7 +30,7 @@ def regularizer(bias, eps):
 
 def per_channel(lam, channels):
     """``λ`` as ``(1 or B, C, 1, 1)`` so that it can be sliced by channel."""
-    return lam.expand(*(lam.shape[:1] if lam.dim() == 4 else (1,)), channels, 1, 1)
+    return lam.expand(*(lam.shape[:1] if lam.dim() == 4 else (1, )), channels, 1, 1)
 
 
 def lam_against(lam, phase_dim):
@@ -41,6 +41,7 @@ def lam_against(lam, phase_dim):
 
 
 # --- the kernel's polyphase spectra ----------------------------------------------------------------
+
 
 def polyphase_twiddles(n, k, scale, length, device, dtype):
     """``(scale, length, k)``: entry ``[r, f, t]`` is ``exp(−2πi f q / n)`` when tap ``t`` lies on the
@@ -134,6 +135,7 @@ class ChannelsLastSpectra:
 
 # --- the solve ---------------------------------------------------------------------------------------
 
+
 def sum_phases(t, dim):
     """``t.sum(dim, keepdim=True)``; with one phase (s = 1) ``t`` itself, without a reduction pass."""
     return t if t.shape[dim] == 1 else t.sum(dim, keepdim=True)
@@ -172,8 +174,7 @@ def transfer_function(kernel, lam, size, scale):
     Returns ``(B, C, s², h, w // 2 + 1)``: multiply ``rfft2(x)`` by each, take ``irfft2`` and
     interleave the ``s²`` results into the ``(hs, ws)`` output.
     """
-    return response(polyphase_spectra(kernel, size, scale), lam_against(per_channel(lam, kernel.shape[1]), 2),
-                    scale, 2)
+    return response(polyphase_spectra(kernel, size, scale), lam_against(per_channel(lam, kernel.shape[1]), 2), scale, 2)
 
 
 def transfer_function_nhwc(kernel, lam, size, scale):
@@ -183,6 +184,7 @@ def transfer_function_nhwc(kernel, lam, size, scale):
 
 
 # --- polyphase components <-> the output ----------------------------------------------------------
+
 
 def interleave(phases, scale, crop=0):
     """``(N, C, s², h, w)`` polyphase components → ``(N, C, (h − 2·crop)·s, (w − 2·crop)·s)``.
@@ -219,20 +221,21 @@ def deinterleave(grad, scale, size, crop=0, phase_dim=2):
         n, c = grad.shape[:2]
         phases = grad.reshape(n, c, hc, scale, wc, scale).permute(0, 1, 3, 5, 2, 4)
         phases = phases.reshape(n, c, scale * scale, hc, wc)
-        pad = (crop,) * 4
+        pad = (crop, ) * 4
     else:
         n, c = grad.shape[0], grad.shape[-1]
         phases = grad.reshape(n, hc, scale, wc, scale, c).permute(0, 2, 4, 1, 3, 5)
         phases = phases.reshape(n, scale * scale, hc, wc, c)
-        pad = (0, 0) + (crop,) * 4
+        pad = (0, 0) + (crop, ) * 4
     return torch.nn.functional.pad(phases, pad) if crop else phases
 
 
 # --- the backward ------------------------------------------------------------------------------------
 
+
 def column_weights(w, device, dtype):
     """How often each of the ``w // 2 + 1`` rfft columns occurs in the full spectrum (1 or 2), over ``h·w``."""
-    weights = torch.full((w // 2 + 1,), 2.0, device=device, dtype=dtype)
+    weights = torch.full((w // 2 + 1, ), 2.0, device=device, dtype=dtype)
     weights[0] = 1.0
     if w % 2 == 0:
         weights[-1] = 1.0
