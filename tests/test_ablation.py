@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from basicsr.data import build_dataset
-from converse_basicsr import train as converse_train
+from converse_basicsr.option_checks import check_color_channels
 from shared_files import REPO_ROOT, shared_path
 
 TEST_OPTIONS = REPO_ROOT / 'options' / 'test'
@@ -57,7 +57,7 @@ def test_every_variant_has_a_config_and_variants_differ_only_in_operator():
         for operator, opt in configs.items():
             assert opt['network_g']['operator'] == operator
             assert opt['name'] == f'ablation_{task}_{operator}'
-            converse_train.check_color_channels(opt)
+            check_color_channels(opt)
         stripped = []
         for opt in configs.values():
             opt = dict(opt, network_g=dict(opt['network_g']))

@@ -175,7 +175,7 @@ def test_num_gpu_auto_trains_on_what_is_there(tmp_path, monkeypatch):
 
 
 MEMORY_SCRIPT = textwrap.dedent('''
-    import importlib.util, sys
+    import sys
     from converse_basicsr import runtime
     assert not runtime.freed_memory_retained()
     entry = sys.argv[1]
@@ -189,14 +189,12 @@ MEMORY_SCRIPT = textwrap.dedent('''
         elif entry == 'converse-restore':
             from converse_basicsr.restore import main
             main(['--model', 'no_such_model', '--input', 'no_such_input.png', '--output', 'out'])
-        else:  # scripts/demo.py: stop at its first step
-            spec = importlib.util.spec_from_file_location('demo', sys.argv[2])
-            demo = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(demo)
+        else:  # converse-demo (scripts/demo.py wraps it): stop at its first step
+            from converse_basicsr import demo
             def stop():
                 raise RuntimeError('stopped after the memory policy')
             demo.show_operator = stop
-            demo.main()
+            demo.main(['--output', 'demo_output'])
     except (Exception, SystemExit) as error:
         print('entry point stopped:', type(error).__name__, file=sys.stderr)
     print('retained', runtime.freed_memory_retained())
@@ -208,8 +206,7 @@ MEMORY_SCRIPT = textwrap.dedent('''
 def test_entry_points_set_their_memory_policy(entry, tmp_path):
     """Each entry point calls runtime.retain_freed_memory() (in a fresh interpreter, stopped after it)."""
     env = {k: v for k, v in os.environ.items() if k != 'CONVERSE_RETAIN_FREED_MEMORY'}
-    result = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, entry,
-                             osp.join(REPO, 'scripts', 'demo.py')], capture_output=True, text=True, timeout=300,
+    result = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, entry], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == 'retained True', result.stdout + result.stderr[-2000:]
