@@ -18,3 +18,13 @@ def official_outputs():
 @pytest.fixture(scope='session')
 def zoo_dir():
     return shared_path('reference', 'zoo')
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures('one_thread')``): on a shared
+    CI machine OpenMP spinning makes 2 threads many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -24,15 +24,7 @@ from converse_basicsr.restore import main
 from converse_basicsr.zoo import load_pretrained
 from shared_files import REPO_ROOT, shared_path
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One intra-op thread: on a shared CI machine OpenMP spinning makes 2 threads many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 # task: (model, testset, dataset type, dataset options, crop_border, Y channel, where the tables keep its
 # per-image PSNRs: a key path into paper_tables.json, then per image name the field or None)

@@ -31,13 +31,7 @@ CLASSES = {'RRDBNet': RRDBNet, 'EDSR': EDSR, 'SwinIR': SwinIR, 'SRVGGNetCompact'
 CASES = [(arch, scale) for arch in ARCHS for scale in (2, 4)]
 H, W, TILE, PAD = 40, 56, 16, 16  # 3 x 4 tiles (the last ones 8 wide)
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def build(arch, scale):
