@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,7 +48,8 @@ from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import zoo
-from converse_basicsr.evaluation import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure, replace_with
+from converse_basicsr.data.io import imwrite_atomic, write_atomic, write_text_atomic
+from converse_basicsr.evaluation import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure
 from converse_basicsr.inference import Restorer, tiled_forward
 from converse_basicsr.ops import Converse2D
 from converse_basicsr.runtime import retain_freed_memory
@@ -437,15 +437,7 @@ def crop_grid(gt, tiles, box):
 
 def write_png(path, rgb):
     os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, temp = tempfile.mkstemp(suffix='.png', dir=osp.dirname(path))
-    os.close(fd)
-    try:
-        if not cv2.imwrite(temp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f'cannot write {path}')
-        replace_with(temp, path)
-    finally:
-        if osp.exists(temp):
-            os.remove(temp)
+    imwrite_atomic(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
 # ---------------------------------------------------------------------------------------------- the comparison
@@ -558,10 +550,7 @@ def write_outputs(out_dir, rows, per_image, metrics, samples, gts, boxes, tiles,
     if plot:
         files['plot'] = plot_psnr_time(osp.join(out_dir, 'psnr_vs_time.png'), rows, setup)
     text = markdown(rows, metrics, setup)
-    fd, temp = tempfile.mkstemp(suffix='.md', dir=out_dir)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(text)
-    replace_with(temp, files['comparison.md'])
+    write_text_atomic(files['comparison.md'], text)
     return files
 
 
@@ -618,11 +607,8 @@ def plot_psnr_time(path, rows, setup):
                ylabel='PSNR (dB)')
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fd, temp = tempfile.mkstemp(suffix='.png', dir=osp.dirname(path))
-    os.close(fd)
-    fig.savefig(temp, dpi=100)
+    write_atomic(path, lambda temp: fig.savefig(temp, dpi=100))
     plt.close(fig)
-    replace_with(temp, path)
     return path
 
 

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
 from converse_basicsr.configs import resolve_config
+from converse_basicsr.data.io import imwrite_atomic, write_text_atomic
 from converse_basicsr.runtime import retain_freed_memory
 
 CONFIG = 'train_demo_dncnn'  # options/demo/train_demo_dncnn.yml
@@ -55,14 +56,8 @@ def display_path(path):
 
 
 def write_png(path, img):
-    """Write ``img`` as a PNG atomically (a temporary file in the same folder, then ``os.replace``)."""
-    ok, encoded = cv2.imencode('.png', img)
-    if not ok:
-        raise RuntimeError(f'cannot encode {path} as PNG')
-    temp = f'{path}.{os.getpid()}.tmp'
-    with open(temp, 'wb') as f:
-        f.write(encoded.tobytes())
-    os.replace(temp, path)
+    """Write ``img`` (OpenCV channel order) as a PNG atomically."""
+    imwrite_atomic(path, img)
 
 
 def write_sample_images(folder):
@@ -115,10 +110,7 @@ def train(opt, output):
     """Train with ``opt`` (written to ``<output>/<name>.yml``, the exact options of the run) under ``output``."""
     from converse_basicsr import train as train_entry
     opt_file = osp.join(output, f'{opt["name"]}.yml')
-    temp = f'{opt_file}.{os.getpid()}.tmp'
-    with open(temp, 'w', encoding='utf-8') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
-    os.replace(temp, opt_file)
+    write_text_atomic(opt_file, yaml.safe_dump(opt, sort_keys=False))
     shutil.rmtree(osp.join(output, 'experiments', opt['name']), ignore_errors=True)  # the previous demo run
     net_opt = opt['network_g']
     network = f'{net_opt["type"]} ({net_opt["num_block"]} blocks, {net_opt["num_feat"]} features)'

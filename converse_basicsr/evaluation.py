@@ -20,6 +20,7 @@ from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.options import ordered_yaml
+from converse_basicsr.data.io import write_atomic
 
 
 def drop_absent_optional_datasets(opt):
@@ -71,31 +72,19 @@ def measure(result, gt, metrics_opt):
     return {name: float(calculate_metric(data, metric_opt)) for name, metric_opt in metrics_opt.items()}
 
 
-def replace_with(temp, path):
-    """``os.replace(temp, path)`` with the permissions of a newly created file (mkstemp makes them 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
-    os.replace(temp, path)
-
-
 def atomic_write_csv(path, rows, fieldnames=None):
     """Write ``rows`` (dicts) to ``path`` through a temporary file and ``os.replace``; floats with 6 decimals."""
     if fieldnames is None:
         fieldnames = list(rows[0]) if rows else ['image']
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(suffix='.csv.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'w', newline='', encoding='utf-8') as f:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+
+    def write(temp):
+        with open(temp, 'w', newline='', encoding='utf-8') as f:
             writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction='ignore')
             writer.writeheader()
             writer.writerows({k: f'{v:.6f}' if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-        replace_with(temp, path)
-    except BaseException:
-        if osp.exists(temp):
-            os.remove(temp)
-        raise
+
+    write_atomic(path, write)
     return path
 
 

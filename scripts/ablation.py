@@ -23,12 +23,13 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
+
+from converse_basicsr.data.io import write_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
@@ -132,20 +133,7 @@ def summarize_run(curves, total_iter):
 def save_json_atomic(data, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix='.tmp', dir=path.parent)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write('\n')
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def write_text_atomic(text, path):
-    fd, tmp = tempfile.mkstemp(prefix=Path(path).name, suffix='.tmp', dir=Path(path).parent)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + '\n')
 
 
 def load_results(path):
@@ -166,7 +154,7 @@ def train_one(task, operator, seed, args):
     (work_dir / 'logs').mkdir(parents=True, exist_ok=True)
     opt_path = work_dir / 'configs' / f'{opt["name"]}.yml'
     log_path = work_dir / 'logs' / f'{opt["name"]}.log'
-    write_text_atomic(yaml.safe_dump(opt, sort_keys=False), opt_path)
+    write_text_atomic(opt_path, yaml.safe_dump(opt, sort_keys=False))
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
     command = [sys.executable, '-m', 'converse_basicsr.train', '-opt', str(opt_path)]
@@ -250,12 +238,8 @@ def plot_curves(results, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=Path(path).name, suffix='.png', dir=Path(path).parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def default_shared():
@@ -332,7 +316,7 @@ def main(argv=None):
         raise SystemExit(f'ablation: no runs in {results_path}')
     shown = {'runs': {key: run for key, run in results['runs'].items() if run['seed'] in args.seeds}}
     table = build_table(shown)
-    write_text_atomic(table, results_path.with_suffix('.md'))
+    write_text_atomic(results_path.with_suffix('.md'), table)
     plot_curves(shown, results_path.with_name(results_path.stem.replace('results', 'psnr') + '.png'))
     print(table)
     if not args.table_only and failed:

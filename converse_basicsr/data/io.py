@@ -201,12 +201,20 @@ def write_atomic(path, write):
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a newly created file (mkstemp makes them 0600)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to ``path`` through :func:`write_atomic`."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding='utf-8'))
 
 
 def imwrite_atomic(path, img, params=()):
