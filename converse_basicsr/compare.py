@@ -22,6 +22,7 @@ A model that fails (an exception, wrong output shape, non-finite output, out of 
 rows; the other models still run; the exit status is 1.
 """
 import argparse
+import functools
 import hashlib
 import importlib
 import inspect
@@ -363,16 +364,23 @@ def run_model(module, sample, device, tile, tile_pad=32):
         if tile is None or tile >= max(x.shape[-2:]):
             out = forward(module, x, kernel, scale)
         else:
-            out = tiled_forward(lambda t: forward(module, t, kernel, scale), x, tile, tile_pad, scale)
+            out = tiled_forward(lambda t: forward(module, t, kernel, scale), x, tile, tile_pad, scale,
+                                wrap=getattr(module, 'periodic_boundary', False))
         synchronize(device)
     return out.float().cpu() if torch.is_tensor(out) else out
+
+
+@functools.lru_cache(maxsize=4)
+def _tile_planner(module, device):
+    """One converse-restore planner per model (its probe forwards and memory measurement run once)."""
+    return Restorer(module, device=device, tile='auto', scale=getattr(module, 'upscale', None))
 
 
 def auto_tile(module, device, h, w):
     """``tile='auto'``: the converse-restore planner for models with convolutions; whole image otherwise."""
     if not any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
         return None
-    return Restorer(module, device=device, tile='auto', scale=getattr(module, 'upscale', None)).auto_tile(h, w)
+    return _tile_planner(module, str(device)).auto_tile(h, w)
 
 
 def check_output(out, sample):

@@ -226,3 +226,18 @@ def test_full_set_means(tmp_path, protocol, dataset, model, mean):
                          results_root=str(tmp_path), model_dir=str(shared_path('reference',
                                                                                'zoo')), warmup=0, progress=False)
     assert round(result.rows[0]['psnr'], 4) == mean
+
+
+class _PeriodicModel(torch.nn.Module):
+    """A circular local op that declares its periodic boundary, as Converse-USRNet does."""
+    periodic_boundary = True
+
+    def forward(self, x):
+        return x + 0.5 * torch.roll(x, 2, -1) - torch.roll(x, -3, -2)
+
+
+def test_tiles_of_a_periodic_model_wrap_at_the_border():
+    x = torch.rand(1, 1, 30, 41)
+    sample = cmp.Sample('set', 'img.png', x, x)
+    model = _PeriodicModel()
+    assert torch.equal(cmp.run_model(model, sample, 'cpu', tile=8, tile_pad=3), model(x))
