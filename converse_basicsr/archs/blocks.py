@@ -5,6 +5,7 @@ from torch import nn
 
 from ..ops import Converse2D
 from ..ops.converse2d import check_input, check_scale  # noqa: F401  (check_input re-exported for the archs)
+from .inference_path import run_branch, works_in_place
 
 OPERATORS = ('converse', 'conv', 'convtranspose')
 
@@ -12,10 +13,14 @@ OPERATORS = ('converse', 'conv', 'convtranspose')
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel axis of an ``(N, C, H, W)`` map, with per-channel affine.
 
+    ``pointwise``: each output pixel depends on that input pixel only (see :mod:`.inference_path`).
+
     Args:
         num_channels (int): Channel number C of the input.
         eps (float): Added to the variance. Default: 1e-5.
     """
+
+    pointwise = True
 
     def __init__(self, num_channels, eps=1e-5):
         super().__init__()
@@ -144,6 +149,9 @@ class ConverseBlock(nn.Module):
 
     def forward(self, x):
         x = residual_stream(x)
+        if works_in_place(self, x):
+            x = run_branch(self.conv1, x, into_residual=False)
+            return run_branch(self.conv2, x, into_residual=True)
         x = self.conv1(x) + x
         return self.conv2(x) + x
 
@@ -162,6 +170,9 @@ class ConverseBlockAlpha(ConverseBlock):
 
     def forward(self, x):
         x = residual_stream(x)
+        if works_in_place(self, x):
+            x = run_branch(self.conv1, x, self.alpha1, into_residual=False)
+            return run_branch(self.conv2, x, self.alpha2, into_residual=True)
         x = self.alpha1 * self.conv1(x) + x
         return self.alpha2 * self.conv2(x) + x
 

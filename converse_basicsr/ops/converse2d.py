@@ -13,9 +13,8 @@ from torch import nn
 
 from .custom_ops import ReverseConvolution, reverse_convolution_op
 from .execution import NCHW, NHWC, ResponseCache, solve
+from .padding import PADDING_MODES, pad
 from .spectral import regularizer, transfer_function, transfer_function_nhwc
-
-PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
 
 def check_scale(scale, name='scale'):
@@ -39,28 +38,6 @@ def check_input(x, channels=None, name='input'):
         raise TypeError(f'{name} must be a floating-point tensor, got dtype {x.dtype}')
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f'{name} has {x.shape[1]} channels, expected {channels} (shape {tuple(x.shape)})')
-
-
-def _check_pad_size(h, w, padding, padding_mode):
-    if padding_mode == 'reflect' and padding >= min(h, w):
-        raise ValueError(f"padding={padding} with padding_mode='reflect' must be smaller than the input size {h}x{w}")
-    if padding_mode == 'circular' and padding > min(h, w):
-        raise ValueError(f"padding={padding} with padding_mode='circular' must not exceed the input size {h}x{w}")
-
-
-def _pad(x, padding, padding_mode):
-    if padding == 0:
-        return x
-    _check_pad_size(*x.shape[-2:], padding, padding_mode)
-    return nn.functional.pad(x, (padding, ) * 4, mode=padding_mode)
-
-
-def _pad_nhwc(x, padding, padding_mode):
-    """``_pad`` of a channels-last ``(N, H, W, C)`` map: as a 5-D map, whose last three axes F.pad pads."""
-    if padding == 0:
-        return x.contiguous()
-    _check_pad_size(*x.shape[1:3], padding, padding_mode)
-    return nn.functional.pad(x.unsqueeze(0), (0, 0) + (padding, ) * 4, mode=padding_mode).squeeze(0)
 
 
 def is_channels_last(x):
@@ -154,26 +131,17 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
         lam = regularizer(bias.to(dtype), eps)
         kernel = weight.to(dtype)
         if torch.compiler.is_compiling():  # an opaque operator for the compiler (see custom_ops.py)
-            xp = _pad(x.to(dtype), padding, padding_mode).contiguous()
+            xp = pad(x.to(dtype), padding, padding_mode)
             out = reverse_convolution_op(xp, kernel, lam, scale, padding)[0]
             return (out.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else out).to(out_dtype)
-        if uses_nhwc_path(x):
-            layout, view = NHWC, x.permute(0, 2, 3, 1).to(dtype)
-
-            def pad(t):
-                return _pad_nhwc(t, padding, padding_mode)
-        else:
-            layout, view = NCHW, x.to(dtype)
-
-            def pad(t):
-                return _pad(t, padding, padding_mode).contiguous()
-
+        layout = NHWC if uses_nhwc_path(x) else NCHW
+        view = x.permute(0, 2, 3, 1).to(dtype) if layout is NHWC else x.to(dtype)
         if _needs_grad(view, kernel, lam):
-            out = ReverseConvolution.apply(pad(view), kernel, lam, scale, padding, layout)
+            out = ReverseConvolution.apply(view, kernel, lam, scale, padding, padding_mode, layout)
         elif response is not None:
-            out = solve(view, layout, scale, padding, response_=response, pad=pad)
+            out = solve(view, layout, scale, padding, response_=response, padding_mode=padding_mode)
         else:
-            out = solve(view, layout, scale, padding, kernel, lam, pad=pad)
+            out = solve(view, layout, scale, padding, kernel, lam, padding_mode=padding_mode)
         if layout is NHWC:
             out = out.permute(0, 3, 1, 2)
     return out.to(out_dtype)

@@ -18,12 +18,15 @@ from .spectral import complex_dtype
 
 
 class ReverseConvolution(torch.autograd.Function):
-    """``(x, kernel, λ) →`` the cropped reverse convolution of the padded ``x`` in ``layout`` (eager autograd)."""
+    """``(x, kernel, λ) →`` the reverse convolution of ``x`` in ``layout``, padded by ``crop`` with
+    ``padding_mode`` (group by group) and cropped back (eager autograd)."""
 
     @staticmethod
-    def forward(ctx, x, kernel, lam, scale, crop, layout):
-        out, spectrum = solve(x, layout, scale, crop, kernel, lam, keep_spectrum=True)
-        ctx.scale, ctx.crop, ctx.layout, ctx.size = scale, crop, layout, layout.size(x)
+    def forward(ctx, x, kernel, lam, scale, crop, padding_mode, layout):
+        out, spectrum = solve(x, layout, scale, crop, kernel, lam, padding_mode=padding_mode, keep_spectrum=True)
+        h, w = layout.size(x)
+        ctx.scale, ctx.crop, ctx.padding_mode, ctx.layout = scale, crop, padding_mode, layout
+        ctx.size = (h + 2 * crop, w + 2 * crop)
         ctx.save_for_backward(spectrum, kernel, lam)
         return out
 
@@ -32,8 +35,8 @@ class ReverseConvolution(torch.autograd.Function):
     def backward(ctx, grad_out):
         spectrum, kernel, lam = ctx.saved_tensors
         grads = solve_backward(grad_out, spectrum, kernel, lam, ctx.layout, ctx.scale, ctx.crop, ctx.size,
-                               ctx.needs_input_grad[:3])
-        return (*grads, None, None, None)
+                               ctx.needs_input_grad[:3], ctx.padding_mode)
+        return (*grads, None, None, None, None)
 
 
 @torch.library.custom_op('converse_basicsr::reverse_convolution', mutates_args=())

@@ -14,6 +14,8 @@ copy per layer.
 """
 import torch
 
+from . import buffers
+from .padding import pad, pad_adjoint
 from .spectral import (ChannelsLastSpectra, backward_terms, column_weights, complex_dtype, deinterleave, interleave,
                        interleave_nhwc, lam_against, per_channel, polyphase_spectra, reduce_to, response,
                        spectra_tables)
@@ -144,31 +146,33 @@ def channel_groups(device, channels_last, per_channel, channels):
 # --- forward and backward ----------------------------------------------------------------------------------
 
 
-def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, pad=None, keep_spectrum=False):
+def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, padding_mode=None, keep_spectrum=False):
     """Reverse convolution of a real map in ``layout``, cropped by ``crop`` input pixels on every side.
 
     Either ``response_`` (a transfer function in ``layout``) or ``kernel`` ``(B, C, k, k)`` and ``lam``
-    are given. ``pad`` (a function padding a map by ``crop``), when given, is applied group by group to
-    the unpadded ``x``, so that the padded map is never held whole; otherwise ``x`` is already padded.
-    With ``keep_spectrum`` also returns ``rfft2(x)`` (for the backward).
+    are given. With ``padding_mode``, ``x`` is the unpadded map and is padded by ``crop`` group by group,
+    so that the padded map is never held whole; without it ``x`` is already padded. With
+    ``keep_spectrum`` also returns ``rfft2`` of the padded map (for the backward). The full-size results
+    come from :mod:`.buffers` (reused memory once their earlier holders are gone).
     """
     n, c = x.shape[0], x.shape[layout.channel_dim]
     h, w = layout.size(x)
-    if pad is not None:
+    if padding_mode is not None:
         h, w = h + 2 * crop, w + 2 * crop
     pd, cdtype = layout.phase_dim, complex_dtype(x.dtype)
     # channels last the s² products are formed in blocks of rows: a group is sized by its input's spectrum
     group_scale = 1 if layout.channels_last else scale
     groups = channel_groups(x.device, layout.channels_last, spectrum_bytes(n, group_scale, (h, w), cdtype), c)
     whole = len(groups) == 1  # one group: its results are the outputs, no copies into them
-    out = None if whole else x.new_empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale))
-    spectrum = x.new_empty(layout.shape(n, c, h, w // 2 + 1), dtype=cdtype) if keep_spectrum and not whole else None
+    out = None if whole else buffers.empty(layout.shape(n, c, (h - 2 * crop) * scale,
+                                                         (w - 2 * crop) * scale), x.dtype, x.device)
+    spectrum = buffers.empty(layout.shape(n, c, h, w // 2 + 1), cdtype, x.device) if keep_spectrum and not whole else None
     if response_ is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = per_channel(lam, c)
     for group in groups:
         part = layout.take(x, group)
-        part = pad(part) if pad is not None else part.contiguous()
+        part = pad(part, crop, padding_mode, layout.channels_last) if padding_mode is not None else part.contiguous()
         part = rfft2(part, layout.spatial, layout.channels_last)
         if keep_spectrum and whole:
             spectrum = part
@@ -204,18 +208,23 @@ def kernel_gradient(r_term, rows, cols, scale, h):
     return (rows.transpose(0, 1) @ (r_term @ cols)).real
 
 
-def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs):
-    """Gradients of :func:`solve` (``keep_spectrum``) for input, kernel and λ (None where ``needs`` is False)."""
+def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs, padding_mode=None):
+    """Gradients of :func:`solve` (``keep_spectrum``) for input, kernel and λ (None where ``needs`` is False).
+
+    ``size`` is the padded size. With ``padding_mode`` (the forward padded its input) the input gradient
+    is that of the unpadded map, the padding's adjoint applied group by group; without it, of the padded map.
+    """
     if torch.is_autocast_enabled(grad_out.device.type):  # backward() called inside an autocast region
         with torch.autocast(grad_out.device.type, enabled=False):
-            return solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs)
+            return solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs, padding_mode)
     (h, w), (need_x, need_kernel, need_lam) = size, needs
     n, c, pd = spectrum.shape[0], spectrum.shape[layout.channel_dim], layout.phase_dim
     lam = per_channel(lam_in, c)
     batch = max(kernel.shape[0], lam.shape[0])  # of the response: 1 (shared) or n
     tables = spectra_tables(kernel, size, scale)
     weights = layout.weights(column_weights(w, spectrum.device, spectrum.real.dtype) / (h * w))
-    grad_x = spectrum.real.new_empty(layout.shape(n, c, h, w)) if need_x else None
+    unpadded = (h - 2 * crop, w - 2 * crop) if padding_mode is not None else (h, w)
+    grad_x = buffers.empty(layout.shape(n, c, *unpadded), spectrum.real.dtype, spectrum.device) if need_x else None
     grad_kernel = kernel.new_empty(batch, *kernel.shape[1:]) if need_kernel else None
     grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
     per_channel_bytes = spectrum_bytes(n, scale, (h, w), spectrum.dtype)
@@ -244,7 +253,10 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
                 grad_kernel[:, group] += kernel_gradient(
                     layout.channels_first(r_term), rows, tables[3], scale, stop - start)
         if need_x:
-            layout.take(grad_x, group).copy_(irfft2(grad_x_spec, size, layout.spatial, layout.channels_last))
+            part = irfft2(grad_x_spec, size, layout.spatial, layout.channels_last)
+            if padding_mode is not None:
+                part = pad_adjoint(part, crop, padding_mode, layout.channels_last)
+            layout.take(grad_x, group).copy_(part)
     if need_kernel:
         grad_kernel = reduce_to(grad_kernel, kernel.shape)
     if need_lam:
