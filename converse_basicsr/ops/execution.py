@@ -164,9 +164,10 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, paddi
     group_scale = 1 if layout.channels_last else scale
     groups = channel_groups(x.device, layout.channels_last, spectrum_bytes(n, group_scale, (h, w), cdtype), c)
     whole = len(groups) == 1  # one group: its results are the outputs, no copies into them
-    out = None if whole else buffers.empty(layout.shape(n, c, (h - 2 * crop) * scale,
-                                                         (w - 2 * crop) * scale), x.dtype, x.device)
-    spectrum = buffers.empty(layout.shape(n, c, h, w // 2 + 1), cdtype, x.device) if keep_spectrum and not whole else None
+    out = None if whole else buffers.empty(
+        layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), x.dtype, x.device)
+    spectrum = buffers.empty(layout.shape(n, c, h, w // 2 +
+                                          1), cdtype, x.device) if keep_spectrum and not whole else None
     if response_ is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = per_channel(lam, c)
@@ -194,8 +195,10 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, paddi
                 torch.mul(layout.rows(part, start, stop).unsqueeze(pd), gain, out=layout.rows(products, start, stop))
         del part, spectra
         result = layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last), scale, crop)
-        if whole:
-            out = result.contiguous()
+        if whole and result.is_contiguous():
+            out = result
+        elif whole:
+            out = buffers.empty(result.shape, result.dtype, result.device).copy_(result)
         else:
             layout.take(out, group).copy_(result)
     return (out, spectrum) if keep_spectrum else out
