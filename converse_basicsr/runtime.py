@@ -8,10 +8,11 @@ measured here, a third of the model's wall time at 256² (6.9 s → 4.1 s) was p
 :func:`retain_freed_memory` raises the thresholds so that freed blocks stay in the heap and are
 reused, as PyTorch's CUDA caching allocator does on the GPU.
 
-The operator itself (``converse_basicsr.ops``) never reads this setting: its working buffers are channel
-groups of cache size that the heap reuses anyway, so its speed does not depend on it. What it still
-helps is the rest of a model (convolutions, LayerNorm, GELU), whose full-size activations are fresh
-mappings in a plain process.
+Nothing in the package needs this setting to be fast: the operator's working buffers are channel
+groups of cache size that the heap reuses anyway, its full-size results come from reused memory
+(``ops/buffers.py``), and without autograd the blocks run their pointwise layers in row blocks
+(``archs/inference_path.py``). It remains an extra for what the package does not control (a user's own
+layers, autograd's saved activations in training), and the entry points still call it.
 """
 import ctypes
 import ctypes.util

@@ -102,17 +102,21 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     ============================  ============  ================================================================
     under ``torch.compile``       any           custom operator ``converse_basicsr::reverse_convolution`` on the
                                                 padded channels-first map, backward as a second operator
-    eager, channels last, grad    CPU, CUDA     :class:`ReverseConvolution` on the padded ``(N, H, W, C)`` view
+    eager, channels last, grad    CPU, CUDA     :class:`ReverseConvolution` on the ``(N, H, W, C)`` view, padded
+                                                group by group; the padding's adjoint in its backward
     eager, channels last          CPU, CUDA     :func:`.execution.solve` on the ``(N, H, W, C)`` view, padded
                                                 channel group by channel group; ``response`` if given
-    eager, channels first, grad   CPU, CUDA     :class:`ReverseConvolution` on the padded ``(N, C, H, W)`` map
+    eager, channels first, grad   CPU, CUDA     :class:`ReverseConvolution`, padded group by group; the
+                                                padding's adjoint in its backward
     eager, channels first         CPU, CUDA     :func:`.execution.solve`, padded group by group; ``response``
     ``N = 0``                     any           zeros linked to the inputs' graph
     ============================  ============  ================================================================
 
     "grad" means autograd records the call (grad mode on and an input requiring grad). Within a route,
     :mod:`.execution` chooses the FFT (scipy's pocketfft on CPU channels last, or channels first on one
-    thread; ``torch.fft`` otherwise) and the channel groups (cache-sized on CPU, from free memory on CUDA).
+    thread; ``torch.fft`` otherwise) and the channel groups (cache-sized on CPU, from free memory on CUDA);
+    the full-size results (output, kept ``rfft2(x)``, input gradient) come from :mod:`.buffers`, which on
+    CPU reuses the memory of earlier results that nothing holds any more. No route reads process-wide state.
     """
     scale = check_scale(scale)
     check_padding(padding, padding_mode)

@@ -3,7 +3,9 @@
 Autograd through the FFTs and the response would keep a dozen complex intermediates of the padded size
 alive; :class:`ReverseConvolution` keeps only ``rfft2(x)`` and its hand-written backward
 (:func:`.execution.solve_backward`, derived in ``docs/derivation.md`` §5) rebuilds the small-kernel
-spectra channel group by channel group.
+spectra channel group by channel group. It takes the unpadded map and pads it group by group, and its
+backward applies the padding's adjoint group by group (:mod:`.padding`): autograd of ``F.pad`` would
+allocate a dozen zero-filled copies of the padded map (circular mode), and the padded map itself.
 
 Inductor generates no code for complex tensors: traced through, the solve runs slower than eager (0.55×
 at 256², measured). As custom operators the forward and the backward stay opaque to the compiler and run
