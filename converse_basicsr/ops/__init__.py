@@ -3,7 +3,8 @@
 Layers: :mod:`.spectral` (the mathematics), :mod:`.execution` (FFT back end, layouts, channel groups,
 response cache), :mod:`.padding` (padding and its adjoint), :mod:`.buffers` (reused memory for full-size
 results on CPU; ``buffers.release()`` frees it), :mod:`.custom_ops` (autograd and ``torch.compile``),
-:mod:`.converse2d` (checks, routes, the module), :mod:`.literal` (the published algorithm, the tests' oracle). Derivation:
+:mod:`.converse2d` (checks, routes, the module), :mod:`.literal` (the published algorithm, the tests'
+oracle). Derivation:
 ``docs/derivation.md``. Nothing here imports basicsr.
 """
 from .converse2d import (PADDING_MODES, Converse2D, check_eps, check_input, check_padding, check_scale, converse2d,
