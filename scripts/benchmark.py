@@ -413,6 +413,40 @@ def side_by_side(argv):
     return results
 
 
+def without_option(argv, name):
+    """``argv`` without ``name VALUE`` and ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + '='):
+            out.append(arg)
+    return out
+
+
+def scaling_isolated(argv):
+    """``--scaling`` with each size in a fresh process, so that one size's heap does not carry over into the next.
+
+    With ``--retain-freed-memory`` the literal algorithm's freed blocks at 1024² (7.6 GB at its peak) stay in
+    the heap; run one after another in one process the sizes needed more than the 24 GB of memory this
+    project's machine has.
+    """
+    script = str(Path(__file__).resolve())
+    rows, env = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        for h, w in SCALING_SIZES:
+            path = os.path.join(tmp, f'{h}x{w}.json')
+            args = argv + ['--cases', f'{h}×{w}', '--json', path, '--quiet-tables']
+            subprocess.run([sys.executable, script] + args, check=True)
+            result = json.loads(Path(path).read_text())
+            rows += result['rows']
+            env = result['environment']
+    print(per_pixel_table(rows, 'ours') + '\n\n' + per_pixel_table(rows, 'baseline'))
+    return env, rows
+
+
 def environment(device):
     env = {
         'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
@@ -446,11 +480,19 @@ def main(argv=None):
         help='instead of the table: Converse2D (k=7, p=6, channels last) eval and fwd+bwd at '
         f"{', '.join(f'{h}×{w}' for h, w in SCALING_SIZES)}, time per pixel")
     parser.add_argument('--scaling-channels', type=int, default=64, help='channels of the --scaling cases (64)')
+    parser.add_argument('--quiet-tables', action='store_true', help=argparse.SUPPRESS)  # a --scaling child process
     parser.add_argument('--side-by-side', action='store_true',
                         help='run twice in fresh subprocesses, plain and with --retain-freed-memory, one table')
     args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     if args.side_by_side:
-        return side_by_side([a for a in (sys.argv[1:] if argv is None else argv) if a != '--side-by-side'])
+        return side_by_side([a for a in argv if a != '--side-by-side'])
+    if args.scaling and not args.cases:
+        env, rows = scaling_isolated(without_option(argv, '--json'))
+        if args.json:
+            Path(args.json).write_text(json.dumps({'environment': env, 'rows': rows}, indent=2))
+            print(f'wrote {args.json}')
+        return None
     retained = retain_freed_memory() if args.retain_freed_memory else False
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device!r}: CUDA is not available')
@@ -470,7 +512,7 @@ def main(argv=None):
     else:
         print(HEADER, flush=True)
         rows = run(args)
-        if args.scaling:
+        if args.scaling and not args.quiet_tables:
             print(per_pixel_table(rows, 'ours') + '\n\n' + per_pixel_table(rows, 'baseline'))
     if args.json:
         Path(args.json).write_text(json.dumps({'environment': env, 'rows': rows}, indent=2))

@@ -86,10 +86,15 @@ class Layout:
         return lambda start, stop: self.rows(whole, start, stop)
 
     def row_blocks(self, device, per_row, h):
-        """Channels last, a group's products are built in blocks of rows that stay in cache (CPU)."""
+        """On CPU a group's products (and backward terms) are built in blocks of rows that stay in cache: channels
+        last of ``CHUNK_BYTES × threads²`` (pocketfft's groups are large), channels first of ``CHUNK_BYTES``
+        (fewer and smaller temporaries per block: in a plain process the backward at C = 128, 256² then
+        page-faulted 55 MiB instead of 150 MiB per call, measured)."""
         step = h
         if self.channels_last and device.type == 'cpu':
             step = max(1, CHUNK_BYTES * torch.get_num_threads()**2 // max(per_row, 1))
+        elif device.type == 'cpu':
+            step = max(1, CHUNK_BYTES // max(per_row, 1))
         return [(start, min(start + step, h)) for start in range(0, h, step)]
 
     def weights(self, weights):
