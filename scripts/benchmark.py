@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN  # noqa: E402
 from converse_basicsr.archs.converse_srresnet_arch import ConverseMSRResNet  # noqa: E402
-from converse_basicsr.ops import Converse2D, converse2d  # noqa: E402
+from converse_basicsr.ops import Converse2D, buffers, converse2d  # noqa: E402
 from converse_basicsr.ops.literal import literal_converse2d  # noqa: E402
 from converse_basicsr.runtime import retain_freed_memory  # noqa: E402
 
@@ -93,9 +93,12 @@ def peak_memory(fn, device):
 
     CUDA: ``max_memory_allocated``. CPU: the PyTorch profiler's allocation events (every allocation
     and free of the CPU allocator, summed in time order) plus the peak of what numpy allocated
-    (traced by ``tracemalloc``: the pocketfft outputs); the sum bounds the true peak from above.
+    (traced by ``tracemalloc``: the pocketfft outputs); the sum bounds the true peak from above. The
+    operator's pool of reused results (``ops/buffers.py``) is emptied first, so that the results it would
+    hand out again are counted as what they are: memory the call needs.
     """
     gc.collect()
+    buffers.release()
     if device.type == 'cuda':
         synchronize(device)
         base = torch.cuda.memory_allocated(device)
