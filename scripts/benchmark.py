@@ -395,17 +395,21 @@ def per_pixel_table(rows, method):
     return '\n'.join(lines)
 
 
+def run_child(args):
+    """This script in a fresh process with ``args``; returns what it wrote with ``--json``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'result.json')
+        subprocess.run([sys.executable, str(Path(__file__).resolve())] + args + ['--json', path], check=True)
+        return json.loads(Path(path).read_text())
+
+
 def side_by_side(argv):
     """The benchmark in two fresh processes, plain and with --retain-freed-memory; both figures per row."""
-    script = str(Path(__file__).resolve())
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for setting, extra in (('plain', []), ('retained', ['--retain-freed-memory'])):
-            path = os.path.join(tmp, f'{setting}.json')
-            args = [a for a in argv if a != '--retain-freed-memory'] + extra + ['--json', path]
-            print(f'$ {Path(sys.executable).name} {Path(script).name} {" ".join(args[:-2])}', flush=True)
-            subprocess.run([sys.executable, script] + args, check=True)
-            results[setting] = json.loads(Path(path).read_text())
+    for setting, extra in (('plain', []), ('retained', ['--retain-freed-memory'])):
+        args = [a for a in argv if a != '--retain-freed-memory'] + extra
+        print(f'$ {Path(sys.executable).name} {Path(__file__).name} {" ".join(args)}', flush=True)
+        results[setting] = run_child(args)
     print('\n| case | ours, plain (s) | ours, retained (s) | plain ÷ retained | baseline, plain (s) | '
           'baseline, retained (s) | speed-up, plain | speed-up, retained |\n|---|---:|---:|---:|---:|---:|---:|---:|')
     for plain, retained in zip(results['plain']['rows'], results['retained']['rows']):
@@ -436,16 +440,11 @@ def scaling_isolated(argv):
     the heap; run one after another in one process the sizes needed more than the 24 GB of memory this
     project's machine has.
     """
-    script = str(Path(__file__).resolve())
     rows, env = [], None
-    with tempfile.TemporaryDirectory() as tmp:
-        for h, w in SCALING_SIZES:
-            path = os.path.join(tmp, f'{h}x{w}.json')
-            args = argv + ['--cases', f'{h}×{w}', '--json', path, '--quiet-tables']
-            subprocess.run([sys.executable, script] + args, check=True)
-            result = json.loads(Path(path).read_text())
-            rows += result['rows']
-            env = result['environment']
+    for h, w in SCALING_SIZES:
+        result = run_child(argv + ['--cases', f'{h}×{w}', '--quiet-tables'])
+        rows += result['rows']
+        env = result['environment']
     print(per_pixel_table(rows, 'ours') + '\n\n' + per_pixel_table(rows, 'baseline'))
     return env, rows
 

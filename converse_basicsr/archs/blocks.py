@@ -5,7 +5,7 @@ from torch import nn
 
 from ..ops import Converse2D
 from ..ops.converse2d import check_input, check_scale  # noqa: F401  (check_input re-exported for the archs)
-from .inference_path import run_branch, works_in_place
+from .inference_path import run_branch, scaled, works_in_place
 
 OPERATORS = ('converse', 'conv', 'convtranspose')
 
@@ -147,13 +147,18 @@ class ConverseBlock(nn.Module):
         self.conv2 = nn.Sequential(
             LayerNorm2d(in_ch), nn.Conv2d(out_ch, hidden, 1), nn.GELU(), nn.Conv2d(hidden, out_ch, 1))
 
+    def branch_scales(self):
+        """The factors of the two residual branches (None: unscaled)."""
+        return None, None
+
     def forward(self, x):
         x = residual_stream(x)
+        alpha1, alpha2 = self.branch_scales()
         if works_in_place(self, x):
-            x = run_branch(self.conv1, x, into_residual=False)
-            return run_branch(self.conv2, x, into_residual=True)
-        x = self.conv1(x) + x
-        return self.conv2(x) + x
+            x = run_branch(self.conv1, x, alpha1, into_residual=False)
+            return run_branch(self.conv2, x, alpha2, into_residual=True)
+        x = scaled(self.conv1(x), alpha1) + x
+        return scaled(self.conv2(x), alpha2) + x
 
 
 class ConverseBlockAlpha(ConverseBlock):
@@ -168,13 +173,8 @@ class ConverseBlockAlpha(ConverseBlock):
         self.alpha1 = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
         self.alpha2 = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
 
-    def forward(self, x):
-        x = residual_stream(x)
-        if works_in_place(self, x):
-            x = run_branch(self.conv1, x, self.alpha1, into_residual=False)
-            return run_branch(self.conv2, x, self.alpha2, into_residual=True)
-        x = self.alpha1 * self.conv1(x) + x
-        return self.alpha2 * self.conv2(x) + x
+    def branch_scales(self):
+        return self.alpha1, self.alpha2
 
 
 class ConverseBody(nn.Module):

@@ -86,6 +86,11 @@ def _apply(layers, t):
     return t
 
 
+def scaled(t, alpha):
+    """``alpha · t``, or ``t`` itself for ``alpha`` None."""
+    return t if alpha is None else alpha * t
+
+
 def _channels_last_empty(n, c, h, w, like):
     return buffers.empty((n, h, w, c), like.dtype, like.device).permute(0, 3, 1, 2)
 
@@ -98,8 +103,7 @@ def run_branch(branch, x, alpha=None, into_residual=False):
     """
     runs = _runs(branch)
     if not runs[-1][0]:  # the branch ends in a spatial layer: the plain sum
-        out = branch(x)
-        return (out if alpha is None else alpha * out) + x
+        return scaled(branch(x), alpha) + x
     h = x
     for index, (is_pointwise, layers) in enumerate(runs):
         if not is_pointwise:

@@ -30,7 +30,7 @@ def _free(storage):
 def empty(shape, dtype, device):
     """An uninitialised contiguous tensor of ``shape``; on CPU from :data:`MIN_BYTES` on, in reused memory."""
     device = torch.device(device)
-    nbytes = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
+    nbytes = torch.Size(shape).numel() * dtype.itemsize
     if device.type != 'cpu' or not MIN_BYTES <= nbytes <= MAX_BYTES // 2:
         return torch.empty(shape, dtype=dtype, device=device)
     with _lock:
@@ -48,7 +48,7 @@ def empty(shape, dtype, device):
 def _evict(incoming):
     """Forget storages, free ones first and the least recently used first, until ``incoming`` bytes fit."""
     held = sum(s.nbytes() for s in _pool)
-    for storage in [s for s in _pool if _free(s)] + [s for s in _pool if not _free(s)]:
+    for storage in sorted(_pool, key=lambda s: not _free(s)):  # stable: free first, each in pool order
         if held + incoming <= MAX_BYTES and len(_pool) < MAX_ENTRIES:
             break
         _pool.remove(storage)  # an alive storage forgotten here is freed when its last user lets go

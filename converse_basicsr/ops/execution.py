@@ -169,10 +169,11 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, paddi
     group_scale = 1 if layout.channels_last else scale
     groups = channel_groups(x.device, layout.channels_last, spectrum_bytes(n, group_scale, (h, w), cdtype), c)
     whole = len(groups) == 1  # one group: its results are the outputs, no copies into them
-    out = None if whole else buffers.empty(
-        layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), x.dtype, x.device)
-    spectrum = buffers.empty(layout.shape(n, c, h, w // 2 +
-                                          1), cdtype, x.device) if keep_spectrum and not whole else None
+    out = spectrum = None
+    if not whole:
+        out = buffers.empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), x.dtype, x.device)
+    if keep_spectrum and not whole:
+        spectrum = buffers.empty(layout.shape(n, c, h, w // 2 + 1), cdtype, x.device)
     if response_ is None:
         tables = spectra_tables(kernel, (h, w), scale)
         lam = per_channel(lam, c)
