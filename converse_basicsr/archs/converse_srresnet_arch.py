@@ -15,8 +15,9 @@ def _check_upscale(upscale):
         raise ValueError(f'upscale must be one of {list(UPSCALES)}, got {upscale!r}')
 
 
-def _up_layer(operator, num_feat, stage_scale, up_kernel_size, up_padding, up_padding_mode, up_eps):
-    """One upsampling stage's resampling layer (Converse2D, or a baseline), ×``stage_scale``."""
+def _up_layer(operator, num_feat, upscale, up_kernel_size, up_padding, up_padding_mode, up_eps):
+    """One upsampling stage's resampling layer (Converse2D, or a baseline): ×3 for ``upscale`` 3, else ×2."""
+    stage_scale = 3 if upscale == 3 else 2
     kernel_size = stage_scale if up_kernel_size is None else up_kernel_size
     return make_operator(operator, num_feat, kernel_size, stage_scale, up_padding, up_padding_mode, up_eps)
 
@@ -64,13 +65,12 @@ class ConverseMSRResNet(nn.Module):
         super().__init__()
         _check_upscale(upscale)
         self.num_in_ch, self.upscale = num_in_ch, upscale
-        stage_scale = 3 if upscale == 3 else 2
 
         def block():
             return ConverseBlock(num_feat, num_feat, kernel_size, 1, padding, padding_mode, eps, operator)
 
         def up_layer():
-            return _up_layer(operator, num_feat, stage_scale, up_kernel_size, up_padding, up_padding_mode, up_eps)
+            return _up_layer(operator, num_feat, upscale, up_kernel_size, up_padding, up_padding_mode, up_eps)
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 1)
         self.conv_body = nn.Sequential(*[block() for _ in range(num_block)])
@@ -115,10 +115,9 @@ class ConverseUpMSRResNet(nn.Module):
         super().__init__()
         _check_upscale(upscale)
         self.num_in_ch, self.upscale = num_in_ch, upscale
-        stage_scale = 3 if upscale == 3 else 2
 
         def up_layer():
-            return _up_layer(operator, num_feat, stage_scale, up_kernel_size, up_padding, up_padding_mode, up_eps)
+            return _up_layer(operator, num_feat, upscale, up_kernel_size, up_padding, up_padding_mode, up_eps)
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[ResidualBlockNoBN(num_feat=num_feat) for _ in range(num_block)])
