@@ -49,7 +49,7 @@ from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import zoo
-from converse_basicsr.data.io import imwrite_atomic, write_atomic, write_text_atomic
+from converse_basicsr.data.io import quantise, write_atomic, write_image, write_text_atomic
 from converse_basicsr.evaluation import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure
 from converse_basicsr.inference import Restorer, tiled_forward
 from converse_basicsr.ops import Converse2D
@@ -401,7 +401,7 @@ def short_error(err):
 # ---------------------------------------------------------------------------------------------- crop grid
 def to_rgb_uint8(tensor):
     """(1, C, H, W) float RGB/gray → HWC uint8 RGB (quantised as BasicSR does)."""
-    img = (tensor[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
+    img = quantise(tensor[0].numpy().transpose(1, 2, 0), np.uint8)
     return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
 
 
@@ -445,7 +445,7 @@ def crop_grid(gt, tiles, box):
 
 def write_png(path, rgb):
     os.makedirs(osp.dirname(path), exist_ok=True)
-    imwrite_atomic(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    write_image(path, rgb)
 
 
 # ---------------------------------------------------------------------------------------------- the comparison
@@ -472,10 +472,10 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
     os.makedirs(out_dir, exist_ok=True)
     gts = [to_rgb_uint8(s.gt) for s in samples]
     boxes = [choose_crop(gt, crop) for gt in gts]  # (top, left, side) in ground-truth pixels
-    degraded = DegradedInput(scale)
-    baseline = [measure(degraded(s.lq), s.gt, metrics) for s in samples]
-    tiles = [[(['degraded', f"PSNR {b.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(degraded(s.lq)))]
-             for s, b in zip(samples, baseline)]
+    degraded = [DegradedInput(scale)(s.lq) for s in samples]
+    baseline = [measure(lq, s.gt, metrics) for lq, s in zip(degraded, samples)]
+    tiles = [[(['degraded', f"PSNR {b.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(lq))]
+             for lq, b in zip(degraded, baseline)]
     rows, per_image, failed = [], [], []
     bar = tqdm(total=len(models) * len(samples), desc='models x images', disable=not progress, unit='img')
     for index, entry in enumerate(models):
@@ -516,16 +516,18 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
         finally:
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
+        model_rows = []  # this entry's per-image rows (two entries may share a label)
         for i, sample in enumerate(samples):
             values = measure(outputs[i], sample.gt, metrics) if i in outputs and not result['error'] else {}
-            per_image.append(
+            model_rows.append(
                 dict(dataset=sample.dataset, image=sample.image, model=label, input_sha256=sample.sha256,
                      **{k: values.get(k, '')
                         for k in metrics}, crop_box='{1},{0},{2}'.format(*boxes[i]), error=result['error']))
             if values and not isinstance(spec.module, DegradedInput):
                 tiles[i].append(([label, f"PSNR {values.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(outputs[i])))
+        per_image += model_rows
         for dataset in dict.fromkeys(s.dataset for s in samples):
-            measured = [r for r in per_image if r['model'] == label and r['dataset'] == dataset]
+            measured = [r for r in model_rows if r['dataset'] == dataset]
             means = {k: float(np.mean([r[k] for r in measured])) if not result['error'] else '' for k in metrics}
             rows.append(dict(dataset=dataset, images=len(measured), **means, **result))
     bar.close()

@@ -366,12 +366,12 @@ def convert_upsamplers(model, kernel_size=None, padding=2, padding_mode='replica
                               'F.interpolate calls inside forward are not visible to the converter')
     plan.apply()
     keys_after = list(model.state_dict())
+    before, after = set(keys_before), set(keys_after)
     report = ConversionReport(
         model=model_name, replaced=[
             (name, _describe(before), _describe(new)) for _, _, new, name, before in plan.changes
         ], skipped=plan.skipped, params_before=params_before, params_after=_count(model),
-        new_keys=[k for k in keys_after if k not in set(keys_before)],
-        removed_keys=[k for k in keys_before if k not in set(keys_after)])
+        new_keys=[k for k in keys_after if k not in before], removed_keys=[k for k in keys_before if k not in after])
     model.conversion_report = report
     return model, report
 

@@ -20,7 +20,6 @@ import sys
 import time
 from os import path as osp
 
-import cv2
 import numpy as np
 import torch
 import yaml
@@ -28,7 +27,7 @@ from torch.nn import functional as F
 
 import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
 from converse_basicsr.configs import resolve_config
-from converse_basicsr.data.io import imwrite_atomic, write_text_atomic
+from converse_basicsr.data.io import quantise, write_image, write_text_atomic
 from converse_basicsr.runtime import retain_freed_memory
 
 CONFIG = 'train_demo_dncnn'  # options/demo/train_demo_dncnn.yml
@@ -46,18 +45,13 @@ def psnr(img, ref):
 
 
 def to_uint8(x):
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).squeeze().cpu().numpy()
+    return quantise(x.squeeze().cpu().numpy(), np.uint8)
 
 
 def display_path(path):
     """``path`` relative to the current directory when it lies below it, else absolute."""
     rel = osp.relpath(path)
     return path if rel.startswith(os.pardir) else rel
-
-
-def write_png(path, img):
-    """Write ``img`` (OpenCV channel order) as a PNG atomically."""
-    imwrite_atomic(path, img)
 
 
 def write_sample_images(folder):
@@ -67,9 +61,7 @@ def write_sample_images(folder):
         os.makedirs(osp.join(folder, split), exist_ok=True)
         for name in names:
             img = getattr(data, name)()
-            if img.ndim == 3:
-                img = cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2BGR)
-            write_png(osp.join(folder, split, f'{name}.png'), img)
+            write_image(osp.join(folder, split, f'{name}.png'), img[..., :3] if img.ndim == 3 else img)
 
 
 def show_operator():
@@ -141,7 +133,7 @@ def restore_held_out(opt, output):
     noisy, result, clean = to_uint8(sample['lq']), to_uint8(restored), to_uint8(sample['gt'])
     gap = np.full((clean.shape[0], PANEL_GAP), 255, np.uint8)
     path = osp.join(output, f'demo_denoising_{SHOWN}_sigma{opt["datasets"]["val"]["sigma"]}.png')
-    write_png(path, np.concatenate([noisy, gap, result, gap, clean], axis=1))
+    write_image(path, np.concatenate([noisy, gap, result, gap, clean], axis=1))
     return psnr(noisy, clean), psnr(result, clean), path
 
 

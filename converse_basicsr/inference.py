@@ -295,6 +295,13 @@ class Restorer:
         return self.model(x)
 
     @torch.no_grad()
+    def _probe_kernel(self):
+        """A uniform blur kernel for the probe forwards of a non-blind model (None for the others)."""
+        if not self.kernel_size:
+            return None
+        return torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size**2, device=self.device,
+                          dtype=self.dtype)
+
     def _probe(self, channel_candidates, sf):
         """(input channels, smallest square input size the model runs on, measured output scale).
 
@@ -302,10 +309,7 @@ class Restorer:
         on a size runs on larger ones), for each channel candidate in turn until one runs; the scale
         is measured on a non-square input: the first power-of-two size that ran (8 at least) by twice that."""
         generator = torch.Generator().manual_seed(0)
-        kernel = None
-        if self.kernel_size:
-            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size**2, device=self.device,
-                                dtype=self.dtype)
+        kernel = self._probe_kernel()
 
         def run(c, h, w):
             x = torch.rand(1, c, h, w, generator=generator).to(self.device, self.dtype)
@@ -374,10 +378,7 @@ class Restorer:
         for module in self.model.modules():  # count the responses as built, not as cached by the probe
             if isinstance(getattr(module, '_cache', None), dict):
                 module._cache.clear()
-        kernel = None
-        if self.kernel_size:
-            kernel = torch.full((1, 1, self.kernel_size, self.kernel_size), 1 / self.kernel_size**2, device=self.device,
-                                dtype=self.dtype)
+        kernel = self._probe_kernel()
         size = max(32, self.min_size)
         peaks = []
         with torch.no_grad():

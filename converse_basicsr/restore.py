@@ -99,18 +99,18 @@ def prepare_output(path):
     return path
 
 
-def plan_outputs(inputs, output, compare):
-    """``{input: output path}`` by the naming rule of ``data.io.plan_output_names``, checked before anything is
-    written: two inputs sharing an output name, or an output that is an input, end the run (exit status 2)."""
+def check_outputs(inputs, output, compare):
+    """The output names of every input (the naming rule of ``data.io.plan_output_names``), checked before
+    anything is written: two inputs sharing an output name, or an output that is an input, end the run (exit
+    status 2). ``Restorer.restore_file`` checks each file again, for callers of the library."""
     plan = plan_output_names(inputs, lambda p: output_names(p, compare))
     check_not_inputs([output / name for names in plan.values() for name in names], inputs)
-    return {path: output / names[0] for path, names in plan.items()}
 
 
 def run(args):
     """Restore every input; returns the exit status. Raises UsageError for bad arguments."""
     inputs = list_inputs(args.input)
-    plan_outputs(inputs, Path(args.output), args.compare)
+    check_outputs(inputs, Path(args.output), args.compare)
     output = prepare_output(args.output)
     restorer = _restorer(args)
     if restorer.kernel_size and restorer.kernel is None:

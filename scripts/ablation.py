@@ -148,7 +148,8 @@ def load_results(path):
 
 def train_one(task, operator, seed, args):
     """Train one variant through converse-train; returns its results entry."""
-    opt = derive_options(load_yaml(config_path(task, operator)), task, operator, seed, args.shared, args.quick)
+    shipped = load_yaml(config_path(task, operator))  # derive_options returns a copy: shipped stays as read
+    opt = derive_options(shipped, task, operator, seed, args.shared, args.quick)
     work_dir = Path(args.work_dir).resolve()
     (work_dir / 'configs').mkdir(parents=True, exist_ok=True)
     (work_dir / 'logs').mkdir(parents=True, exist_ok=True)
@@ -170,8 +171,7 @@ def train_one(task, operator, seed, args):
     return {
         'task': task, 'operator': operator, 'seed': seed, 'total_iter': total_iter, 'final_psnr': curve[-1][1],
         'curve': curve, 'per_set': per_set, 'wall_s': round(wall, 1), 'threads': args.threads,
-        'config': str(config_path(task, operator).relative_to(REPO_ROOT)),
-        'network_g': load_yaml(config_path(task, operator))['network_g']
+        'config': str(config_path(task, operator).relative_to(REPO_ROOT)), 'network_g': shipped['network_g']
     }
 
 

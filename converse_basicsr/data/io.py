@@ -47,9 +47,7 @@ def read_meta_info(meta_info):
 
 def list_images(folder):
     """Image files directly inside ``folder``, sorted by name."""
-    names = sorted(
-        name for name in os.listdir(folder)
-        if name.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, name)))
+    names = sorted(name for name in os.listdir(folder) if is_image_file(name) and osp.isfile(osp.join(folder, name)))
     if not names:
         raise ValueError(f'dataroot_gt {folder!r} contains no images (extensions {", ".join(IMG_EXTENSIONS)})')
     return names
