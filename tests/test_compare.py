@@ -207,6 +207,20 @@ def test_python_api_with_modules_on_set12(tables, tmp_path):
     assert rows['Identity']['psnr'] == rows['input']['psnr'] < 21  # σ = 25 noise: about 20.2 dB
 
 
+def test_entries_with_the_same_label_keep_their_own_means(tmp_path):
+    """Two entries named alike (the same model listed twice, say) each average their own images only."""
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('07.png\n08.png\n')
+    result = cmp.compare(['input', torch.nn.Identity(), torch.nn.Identity()],
+                         {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
+                         {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='same', results_root=str(tmp_path),
+                         flops_size=32, warmup=0, progress=False)
+    identity = [r for r in result.rows if r['model'] == 'Identity']
+    assert len(identity) == 2 and [r['images'] for r in identity] == [2, 2]
+    assert identity[0]['psnr'] == identity[1]['psnr'] == [r for r in result.rows if r['model'] == 'input'][0]['psnr']
+    assert len(result.per_image) == 6
+
+
 def test_cli_errors_exit_2(tmp_path, capsys):
     assert cmp.main(['--task', 'sr', '--model', 'input', '--results-root', str(tmp_path)]) == 2
     assert 'no datasets' in capsys.readouterr().err
