@@ -399,7 +399,9 @@ def run_child(args):
     """This script in a fresh process with ``args``; returns what it wrote with ``--json``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'result.json')
-        subprocess.run([sys.executable, str(Path(__file__).resolve())] + args + ['--json', path], check=True)
+        status = subprocess.run([sys.executable, str(Path(__file__).resolve())] + args + ['--json', path]).returncode
+        if status != 0:
+            raise SystemExit(f'benchmark.py {" ".join(args)}: the child process exited with status {status}')
         return json.loads(Path(path).read_text())
 
 
@@ -487,6 +489,8 @@ def main(argv=None):
                         help='run twice in fresh subprocesses, plain and with --retain-freed-memory, one table')
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.side_by_side:
         return side_by_side([a for a in argv if a != '--side-by-side'])
     if args.scaling and not args.cases:
@@ -496,8 +500,6 @@ def main(argv=None):
             print(f'wrote {args.json}')
         return None
     retained = retain_freed_memory() if args.retain_freed_memory else False
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.threads:
         torch.set_num_threads(args.threads)
     env = environment(torch.device(args.device))
