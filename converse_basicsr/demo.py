@@ -26,9 +26,9 @@ import yaml
 from torch.nn import functional as F
 
 import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
-from converse_basicsr.configs import resolve_config
 from converse_basicsr.data.io import quantise, write_image, write_text_atomic
-from converse_basicsr.runtime import retain_freed_memory
+from converse_basicsr.utils.configs import resolve_config
+from converse_basicsr.utils.runtime import retain_freed_memory
 
 CONFIG = 'train_demo_dncnn'  # options/demo/train_demo_dncnn.yml
 TRAIN_IMAGES = ('astronaut', 'brick', 'chelsea', 'coffee', 'grass', 'gravel', 'immunohistochemistry', 'moon', 'page',

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from converse_basicsr.hub.zoo import ZOO, ZooError
+from converse_basicsr.inference.restorer import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
+from converse_basicsr.utils.runtime import retain_freed_memory
+
 from .data.io import check_not_inputs, plan_output_names
-from .inference import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
-from .runtime import retain_freed_memory
-from .zoo import ZOO, ZooError
 
 
 class UsageError(Exception):

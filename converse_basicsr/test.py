@@ -4,7 +4,7 @@ test pipeline with this package's archs, datasets and models registered.
 On top of ``basicsr.test.test_pipeline`` it skips dataset entries marked ``optional: true`` whose
 ``dataroot_gt`` does not exist (with a warning; a missing non-optional dataroot is an error) and writes
 ``results/<name>/per_image_<dataset>.csv`` (one row per image: the ``val.metrics``, computed with BasicSR's
-metrics from the saved results, ``val.save_img: true``). The work is in :mod:`converse_basicsr.evaluation`.
+metrics from the saved results, ``val.save_img: true``). The work is in :mod:`converse_basicsr.evaluation.protocols`.
 Results go under ``results/`` of the current directory; other BasicSR flags (``--force_yml``, ...) pass through.
 """
 import argparse
@@ -14,10 +14,10 @@ import sys
 import converse_basicsr  # noqa: F401  (registries)
 from basicsr.test import test_pipeline
 from basicsr.utils.options import parse_options
-from converse_basicsr.compat import apply_training_fixes
-from converse_basicsr.configs import resolve_config
-from converse_basicsr.evaluation import load_present_datasets, write_per_image_csv
-from converse_basicsr.runtime import retain_freed_memory
+from converse_basicsr.evaluation.protocols import load_present_datasets, write_per_image_csv
+from converse_basicsr.training.compat import apply_training_fixes
+from converse_basicsr.utils.configs import resolve_config
+from converse_basicsr.utils.runtime import retain_freed_memory
 
 
 def run(argv=None):

@@ -1,7 +1,7 @@
 """Train a model from a BasicSR YAML: ``converse-train -opt FILE | --config NAME [--launcher pytorch|slurm]
 [--auto_resume] [--check-data]`` (or ``python -m converse_basicsr.train``).
 
-The work is in ``converse_basicsr.training``: the option file is checked before anything is built (unknown
+The work is in ``converse_basicsr.training.pipeline``: the option file is checked before anything is built (unknown
 keys, values of the wrong kind, grayscale/RGB mismatch), ``--check-data`` decodes every training and
 validation image once and lists the bad ones, and training runs BasicSR's ``train_pipeline`` with the
 training fixes, checked ``--auto_resume`` and an exact resume. Experiments, logs and ``tb_logger`` go under
@@ -10,10 +10,10 @@ the current directory.
 import os
 import sys
 
-from converse_basicsr.checkpoints import ResumeError
-from converse_basicsr.option_checks import OptionError
-from converse_basicsr.runtime import retain_freed_memory
-from converse_basicsr.training import run
+from converse_basicsr.training.checkpoints import ResumeError
+from converse_basicsr.training.option_checks import OptionError
+from converse_basicsr.training.pipeline import run
+from converse_basicsr.utils.runtime import retain_freed_memory
 
 
 def main(argv=None, root_path=None):

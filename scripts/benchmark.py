@@ -53,7 +53,7 @@ from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN  # noqa: E4
 from converse_basicsr.archs.converse_srresnet_arch import ConverseMSRResNet  # noqa: E402
 from converse_basicsr.ops import Converse2D, buffers, converse2d  # noqa: E402
 from converse_basicsr.ops.literal import literal_converse2d  # noqa: E402
-from converse_basicsr.runtime import retain_freed_memory  # noqa: E402
+from converse_basicsr.utils.runtime import retain_freed_memory  # noqa: E402
 
 METHODS = ('ours', 'baseline', 'conv')
 

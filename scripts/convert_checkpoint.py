@@ -6,7 +6,7 @@
 ``--to plain`` takes ``params_ema`` when the file has it (BasicSR's EMA weights), else ``params``
 (``--key`` picks one). ``--to basicsr`` writes under ``--key`` (default ``params``), which is what
 ``path: pretrain_network_g`` with ``param_key_g: params`` loads. Reading goes through
-``converse_basicsr.zoo`` (the package's one checkpoint reader); a file that is not a checkpoint is
+``converse_basicsr.hub.zoo`` (the package's one checkpoint reader); a file that is not a checkpoint is
 an error naming it (exit status 2). The output is written atomically and never over the input.
 """
 import argparse
@@ -16,7 +16,7 @@ from os import path as osp
 import torch
 
 from converse_basicsr.data.io import write_atomic
-from converse_basicsr.zoo import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
+from converse_basicsr.hub.zoo import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
 
 
 def convert(checkpoint, to, key=None, source='checkpoint'):

@@ -26,7 +26,7 @@ import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-from converse_basicsr.evaluation import per_image_csv_name  # noqa: E402
+from converse_basicsr.evaluation.protocols import per_image_csv_name  # noqa: E402
 
 DEFAULT_CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'test', '*.yml')))
 # The paper's models: network_g.type → (section of paper_tables.json, model name there, keys of its per-image

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from basicsr.data import build_dataset
-from converse_basicsr.option_checks import check_color_channels
+from converse_basicsr.training.option_checks import check_color_channels
 from shared_files import REPO_ROOT, shared_path
 
 TEST_OPTIONS = REPO_ROOT / 'options' / 'test'

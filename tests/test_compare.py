@@ -16,8 +16,8 @@ from basicsr.data import build_dataset
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
-from converse_basicsr import compare as cmp
 from converse_basicsr import test as entry
+from converse_basicsr.evaluation import comparison as cmp
 from shared_files import REPO_ROOT, shared_path, shared_root
 
 SR_IMAGE = 'butterfly.png'
@@ -189,7 +189,7 @@ def test_crop_grid_has_the_tiles(sr_run, sr_sample):
 
 def test_python_api_with_modules_on_set12(tables, tmp_path):
     """In-memory modules, the published denoiser on one Set12 image against paper_tables.json."""
-    from converse_basicsr import zoo
+    from converse_basicsr.hub import zoo
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n')
     dncnn = zoo.load_pretrained('converse_dncnn', model_dir=shared_path('reference', 'zoo'))

@@ -1,4 +1,4 @@
-"""Each fix in ``converse_basicsr.compat`` has a test here that fails without it, and importing the package
+"""Each fix in ``converse_basicsr.training.compat`` has a test here that fails without it, and importing the package
 applies none of the training fixes.
 
 Where a fix replaces a basicsr function, the test also checks (on a machine without CUDA) that the
@@ -22,8 +22,8 @@ import basicsr.train
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import dist_util
-from converse_basicsr import compat
-from converse_basicsr.zoo import ZooError
+from converse_basicsr.hub.zoo import ZooError
+from converse_basicsr.training import compat
 
 NO_CUDA = not torch.cuda.is_available()
 COMPAT_FILE = compat.__file__
@@ -57,7 +57,7 @@ OWNERSHIP_SCRIPT = textwrap.dedent('''
                 for owner, members in names.items() for name in members}}
 
     before = report()
-    from converse_basicsr.compat import apply_training_fixes
+    from converse_basicsr.training.compat import apply_training_fixes
     apply_training_fixes()
     print(json.dumps({{'modules': sorted(m for m in sys.modules if m.startswith('converse_basicsr')),
                       'before': before, 'after': report()}}))
@@ -68,14 +68,14 @@ OWNERSHIP_SCRIPT = textwrap.dedent('''
 def test_import_leaves_basicsr_alone_until_training_fixes(first_import):
     """In a fresh interpreter: after importing the package (or only the operator) every BasicSR method and
     function is BasicSR's own; apply_training_fixes() replaces exactly the listed ones (the exact resume
-    lives in converse_basicsr.training and patches nothing)."""
+    lives in converse_basicsr.training.pipeline and patches nothing)."""
     names = {owner: PATCHED.get(owner, []) + UNTOUCHED.get(owner, []) for owner in {**PATCHED, **UNTOUCHED}}
     script = OWNERSHIP_SCRIPT.format(first_import=first_import, names=names)
     result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = __import__('json').loads(result.stdout.strip().splitlines()[-1])
     assert all(report['before'].values()), report['before']
-    assert 'converse_basicsr.training' not in report['modules']
+    assert 'converse_basicsr.training.pipeline' not in report['modules']
     for owner, members in names.items():
         for name in members:
             assert report['after'][f'{owner}.{name}'] == (name not in PATCHED.get(owner, [])), (owner, name)
@@ -84,8 +84,8 @@ def test_import_leaves_basicsr_alone_until_training_fixes(first_import):
 def test_every_fix_is_applied_and_listed():
     assert compat._APPLIED == {fix.__name__ for fix in compat.FIXES}
     assert compat.FIXES == compat.IMPORT_FIXES + compat.TRAINING_FIXES
-    assert basicsr.train.load_resume_state.__module__ == 'converse_basicsr.compat'
-    assert dist_util._init_dist_pytorch.__module__ == 'converse_basicsr.compat'
+    assert basicsr.train.load_resume_state.__module__ == 'converse_basicsr.training.compat'
+    assert dist_util._init_dist_pytorch.__module__ == 'converse_basicsr.training.compat'
 
 
 def test_fix_torchvision_functional_tensor():

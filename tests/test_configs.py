@@ -1,7 +1,7 @@
 """``--config NAME``: shipped option files found by name (converse_basicsr/configs.py)."""
 import pytest
 
-from converse_basicsr import configs
+from converse_basicsr.utils import configs
 from shared_files import REPO_ROOT
 
 OPTIONS = REPO_ROOT / 'options'
@@ -50,7 +50,7 @@ def test_installed_copy_ignores_a_foreign_options_folder(tmp_path, monkeypatch):
     (package / 'options' / 'test' / 'ours.yml').write_text('name: ours\n')
     (tmp_path / 'site' / 'options' / 'test').mkdir(parents=True)
     (tmp_path / 'site' / 'options' / 'test' / 'foreign.yml').write_text('name: foreign\n')
-    monkeypatch.setattr(configs, '__file__', str(package / 'configs.py'))
+    monkeypatch.setattr(configs, '__file__', str(package / 'utils' / 'configs.py'))
     assert configs.resolve_config('ours', 'test') == str(package / 'options' / 'test' / 'ours.yml')
     assert configs.available_configs('test') == ['ours']
     with pytest.raises(FileNotFoundError):

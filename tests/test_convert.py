@@ -21,9 +21,9 @@ from torch import nn
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr import train
-from converse_basicsr.archs.converse_up_arch import ConverseUp
-from converse_basicsr.convert import ConversionError, convert_upsamplers, load_original_state_dict
-from converse_basicsr.layers import ConverseUpsample
+from converse_basicsr.nn.converse_up_arch import ConverseUp
+from converse_basicsr.nn.convert import ConversionError, convert_upsamplers, load_original_state_dict
+from converse_basicsr.nn.layers import ConverseUpsample
 from converse_basicsr.ops import Converse2D
 from converse_basicsr.ops.literal import literal_converse2d
 from test_train_configs import _plain, _Records, _smooth_image

@@ -82,7 +82,7 @@ def test_installed_copy_is_the_one_imported(installed, tmp_path):
     code = textwrap.dedent("""\
         import sys
         import converse_basicsr
-        from converse_basicsr.configs import resolve_config
+        from converse_basicsr.utils.configs import resolve_config
         print(converse_basicsr.__file__)
         print(converse_basicsr.__version__)
         print(resolve_config('train_demo_dncnn', 'demo'))
@@ -91,7 +91,7 @@ def test_installed_copy_is_the_one_imported(installed, tmp_path):
         # the README's snippet for one's own BasicSR script
         from basicsr.archs import build_network
         net = build_network({'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_block': 1})
-        converse_basicsr.compat.apply_training_fixes()
+        converse_basicsr.training.compat.apply_training_fixes()
         print(type(net).__module__)
         sys.modules['mmengine'] = None  # as if the [mmengine] extra were not installed
         try:

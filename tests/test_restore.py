@@ -18,10 +18,10 @@ import torch
 import converse_basicsr  # noqa: F401  (basicsr compat fixes before importing basicsr)
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.registry import DATASET_REGISTRY
-from converse_basicsr import inference
-from converse_basicsr.inference import Restorer, tiled_forward
+from converse_basicsr.hub.zoo import load_pretrained
+from converse_basicsr.inference import restorer as inference
+from converse_basicsr.inference.restorer import Restorer, tiled_forward
 from converse_basicsr.restore import main
-from converse_basicsr.zoo import load_pretrained
 from shared_files import REPO_ROOT, shared_path
 
 pytestmark = pytest.mark.usefixtures('one_thread')

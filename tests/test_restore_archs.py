@@ -17,7 +17,7 @@ from basicsr.archs.edsr_arch import EDSR
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.archs.srvgg_arch import SRVGGNetCompact
 from basicsr.archs.swinir_arch import SwinIR
-from converse_basicsr.inference import Restorer
+from converse_basicsr.inference.restorer import Restorer
 from converse_basicsr.restore import main
 
 ARCHS = {

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from converse_basicsr import zoo
 from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
 from converse_basicsr.data import io
-from converse_basicsr.inference import Restorer
+from converse_basicsr.hub import zoo
+from converse_basicsr.inference.restorer import Restorer
 from converse_basicsr.restore import main
 from shared_files import REPO_ROOT
 

@@ -4,9 +4,9 @@ choice of tile from the estimate."""
 import numpy as np
 import torch
 
-from converse_basicsr import inference
 from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
-from converse_basicsr.inference import Restorer, available_memory, peak_tensor_bytes
+from converse_basicsr.inference import restorer as inference
+from converse_basicsr.inference.restorer import Restorer, available_memory, peak_tensor_bytes
 from converse_basicsr.ops import Converse2D
 
 MiB = 1 << 20

@@ -1,11 +1,11 @@
-"""converse_basicsr.runtime: freed memory stays in the heap, so a new activation costs no page faults."""
+"""converse_basicsr.utils.runtime: freed memory stays in the heap, so a new activation costs no page faults."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-import converse_basicsr.runtime
+import converse_basicsr.utils.runtime
 
 PROBE = r'''
 import importlib.util, resource, sys, torch
@@ -24,8 +24,8 @@ print(applied, min(faults[-8:]))  # once the heap has grown to fit the pattern
 
 
 def probe(mode, **env):
-    out = subprocess.run([sys.executable, '-c', PROBE, mode, converse_basicsr.runtime.__file__], capture_output=True,
-                         text=True, check=True, env={**os.environ, **env}).stdout.split()
+    out = subprocess.run([sys.executable, '-c', PROBE, mode, converse_basicsr.utils.runtime.__file__],
+                         capture_output=True, text=True, check=True, env={**os.environ, **env}).stdout.split()
     return out[0] == 'True', int(out[1])
 
 

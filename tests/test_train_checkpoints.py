@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from converse_basicsr import checkpoints
-from converse_basicsr.compat import apply_training_fixes
-from converse_basicsr.training import ResumableSampler, TrainingRun
+from converse_basicsr.training import checkpoints
+from converse_basicsr.training.compat import apply_training_fixes
+from converse_basicsr.training.pipeline import ResumableSampler, TrainingRun
 
 apply_training_fixes()
 
@@ -200,7 +200,7 @@ def test_training_run_restores_basicsr_train():
 
 
 def test_clean_starts_within_one_second_archive_to_distinct_folders(tmp_path, monkeypatch):
-    from converse_basicsr import training
+    from converse_basicsr.training import pipeline as training
     monkeypatch.setattr(training, 'get_time_str', lambda: '20260101_000000')  # both in the same second
     experiment = tmp_path / 'exp'
     for run in range(3):

@@ -24,7 +24,7 @@ import yaml
 import basicsr.train
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import train
-from converse_basicsr.option_checks import check_color_channels
+from converse_basicsr.training.option_checks import check_color_channels
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'train', '**', '*.yml'), recursive=True))

@@ -15,7 +15,7 @@ import yaml
 
 import basicsr.train
 from converse_basicsr import train
-from converse_basicsr.option_checks import OptionError, check_options, load_options
+from converse_basicsr.training.option_checks import OptionError, check_options, load_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -176,7 +176,7 @@ def test_num_gpu_auto_trains_on_what_is_there(tmp_path, monkeypatch):
 
 MEMORY_SCRIPT = textwrap.dedent('''
     import sys
-    from converse_basicsr import runtime
+    from converse_basicsr.utils import runtime
     assert not runtime.freed_memory_retained()
     entry = sys.argv[1]
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from converse_basicsr import zoo
+from converse_basicsr.hub import zoo
 from shared_files import REPO_ROOT, shared_path
 
 EXPECTED_ARCH = {

@@ -3,8 +3,7 @@ and :func:`is_converse_arch` / :func:`converse_arch_names` tell this package's a
 import inspect
 
 from basicsr.utils.registry import ARCH_REGISTRY
-
-from .._discovery import import_suffixed
+from converse_basicsr.utils.discovery import import_suffixed
 
 _modules = import_suffixed((__name__, __path__), '_arch')
 

@@ -115,7 +115,7 @@ class ConverseUSRNet(nn.Module):
         num_out_ch = num_in_ch if num_out_ch is None else num_out_ch
         self.num_in_ch, self.num_iter, self.kernel_size = num_in_ch, num_iter, kernel_size
         # the data step solves over the unpadded map with circular boundaries: the whole image is treated as
-        # periodic, so tiles (converse_basicsr.inference) take their border context from the opposite side
+        # periodic, so tiles (converse_basicsr.inference.restorer) take their border context from the opposite side
         self.periodic_boundary = operator == 'converse'
         self.kernelnet = KernelNet(kernel_size, kernel_hidden, num_kernel_feat)
         self.convs = nn.ModuleList([nn.Conv2d(num_kernel_feat, num_feat, 1) for _ in range(num_iter)])

@@ -59,7 +59,7 @@ class DegradationDataset(data.Dataset):
     ``use_hflip`` / ``use_rot`` augmentation. Subclasses implement ``__getitem__`` with these helpers.
 
     ``OPTIONS`` maps every key a dataset entry may hold to the kind of value it takes (the vocabulary of
-    ``converse_basicsr.option_checks``): these keys, the loader keys BasicSR reads, and the subclass's own
+    ``converse_basicsr.training.option_checks``): these keys, the loader keys BasicSR reads, and the subclass's own
     (``OPTIONS = dict(DegradationDataset.OPTIONS, ...)``). Any other key is an error before training starts.
     """
 

@@ -22,10 +22,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from . import zoo
-from .data.io import (ARRAY_EXTENSIONS, IMG_EXTENSIONS, TIFF_EXTENSIONS, ImageError, check_image, check_not_inputs,
-                      quantise, read_image, write_image)
-from .data.kernels import load_kernel
+from converse_basicsr.data.io import (ARRAY_EXTENSIONS, IMG_EXTENSIONS, TIFF_EXTENSIONS, ImageError, check_image,
+                                      check_not_inputs, quantise, read_image, write_image)
+from converse_basicsr.data.kernels import load_kernel
+from converse_basicsr.hub import zoo
 
 __all__ = [
     'Restorer', 'RestoreResult', 'tiled_forward', 'read_image', 'write_image', 'quantise', 'ImageError',
@@ -176,7 +176,7 @@ class Restorer:
     """Run a restoration model on images.
 
     Args:
-        model: a zoo name (see ``converse_basicsr.zoo.ZOO``), a checkpoint path, or an ``nn.Module``
+        model: a zoo name (see ``converse_basicsr.hub.zoo.ZOO``), a checkpoint path, or an ``nn.Module``
             (any BasicSR arch: RRDBNet, EDSR, SwinIR, SRVGGNetCompact, ...).
         device: torch device string. ``half``: float16 weights and inputs on CUDA; on the CPU it
             falls back to float32 with a warning (recorded in ``self.messages``).
@@ -187,7 +187,7 @@ class Restorer:
             expected output scale, checked against the measured one (``None``: not checked).
         kernel: default blur kernel (array or ``.npy``) for non-blind models. ``kernel_check=False``
             accepts kernels that are not normalised blur kernels (see ``data.kernels.load_kernel``).
-        model_dir, arch, arch_kwargs, url: passed to :func:`converse_basicsr.zoo.load_pretrained`.
+        model_dir, arch, arch_kwargs, url: passed to :func:`converse_basicsr.hub.zoo.load_pretrained`.
 
     On construction the model is probed with small inputs: ``self.min_size`` is the smallest square
     input it runs on (the operator pads, so tiny inputs fail) and ``self.scale`` the measured ratio of

@@ -9,10 +9,10 @@ def options_roots():
     """Folders that may hold the shipped ``options/``: the package's own copy (installed wheels, where
     ``setup.py`` puts the top-level ``options/``), then, in a checkout (editable installs and the
     repository), its top-level ``options/``. Beside an installed copy, ``options/`` is not ours."""
-    here = Path(__file__).resolve().parent
-    roots = [here / 'options']
-    if (here.parent / 'setup.py').is_file():
-        roots.append(here.parent / 'options')
+    package = Path(__file__).resolve().parent.parent  # converse_basicsr/
+    roots = [package / 'options']
+    if (package.parent / 'setup.py').is_file():
+        roots.append(package.parent / 'options')
     return roots
 
 

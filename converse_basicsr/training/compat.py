@@ -10,7 +10,7 @@ Two groups, each fix small, named for the problem it solves, idempotent, and cov
   call it in your own training or test scripts): resume on the CPU from checked states, atomic
   checkpoints, distributed set-up without CUDA, plain state dicts. These replace methods of BasicSR's
   ``BaseModel`` and functions of ``basicsr.train`` / ``basicsr.utils.dist_util`` for the whole process.
-  The exact resume is not a patch: it is part of ``converse_basicsr.training.train_pipeline``.
+  The exact resume is not a patch: it is part of ``converse_basicsr.training.pipeline.train_pipeline``.
 """
 import importlib
 import os
@@ -42,7 +42,7 @@ def fix_torchvision_functional_tensor():
     from torchvision.transforms import functional
     module = types.ModuleType(name)
     module.rgb_to_grayscale = functional.rgb_to_grayscale
-    module.__doc__ = 'Alias installed by converse_basicsr.compat for basicsr 1.4.2.'
+    module.__doc__ = 'Alias installed by converse_basicsr.training.compat for basicsr 1.4.2.'
     sys.modules[name] = module
 
 
@@ -55,8 +55,7 @@ def fix_resume_without_cuda():
     ``path.training_states``, the newest state that checks out (``checkpoints.find_resume_state``)."""
     import basicsr.train
     from basicsr.utils import check_resume
-
-    from .checkpoints import find_resume_state
+    from converse_basicsr.training.checkpoints import find_resume_state
 
     def report(message):
         print(message, file=sys.stderr, flush=True)  # BasicSR's logger is not set up yet
@@ -74,10 +73,9 @@ def fix_atomic_checkpoints():
     """``BaseModel.save_network`` and ``save_training_state`` write straight to the final name, so a kill
     during the write leaves a truncated file that ``--auto_resume`` then picks. Write through a temporary
     file and ``os.replace`` (keeping BasicSR's three tries); training states also hold every rank's random
-    states, which ``converse_basicsr.training`` uses for an exact resume."""
+    states, which ``converse_basicsr.training.pipeline`` uses for an exact resume."""
     from basicsr.models.base_model import BaseModel
-
-    from . import checkpoints
+    from converse_basicsr.training import checkpoints
 
     def save_network(self, net, net_label, current_iter, param_key='params'):
         checkpoints.save_network(self, net, net_label, current_iter, param_key)
@@ -166,11 +164,10 @@ def fix_plain_state_dict_loading():
     EMA copy always asks for ``params_ema``: a plain state dict (every published Converse
     checkpoint) fails with ``KeyError``. Load a plain state dict whole whatever the param key;
     a wrapped file missing the key is an error naming the file, the key and the keys it has
-    (one reader of checkpoint layouts: :func:`converse_basicsr.zoo.unwrap_state_dict`)."""
+    (one reader of checkpoint layouts: :func:`converse_basicsr.hub.zoo.unwrap_state_dict`)."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
-
-    from .zoo import load_checkpoint_file, unwrap_state_dict
+    from converse_basicsr.hub.zoo import load_checkpoint_file, unwrap_state_dict
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         net = self.get_bare_model(net)
@@ -209,5 +206,5 @@ def apply_import_fixes():
 def apply_training_fixes():
     """The fixes BasicSR's training and test pipelines need here (CPU resume from checked states, atomic
     checkpoints, CPU distributed set-up, plain state dicts). Applied by the package's entry points; call it
-    in your own training scripts (and use ``converse_basicsr.training.train_pipeline`` for an exact resume)."""
+    in your own training scripts (and use ``converse_basicsr.training.pipeline.train_pipeline`` for an exact resume)."""
     _apply(FIXES)

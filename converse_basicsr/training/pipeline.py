@@ -1,10 +1,10 @@
 """The package's training pipeline: BasicSR's ``train_pipeline`` with checked options and an exact resume.
 
 :func:`train_pipeline` is what ``converse-train`` runs, and the call to use in one's own script in place of
-``basicsr.train.train_pipeline`` (it applies :func:`converse_basicsr.compat.apply_training_fixes`). Around
+``basicsr.train.train_pipeline`` (it applies :func:`converse_basicsr.training.compat.apply_training_fixes`). Around
 BasicSR's loop it adds, for the duration of the call only:
 
-- **checked resume** (``converse_basicsr.checkpoints``): the state to resume from is validated; with
+- **checked resume** (``converse_basicsr.training.checkpoints``): the state to resume from is validated; with
   ``--auto_resume`` a bad one is named in the log and the newest good one used, none good means a clean start;
 - **exact resume**: basicsr 1.4.2 resumes with fresh random seeds and replays the interrupted epoch from its
   start, so a resumed run trains on other batches, crops and noise than an uninterrupted one. Training states
@@ -30,11 +30,11 @@ import basicsr.train
 import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, get_root_logger, get_time_str
-
-from .checkpoints import find_resume_state, set_rng_state
-from .compat import apply_training_fixes
-from .configs import resolve_config
-from .option_checks import OptionError, check_color_channels, check_data, check_options, load_options
+from converse_basicsr.training.checkpoints import find_resume_state, set_rng_state
+from converse_basicsr.training.compat import apply_training_fixes
+from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
+                                                     load_options)
+from converse_basicsr.utils.configs import resolve_config
 
 
 class ResumableSampler(EnlargedSampler):

@@ -6,7 +6,7 @@
       padding: 2              # the new upsamplers' Converse2D settings (the paper's by default)
 
 builds ``base`` from BasicSR's ``ARCH_REGISTRY`` and converts it with
-:func:`converse_basicsr.convert.convert_upsamplers`. The result *is* the base model (same state-dict keys
+:func:`converse_basicsr.nn.convert.convert_upsamplers`. The result *is* the base model (same state-dict keys
 for every unchanged layer, so a checkpoint of the base arch loads with ``strict_load_g: false``), of a
 class named ``ConverseUp`` that subclasses both ``ConverseUp`` and the base's class.
 """
@@ -16,8 +16,7 @@ from torch import nn
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
-
-from ..convert import convert_upsamplers
+from converse_basicsr.nn.convert import convert_upsamplers
 
 DEFAULT_BASE = {'type': 'MSRResNet'}  # ConverseUp() alone: MSRResNet ×4 with the paper's Converse2D upsampler
 _WRAPPED = {}

@@ -24,7 +24,7 @@ COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
 RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset', 'PairedImageDataset',
                   'SingleImageDataset')
 IN_CHANNEL_KEYS = ('num_in_ch', 'in_channels', 'in_chans')
-PACKAGE = __name__.rsplit('.', 1)[0]
+PACKAGE = __name__.split('.', 1)[0]  # 'converse_basicsr'
 
 # Numeric options BasicSR reads (dotted paths, ``*`` matches one level): their kind.
 BASICSR_NUMBERS = {

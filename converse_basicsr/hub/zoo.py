@@ -1,0 +1,278 @@
+"""The published checkpoints: a table, checksum-verified resolution/download, and ``load_pretrained``.
+
+A zoo name resolves to ``<model dir>/<file name>``; the model dir is the ``model_dir`` argument,
+else ``$CONVERSE_MODEL_DIR``, else ``~/.cache/converse_basicsr``. A missing file is downloaded
+from the entry's URL, or from ``$CONVERSE_MODEL_BASE_URL`` + file name when that variable is set
+(a mirror), or from the ``url`` argument: into ``<file>.partial`` with a socket timeout, retried,
+checked against the table's sha256 and only then renamed; a failed attempt removes its partial
+file. Every file resolved by name is checked against the table's sha256 before it is loaded.
+
+``unwrap_state_dict`` is the package's one reader of checkpoint layouts (plain, BasicSR's
+``params``/``params_ema``, DataParallel's ``module.`` prefix).
+"""
+import hashlib
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
+BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
+DEFAULT_MODEL_DIR = Path('~/.cache/converse_basicsr')
+# The official code (github.com/cszn/ConverseNet) ships the checkpoints in its `model_zoo/` folder.
+OFFICIAL_BASE_URL = 'https://github.com/cszn/ConverseNet/raw/main/model_zoo/'
+TIMEOUT_ENV = 'CONVERSE_DOWNLOAD_TIMEOUT'
+DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte from the server before an attempt is abandoned
+DOWNLOAD_ATTEMPTS = 3
+BASICSR_PARAM_KEYS = ('params_ema', 'params')  # the keys BasicSR saves networks under, preferred first
+
+
+class ZooError(ValueError):
+    """A model name, checkpoint file or checkpoint content that cannot be used."""
+
+
+class ChecksumError(ZooError):
+    """A checkpoint file whose sha256 differs from the zoo table."""
+
+    def __init__(self, path, expected, actual):
+        self.path, self.expected, self.actual = Path(path), expected, actual
+        super().__init__(f'checkpoint {self.path} has sha256 {actual}, expected {expected}; '
+                         'the file is corrupted or not the published one (delete it to download it again)')
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    arch: str  # a type in basicsr's ARCH_REGISTRY
+    task: str  # 'denoise' | 'sr' | 'deblur' | 'deblur_nonblind'
+    in_channels: int
+    scale: int
+    sha256: str
+    filename: str
+    description: str
+    kwargs: dict = field(default_factory=dict)
+    kernel_size: int = 0  # > 0: forward(x, kernel, sf) takes a (1, 1, k, k) blur kernel
+
+    @property
+    def url(self):
+        return os.environ.get(BASE_URL_ENV, OFFICIAL_BASE_URL).rstrip('/') + '/' + self.filename
+
+
+ZOO = {
+    e.name: e
+    for e in [
+        ZooEntry('converse_dncnn', 'ConverseDnCNN', 'denoise', 1, 1,
+                 '3b86c7f6e41a014448f923bc331232e1f45e2eae350dd7f9e18440803d283e89', 'converse_dncnn.pth',
+                 'Converse-DnCNN, grayscale Gaussian denoising (trained at sigma 25)', {'num_in_ch': 1}),
+        ZooEntry('converse_srresnet', 'ConverseMSRResNet', 'sr', 3, 4,
+                 'ed75a697f1ebb9f9ad6a53b7875bb76098f23b48d87bf6f0b0dd8cde6df81d2f', 'converse_srresnet.pth',
+                 'Converse-SRResNet, x4 bicubic super-resolution, RGB', {'num_in_ch': 3, 'upscale': 4}),
+        ZooEntry('conversenet', 'ConverseNet', 'deblur', 3, 1,
+                 '603cbb29075178410db9ab6166b247d2ddff32f349c59a7e1763c46feca270bd', 'conversenet.pth',
+                 'ConverseNet, blind deblurring (7x7 kernels, 1% noise), RGB', {'num_in_ch': 3}),
+        ZooEntry('converse_usrnet', 'ConverseUSRNet', 'deblur_nonblind', 3, 1,
+                 '729529b8bc8cbda152d6b60734b01032b49c20fcb8b6da2fb33141d9c3378d82', 'converse_usrnet.pth',
+                 'Converse-USRNet, non-blind deblurring with a given 7x7 kernel, RGB', {'num_in_ch': 3}, kernel_size=7),
+    ]
+}
+
+
+def get_entry(name):
+    """The zoo entry called ``name``; a :class:`ZooError` listing the known names otherwise."""
+    if name not in ZOO:
+        raise ZooError(f'unknown model name {name!r}; the zoo has: {", ".join(ZOO)}')
+    return ZOO[name]
+
+
+def resolve_model_dir(model_dir=None):
+    """``model_dir``, else ``$CONVERSE_MODEL_DIR``, else ``~/.cache/converse_basicsr``."""
+    return Path(model_dir or os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR).expanduser()
+
+
+def sha256sum(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path, expected):
+    actual = sha256sum(path)
+    if actual != expected:
+        raise ChecksumError(path, expected, actual)
+    return Path(path)
+
+
+def download(url, path, timeout=None, attempts=None, sha256=None, progress=True):
+    """Download ``url`` to ``path`` through ``<path>.partial``: every read waits at most ``timeout``
+    seconds, a failed attempt is retried (``attempts`` in all, 1 s, 2 s, … apart), a partial file
+    never survives a failure, and ``path`` appears (renamed) only once complete and, when ``sha256``
+    is given, verified. Raises :class:`ZooError` after the last attempt, :class:`ChecksumError` on
+    a wrong checksum. ``timeout`` defaults to ``$CONVERSE_DOWNLOAD_TIMEOUT``, else ``DOWNLOAD_TIMEOUT``;
+    ``attempts`` to ``DOWNLOAD_ATTEMPTS``."""
+    if timeout is None:
+        timeout = float(os.environ.get(TIMEOUT_ENV) or DOWNLOAD_TIMEOUT)
+    attempts = DOWNLOAD_ATTEMPTS if attempts is None else attempts
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + '.partial')
+    errors = []
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, 'wb') as f:
+                total = int(response.headers.get('Content-Length') or 0)
+                done = 0
+                for block in iter(lambda: response.read(1 << 20), b''):
+                    f.write(block)
+                    done += len(block)
+                    if progress:
+                        print(f'\rdownloading {path.name}: {done >> 20} / {total >> 20} MiB', end='', file=sys.stderr)
+            if progress:
+                print(file=sys.stderr)
+            if total and done != total:
+                raise OSError(f'connection closed after {done} of {total} bytes')
+            if sha256 is not None:
+                verify(partial, sha256)
+            os.replace(partial, path)
+            return path
+        except ChecksumError as err:
+            partial.unlink(missing_ok=True)  # never leave a bad download in the cache
+            raise ChecksumError(path, err.expected, err.actual) from None
+        except (OSError, ValueError) as err:  # URLError, HTTPError, socket.timeout are OSErrors
+            partial.unlink(missing_ok=True)
+            errors.append(f'attempt {attempt}: {err}')
+            if attempt < attempts:
+                time.sleep(2**(attempt - 1))
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    raise ZooError(f'could not download {url} to {path} ({"; ".join(errors)})')
+
+
+def checkpoint_path(name, model_dir=None, url=None, progress=True, timeout=None, attempts=None):
+    """Local, checksum-verified path of the zoo checkpoint ``name`` (downloaded when missing)."""
+    entry = get_entry(name)
+    directory = resolve_model_dir(model_dir)
+    path = directory / entry.filename
+    if path.is_file():
+        return verify(path, entry.sha256)
+    source = url or entry.url
+    try:
+        return download(source, path, timeout, attempts, entry.sha256, progress)
+    except ChecksumError:
+        raise
+    except ZooError as err:
+        raise ZooError(f'could not download {name!r}: {err}') from None
+
+
+def unwrap_state_dict(checkpoint, source='checkpoint', key=None):
+    """The one reader of checkpoint layouts: a plain state dict of tensors from a plain one or BasicSR's
+    ``{'params_ema': ...}`` / ``{'params': ...}``, without DataParallel's ``module.`` prefixes.
+
+    ``key``: the BasicSR key to take (BasicSR's ``param_key``); when the file lacks it, the other
+    BasicSR key is taken (``params_ema`` first), as BasicSR's ``load_network`` falls back to
+    ``params``; a plain state dict is taken whole whatever ``key``. Errors (:class:`ZooError`)
+    name ``source``.
+    """
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f'{source} does not hold a state dict (got {type(checkpoint).__name__})')
+    for candidate in ((key, ) if key else ()) + BASICSR_PARAM_KEYS:
+        if isinstance(checkpoint.get(candidate), dict):
+            checkpoint = checkpoint[candidate]
+            break
+    if not checkpoint or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        wanted = f'key {key!r} or ' if key else ''
+        raise ZooError(f'{source} is neither a state dict of tensors nor holds one under {wanted}'
+                       f'{" / ".join(BASICSR_PARAM_KEYS)} (its keys: {list(checkpoint)[:5]})')
+    if all(k.startswith('module.') for k in checkpoint):  # saved from (Distributed)DataParallel
+        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+def wrapped_keys(checkpoint):
+    """The BasicSR keys (``params_ema``, ``params``) under which ``checkpoint`` holds a state dict."""
+    return [k for k in BASICSR_PARAM_KEYS if isinstance(checkpoint, dict) and isinstance(checkpoint.get(k), dict)]
+
+
+def load_checkpoint_file(path):
+    """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
+        raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '
+                       f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from err
+
+
+def read_state_dict(path):
+    return unwrap_state_dict(load_checkpoint_file(path), f'checkpoint {path}')
+
+
+def build_arch(arch, kwargs=None, device='cpu'):
+    if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
+        arch = f'{arch}_basicsr'
+    if arch not in ARCH_REGISTRY:
+        from converse_basicsr.archs import converse_arch_names  # archs import the converter, which imports this module
+        raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
+    try:
+        with torch.device(device):
+            return ARCH_REGISTRY.get(arch)(**(kwargs or {}))
+    except TypeError as err:
+        raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
+
+
+def _matches(entry, state_dict):
+    expected = build_arch(entry.arch, entry.kwargs, device='meta').state_dict()
+    return expected.keys() == state_dict.keys() and all(expected[k].shape == state_dict[k].shape for k in expected)
+
+
+def infer_entry(path, state_dict):
+    """The zoo entry a checkpoint file belongs to: same sha256, else same parameter names and shapes."""
+    digest = sha256sum(path)
+    for entry in ZOO.values():
+        if entry.sha256 == digest:
+            return entry
+    for entry in ZOO.values():
+        if _matches(entry, state_dict):
+            return entry
+    raise ZooError(f'cannot infer the arch of {path}: its parameters match no zoo model '
+                   f'({", ".join(ZOO)}); give the arch and its kwargs (--arch, --arch-kwargs)')
+
+
+def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_kwargs=None, url=None, progress=True,
+                    return_entry=False):
+    """The arch with the checkpoint's weights loaded strictly, in eval mode, on ``device``.
+
+    ``name_or_path``: a zoo name (``converse_dncnn``, ``converse_srresnet``, ``conversenet``,
+    ``converse_usrnet``) or a checkpoint file (plain state dict or BasicSR ``{'params': ...}``).
+    For a file, ``arch`` (a registered arch type) with ``arch_kwargs`` builds the network; without
+    ``arch`` it is inferred from the zoo table. ``return_entry=True`` also returns the zoo entry
+    (``None`` for a custom arch).
+    """
+    name_or_path = str(name_or_path)
+    if name_or_path in ZOO:
+        entry = ZOO[name_or_path]
+        path = checkpoint_path(name_or_path, model_dir, url, progress)
+    elif Path(name_or_path).is_file():
+        path, entry = Path(name_or_path), None
+    else:
+        raise ZooError(f'unknown model {name_or_path!r}: neither a zoo name ({", ".join(ZOO)}) nor an existing file')
+    state_dict = read_state_dict(path)
+    if arch is None:
+        entry = entry or infer_entry(path, state_dict)
+        arch, arch_kwargs = entry.arch, entry.kwargs
+    else:
+        entry = None
+    model = build_arch(arch, arch_kwargs, device='cpu')
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise ZooError(f'checkpoint {path} does not fit arch {arch} {arch_kwargs or {}}: {err}') from err
+    model = model.to(device).eval()
+    return (model, entry) if return_entry else model
