@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests.helpers
 
 import converse_basicsr  # noqa: E402,F401  (compat fixes and registration)
-from shared_files import shared_path  # noqa: E402
+from tests.helpers.shared_files import shared_path  # noqa: E402
 
 
 @pytest.fixture(scope='session')

@@ -26,7 +26,7 @@ from converse_basicsr.nn.convert import ConversionError, convert_upsamplers, loa
 from converse_basicsr.nn.layers import ConverseUpsample
 from converse_basicsr.ops import Converse2D
 from converse_basicsr.ops.literal import literal_converse2d
-from test_train_configs import _plain, _Records, _smooth_image
+from tests.helpers.training import LogRecords, plain, smooth_image
 
 SWIN = dict(img_size=8, embed_dim=12, depths=(1, ), num_heads=(2, ), window_size=4, mlp_ratio=1.)
 SR = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1)
@@ -163,7 +163,7 @@ def tiny_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp('tiny_convert')
     rng = np.random.RandomState(0)
     for i in range(4):
-        cv2.imwrite(str(folder / f'img{i}.png'), _smooth_image(rng, 32))
+        cv2.imwrite(str(folder / f'img{i}.png'), smooth_image(rng, 32))
     return str(folder)
 
 
@@ -195,8 +195,8 @@ def test_three_basicsr_training_iterations_from_yaml(base, scale, converse_layer
         torch.save({'params': _build_original(base).state_dict()}, tmp_path / 'edsr.pth')
         opt['path'].update(pretrain_network_g=str(tmp_path / 'edsr.pth'), strict_load_g=False)
     config = tmp_path / 'train.yml'
-    config.write_text(yaml.dump(_plain(opt)))
-    records, logger = _Records(), logging.getLogger('basicsr')
+    config.write_text(yaml.dump(plain(opt)))
+    records, logger = LogRecords(), logging.getLogger('basicsr')
     level = logger.level
     logger.addHandler(records)
     logger.setLevel(logging.INFO)

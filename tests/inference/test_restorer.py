@@ -22,7 +22,7 @@ from converse_basicsr.hub.zoo import load_pretrained
 from converse_basicsr.inference import restorer as inference
 from converse_basicsr.inference.restorer import Restorer, tiled_forward
 from converse_basicsr.restore import main
-from shared_files import REPO_ROOT, shared_path
+from tests.helpers.shared_files import REPO_ROOT, shared_path
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -19,7 +19,7 @@ import yaml
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from converse_basicsr import test as entry
-from shared_files import REPO_ROOT, shared_path, shared_root
+from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
 TINY_USRNET = dict(type='ConverseUSRNet', num_feat=8, num_block=1, num_iter=1)
 

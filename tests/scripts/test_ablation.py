@@ -11,7 +11,7 @@ import yaml
 
 from basicsr.data import build_dataset
 from converse_basicsr.training.option_checks import check_color_channels
-from shared_files import REPO_ROOT, shared_path
+from tests.helpers.shared_files import REPO_ROOT, shared_path
 
 TEST_OPTIONS = REPO_ROOT / 'options' / 'test'
 # Keys that define the degradation and measurement; everything else (name, dataroot, io_backend) may differ.

@@ -2,7 +2,7 @@
 import pytest
 
 from converse_basicsr.utils import configs
-from shared_files import REPO_ROOT
+from tests.helpers.shared_files import REPO_ROOT
 
 OPTIONS = REPO_ROOT / 'options'
 

@@ -14,7 +14,7 @@ from converse_basicsr.archs.converse_usrnet_arch import ConverseUSRNet
 from converse_basicsr.archs.conversenet_arch import ConverseNet
 from converse_basicsr.ops import Converse2D, converse2d
 from converse_basicsr.ops.literal import literal_converse2d
-from shared_files import shared_path
+from tests.helpers.shared_files import shared_path
 
 
 def rel_err(out, ref):

@@ -17,13 +17,11 @@ import yaml
 from skimage import data
 
 from basicsr.archs import build_network
-from basicsr.metrics import calculate_psnr
-from converse_basicsr.ops.literal import literal_converse2d
-from shared_files import REPO_ROOT
+from tests.helpers.demo import OPERATOR_LINE, operator_step_reference, psnr, to_uint8
+from tests.helpers.shared_files import REPO_ROOT
 
 ITERS = 3
 GAP = 8  # white columns between the noisy | restored | clean panels
-OPERATOR_LINE = r'PSNR blurred (\d+\.\d\d) dB -> reverse-convolved (\d+\.\d\d) dB'
 
 
 @pytest.fixture(scope='module')
@@ -36,32 +34,6 @@ def demo_run(tmp_path_factory):
     proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout, output
-
-
-def psnr(img, ref):
-    return calculate_psnr(img, ref, crop_border=0)
-
-
-def to_uint8(img):
-    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-def operator_step_reference():
-    """PSNRs of the demo's first step, computed here: ``camera`` blurred by circular correlation with the
-    7×7 Gaussian (σ 1.2), then reverse-convolved by the literal algorithm in float64 (bias −4, eps 1e-7)."""
-    clean = data.camera().astype(np.float64) / 255
-    ax = np.arange(7) - 3
-    kernel = np.exp(-(ax[:, None]**2 + ax[None]**2) / (2 * 1.2**2))
-    kernel /= kernel.sum()
-    # circular correlation (the kernel is symmetric, so also the convolution), centred
-    blurred = sum(kernel[i, j] * np.roll(clean, (3 - i, 3 - j), axis=(0, 1)) for i in range(7) for j in range(7))
-    bias = torch.full((1, 1, 1, 1), -4.0, dtype=torch.float64)
-    restored = literal_converse2d(
-        torch.from_numpy(blurred)[None, None],
-        torch.from_numpy(kernel)[None, None], bias, scale=1, padding=0, padding_mode='circular', eps=1e-7)[0,
-                                                                                                           0].numpy()
-    reference = to_uint8(clean)
-    return psnr(to_uint8(blurred), reference), psnr(to_uint8(restored), reference)
 
 
 def test_operator_step_matches_the_literal_algorithm(demo_run):

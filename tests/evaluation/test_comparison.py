@@ -18,7 +18,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr import test as entry
 from converse_basicsr.evaluation import comparison as cmp
-from shared_files import REPO_ROOT, shared_path, shared_root
+from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
 SR_IMAGE = 'butterfly.png'
 TINY_MSRRESNET = dict(type='MSRResNet', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2, upscale=4)
@@ -65,9 +65,9 @@ def sr_run(tmp_path_factory):
             'input', 'bicubic',
             dict(name='Converse-SRResNet', zoo='converse_srresnet'),
             dict(TINY_MSRRESNET, name='MSRResNet', path=str(folder / 'msrresnet.pth')),
-            dict(name='custom', callable='compare_models:nearest_sr', kwargs={'scale': 4}),
-            dict(name='gray', callable='compare_models:gray_model'),
-            dict(name='nan', callable='compare_models:nan_model'), 'no_such_zoo_model'
+            dict(name='custom', callable='tests.helpers.compare_models:nearest_sr', kwargs={'scale': 4}),
+            dict(name='gray', callable='tests.helpers.compare_models:gray_model'),
+            dict(name='nan', callable='tests.helpers.compare_models:nan_model'), 'no_such_zoo_model'
         ], model_dir=str(shared_path('reference', 'zoo')), flops_size=64, warmup=0, crop=32)
     config = folder / 'compare_sr.yml'
     config.write_text(yaml.safe_dump(opt, sort_keys=False))
@@ -131,7 +131,7 @@ def test_converse_row_equals_test_pipeline_and_reference(sr_run, tables, tmp_pat
 def test_basicsr_arch_from_checkpoint_and_custom_callable(sr_run, sr_sample):
     index = [p.split('/')[-1] for p in sr_sample.gt_images.paths].index(SR_IMAGE)
     sample = sr_sample[index]
-    from compare_models import nearest_sr
+    from tests.helpers.compare_models import nearest_sr
     with torch.no_grad():
         expected = {'MSRResNet': sr_run['msrresnet'](sample['lq'][None]), 'custom': nearest_sr(4)(sample['lq'][None])}
     for name, output in expected.items():

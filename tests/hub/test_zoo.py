@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from converse_basicsr.hub import zoo
-from shared_files import REPO_ROOT, shared_path
+from tests.helpers.shared_files import REPO_ROOT, shared_path
 
 EXPECTED_ARCH = {
     'converse_dncnn': 'ConverseDnCNN', 'converse_srresnet': 'ConverseMSRResNet', 'conversenet': 'ConverseNet',

@@ -17,8 +17,8 @@ import zipfile
 
 import pytest
 
-from shared_files import REPO_ROOT, shared_path
-from test_demo import OPERATOR_LINE, operator_step_reference
+from tests.helpers.demo import OPERATOR_LINE, operator_step_reference
+from tests.helpers.shared_files import REPO_ROOT, shared_path
 
 SOURCES = ('setup.py', 'setup.cfg', 'README.md', 'LICENSE', 'converse_basicsr', 'options')
 

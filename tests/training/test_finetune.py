@@ -15,7 +15,7 @@ import yaml
 
 from converse_basicsr import test as converse_test
 from converse_basicsr import train as converse_train
-from shared_files import REPO_ROOT, shared_path
+from tests.helpers.shared_files import REPO_ROOT, shared_path
 
 PUBLISHED_SET12_PSNR = 30.6986  # the published converse_dncnn.pth on Set12, sigma 25 (paper table: 30.70)
 TOLERANCE_DB = 0.05

@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from shared_files import REPO_ROOT, shared_path, shared_root
+from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
 NUMBER = r'(\d\.\d)e([-+]\d\d)'
 

@@ -20,7 +20,7 @@ from converse_basicsr.data import io
 from converse_basicsr.hub import zoo
 from converse_basicsr.inference.restorer import Restorer
 from converse_basicsr.restore import main
-from shared_files import REPO_ROOT
+from tests.helpers.shared_files import REPO_ROOT
 
 SCRIPTS = REPO_ROOT / 'scripts'
 ENV = {**os.environ, 'PYTHONPATH': str(REPO_ROOT), 'OMP_NUM_THREADS': '1'}

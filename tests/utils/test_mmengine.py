@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from shared_files import REPO_ROOT
+from tests.helpers.shared_files import REPO_ROOT
 
 try:
     from mmengine.registry import MODELS

@@ -17,7 +17,7 @@ import basicsr.train
 from converse_basicsr import train
 from converse_basicsr.training.option_checks import OptionError, check_options, load_options
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # Written as text: YAML itself must read ``2e-3`` (no decimal point) as a string, as it does in a user's file.
 BAD_CONFIG = '''

@@ -11,7 +11,7 @@ import torch
 
 from basicsr.utils.registry import DATASET_REGISTRY
 
-SCRIPTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'scripts')
+SCRIPTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'scripts')
 
 
 def _script(name):

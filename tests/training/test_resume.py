@@ -14,7 +14,7 @@ import yaml
 
 import basicsr.train
 from converse_basicsr import train
-from shared_files import shared_path
+from tests.helpers.shared_files import shared_path
 
 
 def _write_images(folder, count, size=24, seed=0):

@@ -25,16 +25,11 @@ import basicsr.train
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr import train
 from converse_basicsr.training.option_checks import check_color_channels
+from tests.helpers.training import LogRecords, plain, smooth_image  # noqa: E402
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'train', '**', '*.yml'), recursive=True))
 TINY_IMAGE = 40  # side of the generated images
-
-
-def _smooth_image(rng, size, channels=3):
-    """A smooth random uint8 image (low-pass noise), so PSNR values are meaningful."""
-    img = cv2.resize(rng.rand(5, 5, channels).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    return np.clip(img * 255, 0, 255).astype(np.uint8).reshape(size, size, channels)
 
 
 def _gaussian_kernel(size, sigma):
@@ -53,7 +48,7 @@ def tiny_data(tmp_path_factory):
     names = []
     for i in range(3):
         names.append(f'img{i}.png')
-        cv2.imwrite(str(folder / names[-1]), _smooth_image(rng, TINY_IMAGE))
+        cv2.imwrite(str(folder / names[-1]), smooth_image(rng, TINY_IMAGE))
     lmdb_path = str(root / 'images.lmdb')
     make_lmdb_from_imgs(str(folder), lmdb_path, names, [osp.splitext(n)[0] for n in names])
     kernels = root / 'kernels'
@@ -91,16 +86,6 @@ def shrink_for_test(opt, data, name):
     return opt
 
 
-class _Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_configs_found():
     assert len(CONFIGS) >= 12, CONFIGS
 
@@ -116,13 +101,13 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, tmp_path,
     opt = shrink_for_test(opt, tiny_data, name)
     small = tmp_path / osp.basename(config)
     with open(small, 'w', encoding='utf-8') as f:
-        yaml.dump(dict(_plain(opt)), f)
+        yaml.dump(dict(plain(opt)), f)
 
     built = {}
     build_model, build_dataset = basicsr.train.build_model, basicsr.train.build_dataset
     monkeypatch.setattr(basicsr.train, 'build_model', lambda o: built.setdefault('model', build_model(o)))
     monkeypatch.setattr(basicsr.train, 'build_dataset', lambda o: built.setdefault(o['name'], build_dataset(o)))
-    records, logger = _Records(), logging.getLogger('basicsr')
+    records, logger = LogRecords(), logging.getLogger('basicsr')
     level = logger.level  # BasicSR sets INFO only if its first logger call is the pipeline's
     logger.addHandler(records)
     logger.setLevel(logging.INFO)
@@ -155,15 +140,6 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, tmp_path,
         assert values and all(math.isfinite(v) for v in values), logs[0]
     saved = torch.load(experiment / 'models' / 'net_g_latest.pth')['params']
     assert saved.keys() == net.state_dict().keys()
-
-
-def _plain(value):
-    """OrderedDicts → dicts, so yaml.dump writes plain mappings."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize('color, network_g, message', [

@@ -1,0 +1,30 @@
+"""Helpers for tests that run training configs."""
+import logging
+
+import cv2
+import numpy as np
+
+
+def smooth_image(rng, size, channels=3):
+    """A smooth random uint8 image (low-pass noise), so PSNR values are meaningful."""
+    img = cv2.resize(rng.rand(5, 5, channels).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img * 255, 0, 255).astype(np.uint8).reshape(size, size, channels)
+
+
+class LogRecords(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def plain(value):
+    """OrderedDicts → dicts, so yaml.dump writes plain mappings."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
