@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from converse_basicsr.hub.zoo import ZOO, ZooError
 from converse_basicsr.inference.restorer import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
+from converse_basicsr.inference.tiling import parse_tile
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 from .data.io import check_not_inputs, plan_output_names
@@ -53,15 +54,6 @@ def build_parser():
     return p
 
 
-def _tile(value):
-    if value is None or value == 'auto':
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--tile must be an integer or 'auto', got {value!r}") from None
-
-
 def _restorer(args):
     if args.arch_kwargs is not None and not args.arch:
         raise UsageError('--arch-kwargs needs --arch (the arch type they are for)')
@@ -73,9 +65,9 @@ def _restorer(args):
         raise UsageError(f'--arch-kwargs must be a JSON object, got {args.arch_kwargs!r}')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)  # reported from restorer.messages instead
-        return Restorer(args.model, device=args.device, half=args.half, tile=_tile(args.tile), tile_pad=args.tile_pad,
-                        scale=args.scale, kernel=args.kernel, model_dir=args.model_dir, arch=args.arch,
-                        arch_kwargs=kwargs, kernel_check=not args.no_kernel_check)
+        return Restorer(args.model, device=args.device, half=args.half, tile=parse_tile(args.tile, '--tile'),
+                        tile_pad=args.tile_pad, scale=args.scale, kernel=args.kernel, model_dir=args.model_dir,
+                        arch=args.arch, arch_kwargs=kwargs, kernel_check=not args.no_kernel_check)
 
 
 def list_inputs(path):

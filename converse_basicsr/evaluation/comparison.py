@@ -22,10 +22,8 @@ A model that fails (an exception, wrong output shape, non-finite output, out of 
 rows; the other models still run; the exit status is 1.
 """
 import argparse
-import functools
 import hashlib
 import importlib
-import inspect
 import math
 import os
 import platform
@@ -51,7 +49,10 @@ from basicsr.utils.options import ordered_yaml
 from converse_basicsr.data.io import quantise, write_atomic, write_image, write_text_atomic
 from converse_basicsr.evaluation.protocols import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure
 from converse_basicsr.hub import zoo
-from converse_basicsr.inference.restorer import Restorer, tiled_forward
+from converse_basicsr.inference.description import ModelInfo, describe, takes_kernel
+from converse_basicsr.inference.memory import MemoryPlanner
+from converse_basicsr.inference.run import run
+from converse_basicsr.inference.tiling import parse_tile
 from converse_basicsr.ops import Converse2D
 from converse_basicsr.utils.runtime import retain_freed_memory
 
@@ -256,13 +257,6 @@ def model_label(entry, index):
     return f'model {index + 1}'
 
 
-def takes_kernel(module):
-    try:
-        return 'kernel' in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 # ---------------------------------------------------------------------------------------------- measurement
 class PeakMemory:
     """Peak memory of the code inside ``with``: CUDA's allocator peak on a GPU; on the CPU the growth of the
@@ -324,68 +318,48 @@ def fft_flops(module, inputs):
     return n * c * (real_fft(h * w) + real_fft(h * s * w * s))
 
 
-def count_flops(spec, channels, size, scale, kernel, device):
+def count_flops(info, channels, size, scale, kernel):
     """(counted flops, analytic FFT flops) of one forward pass producing a ``size``×``size`` output."""
     side = max(size // scale, 1)
-    x = torch.rand(1, channels, side, side, device=device)
+    x = torch.rand(1, channels, side, side, device=info.device)
     fft_total = [0.0]
     hooks = [
         m.register_forward_pre_hook(lambda m, args: fft_total.__setitem__(0, fft_total[0] + fft_flops(m, args)))
-        for m in spec.module.modules() if isinstance(m, Converse2D)
+        for m in info.model.modules() if isinstance(m, Converse2D)
     ]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            forward(spec.module, x, kernel, scale)
+            info.forward(x, kernel)
         return float(counter.get_total_flops()), fft_total[0]
     finally:
         for hook in hooks:
             hook.remove()
 
 
-def forward(module, x, kernel, scale):
-    if kernel is not None and takes_kernel(module):
-        return module(x, kernel, scale)
-    return module(x)
+def prepare_model(module, sample, scale, device, tile, tile_pad=32):
+    """(:class:`ModelInfo`, tile planner or None) of one model, built once before its timed runs. A model run
+    in tiles is probed as converse-restore probes it (its minimum input, so a short last tile is merged into the
+    one before it); ``tile='auto'`` gets converse-restore's planner for models with convolutions (the others
+    run whole)."""
+    name, kernel = type(module).__name__, takes_kernel(module)
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
+    if tile is None or (tile == 'auto' and not has_conv):
+        kernel_size = getattr(module, 'kernel_size', 7) if kernel else 0
+        return ModelInfo(module, name, device, torch.float32, sample.lq.shape[1], kernel_size, scale,
+                         periodic=bool(getattr(module, 'periodic_boundary', False))), None
+    info = describe(module, name, device, channels=sample.lq.shape[1], scale=scale if kernel else None)
+    return info, MemoryPlanner(info, tile_pad) if tile == 'auto' else None
 
 
-def synchronize(device):
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def run_model(module, sample, device, tile, tile_pad=32):
-    """The model's output for one sample (float32 on the CPU), whole or in ``tile``×``tile`` tiles."""
-    x = sample.lq.to(device)
-    kernel = None if sample.kernel is None else sample.kernel.to(device)
-    scale = sample.gt.shape[-1] // sample.lq.shape[-1]
-    if tile == 'auto':
-        tile = auto_tile(module, device, *x.shape[-2:])
-    with torch.no_grad():
-        if tile is None or tile >= max(x.shape[-2:]):
-            out = forward(module, x, kernel, scale)
-        else:
-            out = tiled_forward(lambda t: forward(module, t, kernel, scale), x, tile, tile_pad, scale,
-                                wrap=getattr(module, 'periodic_boundary', False))
-        synchronize(device)
-    return out.float().cpu() if torch.is_tensor(out) else out
-
-
-@functools.lru_cache(maxsize=4)
-def _tile_planner(module, device):
-    """One converse-restore planner per model (its probe forwards and memory measurement run once)."""
-    return Restorer(module, device=device, tile='auto', scale=getattr(module, 'upscale', None))
-
-
-def auto_tile(module, device, h, w):
-    """``tile='auto'``: the converse-restore planner for models with convolutions; whole image otherwise."""
-    if not any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
-        return None
-    return _tile_planner(module, str(device)).auto_tile(h, w)
+def run_model(info, sample, tile, tile_pad=32, planner=None):
+    """The model's output for one sample (float32 on the CPU), whole or in ``tile``×``tile`` tiles: the
+    converse-restore run (:func:`converse_basicsr.inference.run.run`)."""
+    kernel = None if sample.kernel is None else sample.kernel.to(info.device)
+    return run(info, sample.lq.to(info.device), kernel, tile, tile_pad, planner, source=sample.image)
 
 
 def check_output(out, sample):
-    if not torch.is_tensor(out):
-        raise CompareError(f'the model returned {type(out).__name__}, not a tensor')
+    """The protocol's check on a run's output: the ground truth's shape (channels and scale)."""
     if tuple(out.shape) != tuple(sample.gt.shape):
         raise CompareError(f'output of shape {tuple(out.shape)} for input {tuple(sample.lq.shape)}; '
                            f'expected {tuple(sample.gt.shape)} (channels or scale do not match the protocol)')
@@ -492,13 +466,14 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
             spec.module = spec.module.to(device).eval()
             result['source'] = spec.source
             result['params'] = sum(p.numel() for p in spec.module.parameters())
+            info, planner = prepare_model(spec.module, samples[0], scale, device, tile)
             times = []
             for i, sample in enumerate(samples):
                 with PeakMemory(device if i == 0 else 'meta') as memory:  # measured on the first image only
                     for _ in range(warmup if i == 0 else 0):
-                        run_model(spec.module, sample, device, tile)
+                        run_model(info, sample, tile, planner=planner)
                     start = time.perf_counter()
-                    out = run_model(spec.module, sample, device, tile)
+                    out = run_model(info, sample, tile, planner=planner)
                     times.append(time.perf_counter() - start)
                 if i == 0:
                     result['peak_memory_mib'] = '' if memory.peak is None else memory.peak / 2**20
@@ -507,7 +482,7 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
                 bar.update(1)
             result['seconds_per_image'] = statistics.median(times)
             kernel = samples[0].kernel.to(device) if samples[0].kernel is not None else None
-            counted, fft = count_flops(spec, samples[0].lq.shape[1], flops_size, scale, kernel, device)
+            counted, fft = count_flops(info, samples[0].lq.shape[1], flops_size, scale, kernel)
             result.update(gflops_counted=counted / 1e9, gflops_fft=fft / 1e9, gflops_total=(counted + fft) / 1e9)
         except (Exception, torch.cuda.OutOfMemoryError) as err:  # a failing model is reported, not fatal
             result['error'] = short_error(err)
@@ -668,11 +643,7 @@ def options_from_args(args):
     for key in ('name', 'model_dir', 'device', 'tile', 'threads', 'flops_size'):
         if getattr(args, key) is not None:
             opt[key] = getattr(args, key)
-    if opt.get('tile') not in (None, 'auto'):
-        try:
-            opt['tile'] = int(opt['tile'])
-        except ValueError:
-            raise CompareError(f"tile must be an integer or 'auto', got {opt['tile']!r}") from None
+    opt['tile'] = parse_tile(opt.get('tile'))
     opt['plot'] = bool(args.plot or opt.get('plot'))
     if not opt.get('models'):
         raise CompareError('no models given (models: [...] in the YAML or --model)')

@@ -18,6 +18,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr import test as entry
 from converse_basicsr.evaluation import comparison as cmp
+from converse_basicsr.inference import Restorer, run
 from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
 SR_IMAGE = 'butterfly.png'
@@ -254,4 +255,31 @@ def test_tiles_of_a_periodic_model_wrap_at_the_border():
     x = torch.rand(1, 1, 30, 41)
     sample = cmp.Sample('set', 'img.png', x, x)
     model = _PeriodicModel()
-    assert torch.equal(cmp.run_model(model, sample, 'cpu', tile=8, tile_pad=3), model(x))
+    info, planner = cmp.prepare_model(model, sample, 1, torch.device('cpu'), 8)
+    assert torch.equal(cmp.run_model(info, sample, 8, tile_pad=3, planner=planner), model(x))
+
+
+class _RunsFrom56(torch.nn.Module):
+    """The identity on inputs of at least 56x56 (a model whose operator pads refuses smaller ones)."""
+
+    def forward(self, x):
+        if min(x.shape[-2:]) < 56:
+            raise ValueError(f'{x.shape[-1]}x{x.shape[-2]} is smaller than 56x56')
+        return x.clone()
+
+
+def test_compare_merges_a_short_last_tile_as_restore_does(tmp_path):
+    """256 = 5 x 48 + 16: the last tile with its 32 pixels of context is 48 wide, below the model's 56; it is
+    merged into the one before it (as converse-restore's tiles are) instead of failing the model's row."""
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('07.png\n')
+    result = cmp.compare(['input', {'name': 'big', 'module': _RunsFrom56()}],
+                         {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
+                         {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='merge', results_root=str(tmp_path),
+                         tile=48, flops_size=64, warmup=0, progress=False)
+    rows = {r['model']: r for r in result.rows}
+    assert result.failed == [] and rows['big']['error'] == ''
+    assert rows['big']['psnr'] == rows['input']['psnr']  # the identity, assembled from tiles
+    x = torch.rand(1, 1, 256, 256)
+    restorer = Restorer(_RunsFrom56(), tile=56)
+    assert restorer.min_size == 56 and torch.equal(run(restorer.info, x, tile=48), x)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
-from converse_basicsr.inference import restorer as inference
+from converse_basicsr.inference import memory
 from converse_basicsr.inference.restorer import Restorer, available_memory, peak_tensor_bytes
 from converse_basicsr.ops import Converse2D
 
@@ -68,23 +68,23 @@ def test_restorer_estimate_is_measured_from_the_model_and_repeatable():
     assert restorer.estimate_bytes(96, 96) == estimate  # measured once, then reused
     # the probe's cached responses do not hide any: a new measurement gives the same numbers (the first one
     # may count a little more, the operator's index tables built on first use at a size)
-    again = restorer._measure_memory()
-    assert again == restorer._measure_memory()
-    assert again[0] <= restorer._memory_model[0] and again[1] <= restorer._memory_model[1]
+    again = restorer.planner.measure()
+    assert again == restorer.planner.measure()
+    assert again[0] <= restorer.planner.memory_model[0] and again[1] <= restorer.planner.memory_model[1]
 
 
 def test_auto_tile_picks_the_largest_tile_that_fits(monkeypatch):
     torch.manual_seed(0)
     restorer = Restorer(ConverseDnCNN(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=1), tile='auto', tile_pad=8)
     params = sum(p.numel() * 4 for p in restorer.model.parameters())
-    restorer._memory_model = (1000, 100.0)  # 1000 bytes + 100 bytes per input pixel
-    monkeypatch.setattr(inference, 'available_memory', lambda device: 2 * (params + 1000 + 100 * 200 * 200))
+    restorer.planner.memory_model = (1000, 100.0)  # 1000 bytes + 100 bytes per input pixel
+    monkeypatch.setattr(memory, 'available_memory', lambda device: 2 * (params + 1000 + 100 * 200 * 200))
     assert restorer.auto_tile(200, 200) is None  # exactly fits in half of the free memory
     assert restorer.auto_tile(201, 200) is not None
     # 512 x 512 does not fit; a tile T fits when (T + 16)^2 <= 40000: T = 184 -> largest multiple of 32 is 160
     assert restorer.auto_tile(512, 512) == 160
-    monkeypatch.setattr(inference, 'available_memory', lambda device: 1)
-    assert restorer.auto_tile(512, 512) == inference.MIN_AUTO_TILE  # nothing fits: the smallest tile
-    monkeypatch.setattr(inference, 'available_memory', lambda device: 2 * (params + 1000 + 100 * 80 * 80))
+    monkeypatch.setattr(memory, 'available_memory', lambda device: 1)
+    assert restorer.auto_tile(512, 512) == memory.MIN_AUTO_TILE  # nothing fits: the smallest tile
+    monkeypatch.setattr(memory, 'available_memory', lambda device: 2 * (params + 1000 + 100 * 80 * 80))
     result = restorer.restore(np.random.RandomState(0).rand(140, 100).astype(np.float32))
     assert result.tile == 64 and result.image.shape == (140, 100)  # (64 + 16)^2 fits, (96 + 16)^2 does not

@@ -1,0 +1,18 @@
+"""Argument checks shared by the library and the command lines: one definition of "an integer" (``bool`` is not one)."""
+from numbers import Integral
+
+__all__ = ['is_int', 'check_int']
+
+
+def is_int(value):
+    """True for an integer that is not a ``bool`` (``True`` is an ``Integral`` in Python)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_int(value, name, minimum=None, error=ValueError):
+    """``value`` if it is an integer (not a ``bool``) of at least ``minimum``, else ``error`` naming ``name``."""
+    if not is_int(value) or (minimum is not None and value < minimum):
+        kind = {None: 'an integer', 0: 'a non-negative integer',
+                1: 'a positive integer'}.get(minimum, f'an integer >= {minimum}')
+        raise error(f'{name} must be {kind}, got {value!r}')
+    return value
