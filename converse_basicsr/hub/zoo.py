@@ -227,9 +227,14 @@ def build_arch(arch, kwargs=None, device='cpu'):
         raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
 
 
-def _matches(entry, state_dict):
-    expected = build_arch(entry.arch, entry.kwargs, device='meta').state_dict()
+def state_dict_matches(arch, kwargs, state_dict):
+    """Whether ``arch(**kwargs)`` has exactly ``state_dict``'s parameter names and shapes (built on the meta device)."""
+    expected = build_arch(arch, kwargs, device='meta').state_dict()
     return expected.keys() == state_dict.keys() and all(expected[k].shape == state_dict[k].shape for k in expected)
+
+
+def _matches(entry, state_dict):
+    return state_dict_matches(entry.arch, entry.kwargs, state_dict)
 
 
 def infer_entry(path, state_dict):
