@@ -47,8 +47,8 @@ def infer_converse_dncnn(sd):
     kernel = _block_kernel(sd, 'm_body.0')
     if not head or not tail or kernel is None:
         return None
-    return 'ConverseDnCNN', dict(num_in_ch=head[1], num_out_ch=tail[0], num_feat=head[0],
-                                 num_block=count(sd, 'm_body'), kernel_size=kernel)
+    return 'ConverseDnCNN', dict(num_in_ch=head[1], num_out_ch=tail[0], num_feat=head[0], num_block=count(sd, 'm_body'),
+                                 kernel_size=kernel)
 
 
 def infer_converse_srresnet(sd):
@@ -93,8 +93,8 @@ def infer_converse_usrnet(sd):
     if kernel_size * kernel_size != fc1[1] or fc3[0] % fc1[1]:
         return None
     return 'ConverseUSRNet', dict(num_in_ch=first[1], num_out_ch=last[0], num_feat=first[0],
-                                  num_block=count(sd, 'p.m_body'), num_iter=count(sd, 'convs'),
-                                  kernel_size=kernel_size, block_kernel_size=block_kernel, kernel_hidden=fc1[0],
+                                  num_block=count(sd, 'p.m_body'), num_iter=count(sd, 'convs'), kernel_size=kernel_size,
+                                  block_kernel_size=block_kernel, kernel_hidden=fc1[0],
                                   num_kernel_feat=fc3[0] // fc1[1])
 
 
@@ -110,8 +110,8 @@ def infer_converse_up(sd):
         first, last = _shape(sd, 'conv_first.weight'), _shape(sd, 'conv_last.weight')
         stages = sum(f'upsample.up{i}.weight' in sd for i in range(1, 9))
         upscale = 2**stages if stages > 1 or _shape(sd, 'upsample.up1.weight')[-1] != 3 else 3
-        base = dict(type='EDSR', num_in_ch=first[1], num_out_ch=last[0], num_feat=first[0],
-                    num_block=count(sd, 'body'), upscale=upscale)
+        base = dict(type='EDSR', num_in_ch=first[1], num_out_ch=last[0], num_feat=first[0], num_block=count(sd, 'body'),
+                    upscale=upscale)
         return 'ConverseUp', dict(base=base, **_up_options(sd, 'upsample.up1.weight', 3 if upscale == 3 else 2))
     if 'upconv1.up1.weight' in sd and 'body.0.conv1.weight' in sd:  # MSRResNet
         first, last = _shape(sd, 'conv_first.weight'), _shape(sd, 'conv_last.weight')

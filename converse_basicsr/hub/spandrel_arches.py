@@ -17,8 +17,7 @@ Descriptors:
     (``(1, 1, k, k)``, set with :func:`set_blur_kernel`); calling it without one is an error.
 """
 import torch
-from spandrel import (MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling,
-                      SizeRequirements)
+from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements
 
 from ..ops import Converse2D
 from .shape_inference import INFERENCES, infer_arch
@@ -30,8 +29,10 @@ _MIN_PAD = {'circular': 0, 'reflect': 1}  # padding p needs an input of p (circu
 
 def min_input_size(model):
     """The smallest square input ``model`` runs on, from its Converse2D layers' padding (1 when unconstrained)."""
-    sizes = [m.padding + _MIN_PAD[m.padding_mode] for m in model.modules()
-             if isinstance(m, Converse2D) and m.padding_mode in _MIN_PAD]
+    sizes = [
+        m.padding + _MIN_PAD[m.padding_mode] for m in model.modules()
+        if isinstance(m, Converse2D) and m.padding_mode in _MIN_PAD
+    ]
     return max(sizes + [1])
 
 
@@ -80,12 +81,12 @@ class ConverseArch(Architecture[torch.nn.Module]):
         scale = scale_of(arch, kwargs)
         non_blind = arch == 'ConverseUSRNet'
         first, last = _channels(model)
-        return ImageModelDescriptor(
-            model, state_dict, architecture=self, purpose='SR' if scale > 1 else 'Restoration',
-            tags=_tags(kwargs), supports_half=False, supports_bfloat16=False, scale=scale, input_channels=first,
-            output_channels=last, size_requirements=SizeRequirements(minimum=min_input_size(model)),
-            tiling=ModelTiling.INTERNAL if non_blind else ModelTiling.DISCOURAGED,
-            call_fn=_call_with_kernel if non_blind else None)
+        return ImageModelDescriptor(model, state_dict, architecture=self, purpose='SR' if scale > 1 else 'Restoration',
+                                    tags=_tags(kwargs), supports_half=False, supports_bfloat16=False, scale=scale,
+                                    input_channels=first, output_channels=last,
+                                    size_requirements=SizeRequirements(minimum=min_input_size(model)),
+                                    tiling=ModelTiling.INTERNAL if non_blind else ModelTiling.DISCOURAGED,
+                                    call_fn=_call_with_kernel if non_blind else None)
 
 
 def _channels(model):

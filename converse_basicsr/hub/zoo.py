@@ -204,6 +204,9 @@ def wrapped_keys(checkpoint):
 def load_checkpoint_file(path):
     """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
     try:
+        if str(path).lower().endswith('.safetensors'):  # cannot run code on load; written by save_checkpoint_file
+            from safetensors.torch import load_file
+            return load_file(str(path), device='cpu')
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
         raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '

@@ -119,10 +119,12 @@ def test_spandrel_archs_are_not_claimed_and_do_not_claim_ours():
         ours += [zoo.build_arch(a, k, device='meta').state_dict() for a, k in SMALL]
     overlapping = set()
     for state_dict in ours:
-        theirs = [s.architecture.id for s in spandrel.MAIN_REGISTRY if s.architecture.id not in OURS
-                  and _claims(s, state_dict)]
-        first = next(s.architecture.id for s in spandrel.MAIN_REGISTRY.architectures('detection')
-                     if _claims(s, state_dict))
+        theirs = [
+            s.architecture.id for s in spandrel.MAIN_REGISTRY
+            if s.architecture.id not in OURS and _claims(s, state_dict)
+        ]
+        first = next(
+            s.architecture.id for s in spandrel.MAIN_REGISTRY.architectures('detection') if _claims(s, state_dict))
         assert first in OURS, f'{first} is detected before ours'
         overlapping.update(theirs)
     # keys overlap: SCUNet's detector takes Converse-DnCNN (m_head/m_body/m_tail), ESRGAN's ConverseUp-RRDBNet;
