@@ -81,3 +81,29 @@ def test_unsupported_extension_is_refused(tmp_path):
     path.write_bytes(b'x')
     with pytest.raises(zoo.ZooError, match='unsupported checkpoint extension'):
         load_any(path)
+
+
+class Marker:
+    """Unpickling it would run ``__setstate__``: a refused pickle leaves ``loaded`` False."""
+    loaded = False
+
+    def __setstate__(self, state):
+        Marker.loaded = True
+
+
+def test_a_pickle_of_more_than_tensors_is_refused_not_run(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'params': {'w': torch.zeros(1)}, 'hook': Marker()}, path)
+    with pytest.raises(zoo.ZooError, match=f'{path}.*not a plain state dict'):
+        load_any(path)
+    assert not Marker.loaded
+
+
+def test_a_near_miss_of_our_layout_is_not_claimed():
+    """Converse-DnCNN keys with one shape changed, or one key more: the exact names-and-shapes check refuses it."""
+    from converse_basicsr.hub.shape_inference import infer_arch
+    published = torch.load(shared_path('reference', 'zoo', 'converse_dncnn.pth'), weights_only=True)
+    assert infer_arch(published)[0] == 'ConverseDnCNN'
+    wrong_shape = dict(published, **{'m_body.3.conv2.1.weight': torch.zeros(96, 64, 1, 1)})
+    extra = dict(published, **{'m_body.3.conv2.9.weight': torch.zeros(1)})
+    assert infer_arch(wrong_shape) is None and infer_arch(extra) is None
