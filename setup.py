@@ -50,6 +50,8 @@ setup(
         'scipy',
         'scikit-image',
         'tqdm',
+        'spandrel==0.4.2',  # load any public checkpoint by path; ours inside spandrel (docs/spandrel.md)
+        'safetensors==0.8.0',
     ],
     extras_require={
         # only converse_basicsr/mm_registry.py uses mmengine

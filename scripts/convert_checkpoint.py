@@ -2,6 +2,11 @@
 
     python scripts/convert_checkpoint.py converse_dncnn.pth converse_dncnn_basicsr.pth --to basicsr
     python scripts/convert_checkpoint.py net_g_latest.pth converse_dncnn.pth --to plain
+    python scripts/convert_checkpoint.py converse_dncnn.pth converse_dncnn.safetensors --to plain
+
+An output ending in ``.safetensors`` is written with safetensors (a plain state dict: the format holds tensors
+only, so ``--to plain`` is required; it cannot run code on load, which ComfyUI and chaiNNer prefer). Inputs may
+be ``.safetensors`` too.
 
 ``--to plain`` takes ``params_ema`` when the file has it (BasicSR's EMA weights), else ``params``
 (``--key`` picks one). ``--to basicsr`` writes under ``--key`` (default ``params``), which is what
@@ -14,6 +19,7 @@ import sys
 from os import path as osp
 
 import torch
+from safetensors.torch import save_file
 
 from converse_basicsr.data.io import write_atomic
 from converse_basicsr.hub.zoo import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
@@ -43,8 +49,15 @@ def main(argv=None):
     try:
         if osp.exists(args.output) and osp.samefile(args.input, args.output):
             raise ZooError(f'output {args.output} is the input; choose another file name')
-        converted = convert(load_checkpoint_file(args.input), args.to, args.key, f'checkpoint {args.input}')
-        write_atomic(args.output, lambda tmp: torch.save(converted, tmp))
+        checkpoint, source = load_checkpoint_file(args.input), f'checkpoint {args.input}'
+        if args.output.lower().endswith('.safetensors'):
+            if args.to != 'plain':
+                raise ZooError('a .safetensors output holds a plain state dict: use --to plain')
+            tensors = {k: v.contiguous() for k, v in unwrap_state_dict(checkpoint, source, args.key).items()}
+            write_atomic(args.output, lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt'}))
+        else:
+            converted = convert(checkpoint, args.to, args.key, source)
+            write_atomic(args.output, lambda tmp: torch.save(converted, tmp))
     except (OSError, ZooError) as err:
         print(f'convert_checkpoint: error: {err}', file=sys.stderr)
         return 2

@@ -47,6 +47,7 @@ from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr.data.io import quantise, write_atomic, write_image, write_text_atomic
+from converse_basicsr.evaluation import public_models
 from converse_basicsr.evaluation.protocols import atomic_write_csv, drop_absent_optional_datasets, file_tag, measure
 from converse_basicsr.hub import zoo
 from converse_basicsr.inference.description import ModelInfo, describe, takes_kernel
@@ -211,6 +212,8 @@ def load_model(entry, task, scale, model_dir=None):
     """
     if isinstance(entry, torch.nn.Module):
         entry = {'module': entry}
+    if public_models.is_path_entry(entry):  # hook (issue 22): a checkpoint file, arch detected
+        return public_models.path_spec(entry, ModelSpec)
     if isinstance(entry, str):
         entry = {'callable': entry} if ':' in entry else {'zoo': entry} if entry not in TRIVIAL else {'trivial': entry}
     entry = dict(entry)
@@ -442,6 +445,7 @@ def compare(models, datasets, protocol, name='compare', results_root='results', 
     device = torch.device(device)
     task, scale, dataset_opts, metrics = protocol_datasets(protocol, datasets)
     samples = make_inputs(dataset_opts)
+    public_models.check_paths(models, scale, samples[0].lq.shape[1])  # hook (issue 22): exit 2 before any row
     out_dir = osp.join(results_root, file_tag(name))
     os.makedirs(out_dir, exist_ok=True)
     gts = [to_rgb_uint8(s.gt) for s in samples]
@@ -608,8 +612,10 @@ def build_parser():
     p.add_argument('--scale', type=int, help='sr: scale factor (default 4)')
     p.add_argument('--kernel-path', help='deblur: a .npy kernel or a folder of them')
     p.add_argument('--dataset', action='append', default=[], metavar='NAME=FOLDER', help='a test set (repeatable)')
-    p.add_argument('--model', action='append', default=[], metavar='MODEL',
-                   help="input, bicubic, a zoo name, or package.module:callable (repeatable)")
+    p.add_argument(
+        '--model', action='append', default=[], metavar='MODEL',
+        help="input, bicubic, a zoo name, package.module:callable, or a checkpoint file "
+        "(.pth/.pt/.ckpt/.safetensors, arch detected) (repeatable)")
     p.add_argument('--model-dir', help='where zoo checkpoints are (default $CONVERSE_MODEL_DIR or the cache)')
     p.add_argument('--device', help='torch device (default cpu)')
     p.add_argument('--tile', help="tile size in input pixels, or 'auto'; default whole images")

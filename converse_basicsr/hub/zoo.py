@@ -204,6 +204,9 @@ def wrapped_keys(checkpoint):
 def load_checkpoint_file(path):
     """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
     try:
+        if str(path).lower().endswith('.safetensors'):  # cannot run code on load; written by save_checkpoint_file
+            from safetensors.torch import load_file
+            return load_file(str(path), device='cpu')
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
         raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '
@@ -227,9 +230,14 @@ def build_arch(arch, kwargs=None, device='cpu'):
         raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
 
 
-def _matches(entry, state_dict):
-    expected = build_arch(entry.arch, entry.kwargs, device='meta').state_dict()
+def state_dict_matches(arch, kwargs, state_dict):
+    """Whether ``arch(**kwargs)`` has exactly ``state_dict``'s parameter names and shapes (built on the meta device)."""
+    expected = build_arch(arch, kwargs, device='meta').state_dict()
     return expected.keys() == state_dict.keys() and all(expected[k].shape == state_dict[k].shape for k in expected)
+
+
+def _matches(entry, state_dict):
+    return state_dict_matches(entry.arch, entry.kwargs, state_dict)
 
 
 def infer_entry(path, state_dict):

@@ -20,6 +20,7 @@ from converse_basicsr.data.io import (ARRAY_EXTENSIONS, IMG_EXTENSIONS, TIFF_EXT
                                       check_not_inputs, quantise, read_image, write_image)
 from converse_basicsr.data.kernels import load_kernel
 from converse_basicsr.hub import zoo
+from converse_basicsr.hub.public import load_model_file
 from converse_basicsr.inference.description import check_device, declared, describe
 from converse_basicsr.inference.memory import MemoryPlanner, available_memory, peak_tensor_bytes
 from converse_basicsr.inference.run import choose_tile, run
@@ -87,8 +88,9 @@ class Restorer:
         if isinstance(model, torch.nn.Module):
             self.model, self.entry, self.name = model, None, type(model).__name__
         else:
-            self.model, self.entry = zoo.load_pretrained(model, device='cpu', model_dir=model_dir, arch=arch,
-                                                         arch_kwargs=arch_kwargs, url=url, return_entry=True)
+            # hook (issue 22): a file the zoo cannot place goes through spandrel's detection (hub.public)
+            self.model, self.entry = load_model_file(model, device='cpu', model_dir=model_dir, arch=arch,
+                                                     arch_kwargs=arch_kwargs, url=url)
             # a file is named by its path even when its arch was recognised from the zoo
             self.name = str(model) if str(model) not in zoo.ZOO else self.entry.name
         self.model = self.model.to(self.device).eval()
