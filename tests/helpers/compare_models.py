@@ -1,4 +1,5 @@
-"""Models outside BasicSR's registry for tests/evaluation/test_comparison.py, loaded as ``tests.helpers.compare_models:<callable>``."""
+"""Models outside BasicSR's registry for tests/evaluation/test_comparison.py, loaded as
+``tests.helpers.compare_models:<callable>``."""
 import torch
 from torch.nn import functional as F
 
