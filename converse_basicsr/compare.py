@@ -1,6 +1,47 @@
-"""``converse-compare``: several models on one protocol, side by side (runner in
-:mod:`converse_basicsr.evaluation.comparison`)."""
-from converse_basicsr.evaluation.comparison import compare, load_model, main  # noqa: F401
+"""``converse-compare`` / ``python -m converse_basicsr.compare``: several models, one protocol, one table.
+
+The command line only: the runner, its options and the YAML keys are in
+:mod:`converse_basicsr.evaluation.runner`; ``compare`` and ``load_model`` are re-exported for the Python API.
+"""
+import argparse
+import sys
+
+from converse_basicsr.evaluation.model_entries import load_model  # noqa: F401  (public name)
+from converse_basicsr.evaluation.runner import CompareOptions, compare, run_from_args  # noqa: F401  (public names)
+from converse_basicsr.utils.runtime import retain_freed_memory
+
+
+def build_parser():
+    """The ``converse-compare`` flags (each overrides the same key of the ``-opt`` YAML)."""
+    p = argparse.ArgumentParser(prog='converse-compare', description='several models, one protocol, one table')
+    p.add_argument('-opt', help='comparison YAML (options/compare/*.yml)')
+    p.add_argument('--name', help='results/<name>/ (default: the YAML name, else "compare")')
+    p.add_argument('--task', choices=['denoise', 'sr', 'deblur'], help='protocol task (instead of a YAML)')
+    p.add_argument('--sigma', type=float, help='noise level (0-255 units): denoise default 25, deblur 2.55')
+    p.add_argument('--color', choices=['gray', 'rgb'], help='denoise: gray (default) or rgb')
+    p.add_argument('--scale', type=int, help='sr: scale factor (default 4)')
+    p.add_argument('--kernel-path', help='deblur: a .npy kernel or a folder of them')
+    p.add_argument('--dataset', action='append', default=[], metavar='NAME=FOLDER', help='a test set (repeatable)')
+    p.add_argument(
+        '--model', action='append', default=[], metavar='MODEL',
+        help="input, bicubic, a zoo name, package.module:callable, or a checkpoint file "
+        "(.pth/.pt/.ckpt/.safetensors, arch detected) (repeatable)")
+    p.add_argument('--model-dir', help='where zoo checkpoints are (default $CONVERSE_MODEL_DIR or the cache)')
+    p.add_argument('--device', help='torch device (default cpu)')
+    p.add_argument('--tile', help="tile size in input pixels, or 'auto'; default whole images")
+    p.add_argument('--threads', type=int, help='torch threads for every model (default: torch default)')
+    p.add_argument('--flops-size', type=int, help='output side at which compute is counted (default 256)')
+    p.add_argument('--plot', action='store_true', help='also write psnr_vs_time.png')
+    p.add_argument('--results-root', default='results', help='where results/<name>/ goes (default results)')
+    return p
+
+
+def main(argv=None):
+    """Console entry point (``converse-compare``): 0 when every model ran, 1 when one failed, 2 bad options."""
+    args = build_parser().parse_args(argv)
+    retain_freed_memory()  # the same CPU memory policy as converse-test, for the same numbers and speed
+    return run_from_args(args)
+
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,2 +1,3 @@
 """Evaluation: metrics and the paper's protocols shared by ``converse-test`` and ``converse-compare``
-(:mod:`.protocols`), and compare's runner and report (:mod:`.comparison`)."""
+(:mod:`.protocols`); converse-compare's inputs (:mod:`.compare_inputs`), model entries (:mod:`.model_entries`),
+measurements (:mod:`.measurement`), runner (:mod:`.runner`) and report (:mod:`.report`)."""

@@ -16,8 +16,9 @@ from basicsr.data import build_dataset
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
+from converse_basicsr import compare as cli
 from converse_basicsr import test as entry
-from converse_basicsr.evaluation import comparison as cmp
+from converse_basicsr.evaluation import report, runner
 from converse_basicsr.inference import Restorer, run
 from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
@@ -72,7 +73,7 @@ def sr_run(tmp_path_factory):
         ], model_dir=str(shared_path('reference', 'zoo')), flops_size=64, warmup=0, crop=32)
     config = folder / 'compare_sr.yml'
     config.write_text(yaml.safe_dump(opt, sort_keys=False))
-    status = cmp.main(['-opt', str(config), '--results-root', str(folder / 'results'), '--plot'])
+    status = cli.main(['-opt', str(config), '--results-root', str(folder / 'results'), '--plot'])
     out = folder / 'results' / 'sr'
     return dict(status=status, out=out, msrresnet=msrresnet,
                 rows={r['model']: r
@@ -164,7 +165,7 @@ def test_crop_grid_has_the_tiles(sr_run, sr_sample):
     gt = tensor2img([gt_tensor[None]], rgb2bgr=False)
     height, width = gt.shape[:2]
     # full image | gt | degraded | bicubic, Converse-SRResNet, MSRResNet, custom ('input' shares the degraded tile)
-    tiles, tile, label, gap = 7, cmp.GRID_TILE, cmp.GRID_LABEL, cmp.GRID_GAP
+    tiles, tile, label, gap = 7, report.GRID_TILE, report.GRID_LABEL, report.GRID_GAP
     full_width = round(width * tile / height)
     assert grid.shape == (tile + label, full_width + (tiles - 1) * (tile + gap), 3)
     left, top, side = map(int, sr_run['per_image']['Converse-SRResNet']['crop_box'].split(','))
@@ -194,11 +195,11 @@ def test_python_api_with_modules_on_set12(tables, tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n')
     dncnn = zoo.load_pretrained('converse_dncnn', model_dir=shared_path('reference', 'zoo'))
-    result = cmp.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn},
-                          torch.nn.Identity(), 'bicubic'],
-                         {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
-                         {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='dn', results_root=str(tmp_path),
-                         flops_size=32, warmup=0, progress=False)
+    result = runner.compare(['input', {'name': 'Converse-DnCNN', 'module': dncnn},
+                             torch.nn.Identity(), 'bicubic'],
+                            {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
+                            {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='dn', results_root=str(tmp_path),
+                            flops_size=32, warmup=0, progress=False)
     assert result.failed == ['bicubic']  # a row for super-resolution only
     assert 'super-resolution' in [r for r in result.rows if r['model'] == 'bicubic'][0]['error']
     rows = {r['model']: r for r in result.per_image}
@@ -212,10 +213,10 @@ def test_entries_with_the_same_label_keep_their_own_means(tmp_path):
     """Two entries named alike (the same model listed twice, say) each average their own images only."""
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n08.png\n')
-    result = cmp.compare(['input', torch.nn.Identity(), torch.nn.Identity()],
-                         {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
-                         {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='same', results_root=str(tmp_path),
-                         flops_size=32, warmup=0, progress=False)
+    result = runner.compare(['input', torch.nn.Identity(), torch.nn.Identity()],
+                            {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
+                            {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='same', results_root=str(tmp_path),
+                            flops_size=32, warmup=0, progress=False)
     identity = [r for r in result.rows if r['model'] == 'Identity']
     assert len(identity) == 2 and [r['images'] for r in identity] == [2, 2]
     assert identity[0]['psnr'] == identity[1]['psnr'] == [r for r in result.rows if r['model'] == 'input'][0]['psnr']
@@ -223,11 +224,11 @@ def test_entries_with_the_same_label_keep_their_own_means(tmp_path):
 
 
 def test_cli_errors_exit_2(tmp_path, capsys):
-    assert cmp.main(['--task', 'sr', '--model', 'input', '--results-root', str(tmp_path)]) == 2
+    assert cli.main(['--task', 'sr', '--model', 'input', '--results-root', str(tmp_path)]) == 2
     assert 'no datasets' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cmp.main(['--task', 'blur', '--model', 'input'])
-    assert cmp.main(['--task', 'sr', '--dataset', 'Set5', '--model', 'input']) == 2
+        cli.main(['--task', 'blur', '--model', 'input'])
+    assert cli.main(['--task', 'sr', '--dataset', 'Set5', '--model', 'input']) == 2
     assert 'NAME=FOLDER' in capsys.readouterr().err
 
 
@@ -237,9 +238,9 @@ def test_cli_errors_exit_2(tmp_path, capsys):
                           ({'task': 'sr', 'scale': 4}, 'Set5', 'converse_srresnet', 32.2683)])
 def test_full_set_means(tmp_path, protocol, dataset, model, mean):
     """The means converse-test prints for the shipped configs (Set12 σ = 25: 30.6986; Set5 ×4: 32.2683)."""
-    result = cmp.compare([model], {dataset: str(shared_path('testsets', dataset))}, protocol,
-                         results_root=str(tmp_path), model_dir=str(shared_path('reference',
-                                                                               'zoo')), warmup=0, progress=False)
+    result = runner.compare([model], {dataset: str(shared_path('testsets', dataset))}, protocol,
+                            results_root=str(tmp_path), model_dir=str(shared_path('reference',
+                                                                                  'zoo')), warmup=0, progress=False)
     assert round(result.rows[0]['psnr'], 4) == mean
 
 
@@ -253,10 +254,10 @@ class _PeriodicModel(torch.nn.Module):
 
 def test_tiles_of_a_periodic_model_wrap_at_the_border():
     x = torch.rand(1, 1, 30, 41)
-    sample = cmp.Sample('set', 'img.png', x, x)
+    sample = runner.Sample('set', 'img.png', x, x)
     model = _PeriodicModel()
-    info, planner = cmp.prepare_model(model, sample, 1, torch.device('cpu'), 8)
-    assert torch.equal(cmp.run_model(info, sample, 8, tile_pad=3, planner=planner), model(x))
+    info, planner = runner.prepare_model(model, sample, 1, torch.device('cpu'), 8)
+    assert torch.equal(runner.run_model(info, sample, 8, tile_pad=3, planner=planner), model(x))
 
 
 class _RunsFrom56(torch.nn.Module):
@@ -273,10 +274,10 @@ def test_compare_merges_a_short_last_tile_as_restore_does(tmp_path):
     merged into the one before it (as converse-restore's tiles are) instead of failing the model's row."""
     meta = tmp_path / 'meta.txt'
     meta.write_text('07.png\n')
-    result = cmp.compare(['input', {'name': 'big', 'module': _RunsFrom56()}],
-                         {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
-                         {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='merge', results_root=str(tmp_path),
-                         tile=48, flops_size=64, warmup=0, progress=False)
+    result = runner.compare(['input', {'name': 'big', 'module': _RunsFrom56()}],
+                            {'Set12': {'dataroot_gt': str(shared_path('testsets', 'Set12')), 'meta_info': str(meta)}},
+                            {'task': 'denoise', 'sigma': 25, 'color': 'gray'}, name='merge', results_root=str(tmp_path),
+                            tile=48, flops_size=64, warmup=0, progress=False)
     rows = {r['model']: r for r in result.rows}
     assert result.failed == [] and rows['big']['error'] == ''
     assert rows['big']['psnr'] == rows['input']['psnr']  # the identity, assembled from tiles

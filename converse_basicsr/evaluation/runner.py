@@ -1,0 +1,281 @@
+"""converse-compare's runner: every model on every degraded input through the converse-restore run
+(:func:`converse_basicsr.inference.run.run`), timed and measured, then the report.
+
+Driven by one YAML (``-opt options/compare/*.yml``) or by flags::
+
+    converse-compare --name dncnn --task denoise --sigma 25 --color gray --dataset Set12=../shared/testsets/Set12 \\
+        --model input --model converse_dncnn --model-dir ../shared/reference/zoo --plot
+
+YAML keys: ``name``; ``protocol`` (``task: denoise`` with ``sigma``, ``color``; ``task: sr`` with ``scale``;
+``task: deblur`` with ``kernel_path`` (a .npy, a folder or a list) and ``sigma``); ``datasets`` (a mapping
+name → folder or → BasicSR dataset keys such as ``dataroot_gt``, ``meta_info``, ``optional``); ``models``
+(a list, see :func:`converse_basicsr.evaluation.model_entries.load_model`); ``device``, ``tile``, ``threads``,
+``model_dir``, ``flops_size``, ``crop``, ``plot``, ``warmup``. Outputs in ``results/<name>/``:
+``comparison.md``, ``comparison.csv``, ``per_image.csv``, ``grids/<dataset>/<image>.png`` and, with ``plot``,
+``psnr_vs_time.png``.
+
+A model that fails (an exception, wrong output shape, non-finite output, out of memory) gets its error in its
+rows; the other models still run; the exit status is 1.
+"""
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from os import path as osp
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from basicsr.utils.options import ordered_yaml
+from converse_basicsr.evaluation import public_models
+from converse_basicsr.evaluation.compare_inputs import CompareError, Sample, make_inputs, protocol_datasets
+from converse_basicsr.evaluation.measurement import PeakMemory, count_flops
+from converse_basicsr.evaluation.model_entries import DegradedInput, load_model, model_label
+from converse_basicsr.evaluation.protocols import file_tag, measure
+from converse_basicsr.evaluation.report import choose_crop, to_rgb_uint8, write_outputs
+from converse_basicsr.hub import zoo
+from converse_basicsr.inference.description import ModelInfo, describe, takes_kernel
+from converse_basicsr.inference.memory import MemoryPlanner
+from converse_basicsr.inference.run import run
+from converse_basicsr.inference.tiling import parse_tile
+
+__all__ = ['Comparison', 'CompareOptions', 'Sample', 'compare', 'prepare_model', 'run_model', 'run_from_args']
+
+
+def prepare_model(module, sample, scale, device, tile, tile_pad=32):
+    """(:class:`ModelInfo`, tile planner or None) of one model, built once before its timed runs. A model run
+    in tiles is probed as converse-restore probes it (its minimum input, so a short last tile is merged into the
+    one before it); ``tile='auto'`` gets converse-restore's planner for models with convolutions (the others
+    run whole)."""
+    name, kernel = type(module).__name__, takes_kernel(module)
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
+    if tile is None or (tile == 'auto' and not has_conv):
+        kernel_size = getattr(module, 'kernel_size', 7) if kernel else 0
+        return ModelInfo(module, name, device, torch.float32, sample.lq.shape[1], kernel_size, scale,
+                         periodic=bool(getattr(module, 'periodic_boundary', False))), None
+    info = describe(module, name, device, channels=sample.lq.shape[1], scale=scale if kernel else None)
+    return info, MemoryPlanner(info, tile_pad) if tile == 'auto' else None
+
+
+def run_model(info, sample, tile, tile_pad=32, planner=None):
+    """The model's output for one sample (float32 on the CPU), whole or in ``tile``×``tile`` tiles: the
+    converse-restore run (:func:`converse_basicsr.inference.run.run`)."""
+    kernel = None if sample.kernel is None else sample.kernel.to(info.device)
+    return run(info, sample.lq.to(info.device), kernel, tile, tile_pad, planner, source=sample.image)
+
+
+def check_output(out, sample):
+    """The protocol's check on a run's output: the ground truth's shape (channels and scale)."""
+    if tuple(out.shape) != tuple(sample.gt.shape):
+        raise CompareError(f'output of shape {tuple(out.shape)} for input {tuple(sample.lq.shape)}; '
+                           f'expected {tuple(sample.gt.shape)} (channels or scale do not match the protocol)')
+    if not torch.isfinite(out).all():
+        raise CompareError('the output contains NaN or infinite values')
+
+
+def short_error(err):
+    """An exception as one line of at most 300 characters (the row's ``error`` column)."""
+    text = f'{type(err).__name__}: {err}'.replace('\n', ' ')
+    return text if len(text) <= 300 else text[:297] + '...'
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns: the table rows, the per-image rows, the files written, and the failures."""
+    rows: list
+    per_image: list
+    files: dict
+    failed: list = field(default_factory=list)
+
+
+@dataclass
+class CompareOptions:
+    """How a comparison runs and where it writes (the YAML keys besides ``protocol``, ``datasets``, ``models``)."""
+    name: str = 'compare'
+    results_root: str = 'results'
+    device: str = 'cpu'
+    tile: object = None  # None (whole images), a side in input pixels, or 'auto'
+    threads: int = None
+    model_dir: str = None
+    flops_size: int = 256
+    crop: int = 48
+    warmup: int = 1
+    plot: bool = False
+    progress: bool = True
+
+
+@dataclass
+class _Inputs:
+    """The degraded inputs of one comparison, their crop boxes, and the grid tiles collected per image."""
+    samples: list
+    metrics: dict
+    gts: list
+    boxes: list
+    tiles: list
+
+
+def compare(models, datasets, protocol, options=None, **keywords):
+    """Compare ``models`` on ``datasets`` under ``protocol``; write ``results_root/name/``; return a
+    :class:`Comparison`. The options are a :class:`CompareOptions` and/or its fields as keywords
+    (``name=``, ``results_root=``, ``device=``, ``tile=``, ...), as the YAML keys in the module docstring;
+    ``models`` entries as :func:`converse_basicsr.evaluation.model_entries.load_model` accepts."""
+    opts = dataclasses.replace(options or CompareOptions(), **keywords)
+    if opts.threads:
+        torch.set_num_threads(int(opts.threads))
+    device = torch.device(opts.device)
+    task, scale, dataset_opts, metrics = protocol_datasets(protocol, datasets)
+    samples = make_inputs(dataset_opts)
+    public_models.check_paths(models, scale, samples[0].lq.shape[1])  # exit 2 before any row
+    out_dir = osp.join(opts.results_root, file_tag(opts.name))
+    os.makedirs(out_dir, exist_ok=True)
+    inputs = _degraded_inputs(samples, metrics, scale, opts.crop)
+    rows, per_image, failed = [], [], []
+    bar = tqdm(total=len(models) * len(samples), desc='models x images', disable=not opts.progress, unit='img')
+    for index, entry in enumerate(models):
+        result, outputs, is_input = _run_entry(entry, index, inputs, task, scale, device, opts, bar)
+        if result['error']:
+            failed.append(result['model'])
+        model_rows = _image_rows(result, outputs, inputs, is_input)
+        per_image += model_rows
+        rows += _dataset_rows(result, model_rows, samples, metrics)
+    bar.close()
+    setup = dict(task=task, protocol=protocol, device=str(device), threads=torch.get_num_threads(),
+                 flops_size=opts.flops_size, tile=opts.tile, warmup=opts.warmup)
+    files = write_outputs(out_dir, rows, per_image, metrics, samples, inputs.gts, inputs.boxes, inputs.tiles, setup,
+                          opts.plot)
+    return Comparison(rows, per_image, files, failed)
+
+
+def _degraded_inputs(samples, metrics, scale, crop):
+    """The ground truths as uint8, their crop boxes, and each grid's first tile: the degraded input."""
+    gts = [to_rgb_uint8(s.gt) for s in samples]
+    boxes = [choose_crop(gt, crop) for gt in gts]  # (top, left, side) in ground-truth pixels
+    degraded = [DegradedInput(scale)(s.lq) for s in samples]
+    baseline = [measure(lq, s.gt, metrics) for lq, s in zip(degraded, samples)]
+    tiles = [[(['degraded', f"PSNR {b.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(lq))]
+             for lq, b in zip(degraded, baseline)]
+    return _Inputs(samples, metrics, gts, boxes, tiles)
+
+
+def _run_entry(entry, index, inputs, task, scale, device, opts, bar):
+    """One model on every sample: (its table fields, {sample index: output}, whether it is the input row). A
+    failure is caught and written into ``result['error']``."""
+    samples = inputs.samples
+    result = {
+        'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
+        'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
+    }
+    bar.set_postfix_str(result['model'])
+    outputs, is_input = {}, False
+    try:
+        spec = load_model(entry, task, scale, opts.model_dir)
+        result['model'], result['source'] = spec.name, spec.source
+        module = spec.module.to(device).eval()
+        is_input = isinstance(module, DegradedInput)
+        result['params'] = sum(p.numel() for p in module.parameters())
+        info, planner = prepare_model(module, samples[0], scale, device, opts.tile)
+        times = []
+        for i, sample in enumerate(samples):
+            with PeakMemory(device if i == 0 else 'meta') as memory:  # measured on the first image only
+                for _ in range(opts.warmup if i == 0 else 0):
+                    run_model(info, sample, opts.tile, planner=planner)
+                start = time.perf_counter()
+                out = run_model(info, sample, opts.tile, planner=planner)
+                times.append(time.perf_counter() - start)
+            if i == 0:
+                result['peak_memory_mib'] = '' if memory.peak is None else memory.peak / 2**20
+            check_output(out, sample)
+            outputs[i] = out
+            bar.update(1)
+        result['seconds_per_image'] = statistics.median(times)
+        kernel = samples[0].kernel.to(device) if samples[0].kernel is not None else None
+        counted, fft = count_flops(info, samples[0].lq.shape[1], opts.flops_size, scale, kernel)
+        result.update(gflops_counted=counted / 1e9, gflops_fft=fft / 1e9, gflops_total=(counted + fft) / 1e9)
+    except (Exception, torch.cuda.OutOfMemoryError) as err:  # a failing model is reported, not fatal
+        result['error'] = short_error(err)
+        bar.update(len(samples) - len(outputs))
+    finally:
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+    return result, outputs, is_input
+
+
+def _image_rows(result, outputs, inputs, is_input):
+    """One entry's per-image rows (two entries may share a label); adds its crops to the grids."""
+    rows, label, metrics = [], result['model'], inputs.metrics
+    for i, sample in enumerate(inputs.samples):
+        values = measure(outputs[i], sample.gt, metrics) if i in outputs and not result['error'] else {}
+        rows.append(
+            dict(dataset=sample.dataset, image=sample.image, model=label, input_sha256=sample.sha256,
+                 **{k: values.get(k, '')
+                    for k in metrics}, crop_box='{1},{0},{2}'.format(*inputs.boxes[i]), error=result['error']))
+        if values and not is_input:
+            inputs.tiles[i].append(([label,
+                                     f"PSNR {values.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(outputs[i])))
+    return rows
+
+
+def _dataset_rows(result, model_rows, samples, metrics):
+    """One entry's table rows: the metric means per dataset, and the entry's fields."""
+    rows = []
+    for dataset in dict.fromkeys(s.dataset for s in samples):
+        measured = [r for r in model_rows if r['dataset'] == dataset]
+        means = {k: float(np.mean([r[k] for r in measured])) if not result['error'] else '' for k in metrics}
+        rows.append(dict(dataset=dataset, images=len(measured), **means, **result))
+    return rows
+
+
+def options_from_args(args):
+    """The comparison options from the command line (``args``: the parsed ``converse-compare`` flags) over the
+    YAML given with ``-opt``."""
+    opt = {}
+    if args.opt:
+        with open(args.opt, encoding='utf-8') as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0]) or {}
+    if args.task:
+        opt['protocol'] = {'task': args.task}
+    protocol = opt.setdefault('protocol', {})
+    for key in ('sigma', 'color', 'scale'):
+        if getattr(args, key) is not None:
+            protocol[key] = getattr(args, key)
+    if args.kernel_path:
+        protocol['kernel_path'] = args.kernel_path
+    for item in args.dataset:
+        dataset_name, sep, folder = item.partition('=')
+        if not sep:
+            raise CompareError(f'--dataset must be NAME=FOLDER, got {item!r}')
+        opt.setdefault('datasets', {})[dataset_name] = folder
+    if args.model:
+        opt['models'] = list(args.model)
+    for key in ('name', 'model_dir', 'device', 'tile', 'threads', 'flops_size'):
+        if getattr(args, key) is not None:
+            opt[key] = getattr(args, key)
+    opt['tile'] = parse_tile(opt.get('tile'))
+    opt['plot'] = bool(args.plot or opt.get('plot'))
+    if not opt.get('models'):
+        raise CompareError('no models given (models: [...] in the YAML or --model)')
+    return opt
+
+
+def run_from_args(args):
+    """``converse-compare`` after argparse: 0 when every model ran, 1 when one failed, 2 bad options."""
+    try:
+        opt = options_from_args(args)
+        fields = {f.name for f in dataclasses.fields(CompareOptions)}
+        options = CompareOptions(**{k: v for k, v in opt.items() if k in fields and k != 'progress'})
+        options.results_root = args.results_root
+        result = compare(opt['models'], opt.get('datasets'), opt.get('protocol'), options)
+    except (CompareError, zoo.ZooError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f'converse-compare: error: {err}', file=sys.stderr)
+        return 2
+    with open(result.files['comparison.md'], encoding='utf-8') as f:
+        print(f.read())
+    print(f"Results: {osp.dirname(result.files['comparison.md'])}")
+    if result.failed:
+        print(f"converse-compare: {len(result.failed)} model(s) failed: {', '.join(result.failed)}", file=sys.stderr)
+        return 1
+    return 0
