@@ -204,12 +204,15 @@ def load_model(entry, task, scale, model_dir=None):
     - a zoo name (``converse_dncnn``, ...), or ``{zoo: NAME, name: LABEL}``;
     - ``{type: ARCH, path: CHECKPOINT, <arch options>}``: any arch in BasicSR's ``ARCH_REGISTRY`` (BasicSR's
       own or this package's); without ``path`` the arch is randomly initialised (``seed``, default 0);
+    - ``'FILE.onnx'`` or ``{onnx: FILE, name: LABEL}``: an exported model run by ONNX Runtime;
     - ``'package.module:callable'`` or ``{callable: 'package.module:callable', kwargs: {...}}`` returning an
       ``nn.Module``;
     - in the Python API, an ``nn.Module`` or ``{module: nn.Module, name: LABEL}``.
     """
     if isinstance(entry, torch.nn.Module):
         entry = {'module': entry}
+    if isinstance(entry, str) and entry.lower().endswith('.onnx'):
+        entry = {'onnx': entry}
     if isinstance(entry, str):
         entry = {'callable': entry} if ':' in entry else {'zoo': entry} if entry not in TRIVIAL else {'trivial': entry}
     entry = dict(entry)
@@ -225,6 +228,10 @@ def load_model(entry, task, scale, model_dir=None):
     if 'module' in entry:
         module = entry['module']
         return ModelSpec(label or type(module).__name__, module, f'nn.Module {type(module).__name__}')
+    if 'onnx' in entry:  # an exported file, run by ONNX Runtime (needs the export extra)
+        from ..export.runtime import load_for_task
+        return ModelSpec(label or os.path.basename(entry['onnx']), load_for_task(entry['onnx'], task, scale),
+                         f"onnx {entry['onnx']}")
     if 'zoo' in entry:
         module = zoo.load_pretrained(entry['zoo'], model_dir=entry.get('model_dir', model_dir))
         return ModelSpec(label or entry['zoo'], module, f"zoo {entry['zoo']}")

@@ -140,3 +140,10 @@ class OnnxKernelModel(OnnxModel):
         if kernel.shape[0] != x.shape[0]:
             kernel = kernel.expand(x.shape[0], *kernel.shape[1:])
         return self._run(x, kernel)
+
+
+def load_for_task(path, task, scale=1):
+    """:func:`load_onnx` for a ``converse-compare`` protocol: ``denoise`` and ``sr`` take no kernel input, an
+    ``sr`` model must upscale by ``scale`` and the others by 1 (``deblur`` takes a model with or without one)."""
+    want_kernel = False if task in ('denoise', 'sr') else None
+    return load_onnx(path, want_kernel=want_kernel, scale=scale if task == 'sr' else 1)
