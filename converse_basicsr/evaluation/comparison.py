@@ -230,8 +230,8 @@ def load_model(entry, task, scale, model_dir=None):
         return ModelSpec(label or type(module).__name__, module, f'nn.Module {type(module).__name__}')
     if 'onnx' in entry:  # an exported file, run by ONNX Runtime (needs the export extra)
         from ..export.runtime import load_for_task
-        return ModelSpec(label or os.path.basename(entry['onnx']), load_for_task(entry['onnx'], task, scale),
-                         f"onnx {entry['onnx']}")
+        module = load_for_task(entry['onnx'], task, scale)
+        return ModelSpec(label or os.path.basename(entry['onnx']), module, f"onnx {entry['onnx']}")
     if 'zoo' in entry:
         module = zoo.load_pretrained(entry['zoo'], model_dir=entry.get('model_dir', model_dir))
         return ModelSpec(label or entry['zoo'], module, f"zoo {entry['zoo']}")

@@ -83,8 +83,7 @@ def _example(model, channels, kernel_size, static):
 def _dynamic_shapes(inputs, min_size):
     batch = torch.export.Dim('batch', min=1, max=1024)
     spatial = ({
-        0: batch,
-        2: torch.export.Dim('height', min=min_size, max=16384),
+        0: batch, 2: torch.export.Dim('height', min=min_size, max=16384),
         3: torch.export.Dim('width', min=min_size, max=16384)
     }, )
     return spatial + (({0: batch}, ) if len(inputs) > 1 else ())
@@ -95,8 +94,7 @@ def _trace(module, inputs, names, opset, static):
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter('ignore')
         program = torch.onnx.export(module, inputs, dynamo=True, opset_version=opset, input_names=names,
-                                    output_names=['output'], dynamic_shapes=dynamic, verbose=False,
-                                    optimize=True)
+                                    output_names=['output'], dynamic_shapes=dynamic, verbose=False, optimize=True)
     return program.model_proto
 
 

@@ -58,9 +58,10 @@ def _check_inputs(path, inputs, want_kernel):
     image, kernel = (inputs + [None, None])[:2]
     channels = image.shape[1] if image is not None and len(image.shape) == 4 else None
     k = kernel.shape[-1] if kernel is not None and len(kernel.shape) == 4 else None
-    fits = (image is not None and image.type == 'tensor(float)' and channels in (1, 3) and len(inputs) <= 2
-            and (kernel is None or (kernel.type == 'tensor(float)' and isinstance(k, int) and kernel.shape[1] == 1
-                                    and kernel.shape[2] == k)))
+    fits = (
+        image is not None and image.type == 'tensor(float)' and channels in (1, 3) and len(inputs) <= 2
+        and (kernel is None or
+             (kernel.type == 'tensor(float)' and isinstance(k, int) and kernel.shape[1] == 1 and kernel.shape[2] == k)))
     if fits and want_kernel is not None and want_kernel != (kernel is not None):
         fits = False
     if not fits:

@@ -10,6 +10,7 @@ from tests.export.helpers import export
 
 
 class _Unexportable(torch.nn.Module):
+
     def forward(self, x):
         return x * 2 if x.sum() > 0 else x  # control flow on a value: the exporter cannot trace it
 
@@ -78,4 +79,3 @@ class _Flat(torch.nn.Module):
 
     def forward(self, x):
         return self.conv(x)
-

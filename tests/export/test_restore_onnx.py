@@ -21,9 +21,12 @@ def test_restore_onnx_same_pngs_as_pytorch_on_set5(tmp_path):
     torch.save(model.state_dict(), checkpoint)
     onnx_path, _ = export(model, tmp_path)
     common = ['--input', str(set5), '--tile', '96']  # tiled, so the same tiling runs in both
-    assert restore_main(['--model', str(checkpoint), '--arch', 'ConverseDnCNN', '--arch-kwargs',
-                         '{"num_in_ch": 3, "num_feat": 8, "num_block": 2}', '--output', str(tmp_path / 'torch')] +
-                        common) == 0
+    assert restore_main([
+        '--model',
+        str(checkpoint), '--arch', 'ConverseDnCNN', '--arch-kwargs', '{"num_in_ch": 3, "num_feat": 8, "num_block": 2}',
+        '--output',
+        str(tmp_path / 'torch')
+    ] + common) == 0
     assert restore_main(['--onnx', str(onnx_path), '--output', str(tmp_path / 'onnx')] + common) == 0
     names = sorted(p.name for p in set5.glob('*.png'))
     assert names and sorted(p.name for p in (tmp_path / 'onnx').iterdir()) == names
@@ -31,8 +34,9 @@ def test_restore_onnx_same_pngs_as_pytorch_on_set5(tmp_path):
     for name in names:
         a, b = (tmp_path / 'torch' / name).read_bytes(), (tmp_path / 'onnx' / name).read_bytes()
         identical += a == b
-        diff = np.abs(cv2.imread(str(tmp_path / 'torch' / name)).astype(int) -
-                      cv2.imread(str(tmp_path / 'onnx' / name)).astype(int))
+        diff = np.abs(
+            cv2.imread(str(tmp_path / 'torch' / name)).astype(int) -
+            cv2.imread(str(tmp_path / 'onnx' / name)).astype(int))
         assert diff.max() <= MAX_GREY_LEVELS, name
     print(f'{identical}/{len(names)} PNG files byte-identical')
 
