@@ -29,7 +29,12 @@ def _small(arch):
     return model.eval()
 
 
-@pytest.mark.parametrize('arch', ['dncnn', 'srresnet', 'conversenet', 'usrnet'])
+@pytest.mark.parametrize(  # SRResNet's and ConverseNet's layers are covered by EDSR's and DnCNN's: slow
+    'arch', [
+        'dncnn', 'usrnet',
+        pytest.param('srresnet', marks=pytest.mark.slow),
+        pytest.param('conversenet', marks=pytest.mark.slow)
+    ])
 def test_small_archs_match_pytorch(tmp_path, arch):
     model = _small(arch)
     path, _ = export(model, tmp_path)
