@@ -16,7 +16,7 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[test,mmengine]'
+	$(PY) -m pip install --quiet -e '.[test,mmengine,export]'
 	touch $(STAMP)
 
 demo: $(STAMP)

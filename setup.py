@@ -27,6 +27,7 @@ CONSOLE_SCRIPTS = [
     'converse-restore=converse_basicsr.restore:main',
     'converse-demo=converse_basicsr.demo:main',
     'converse-compare=converse_basicsr.compare:main',
+    'converse-export=converse_basicsr.export.cli:main',
 ]
 
 setup(
@@ -56,6 +57,8 @@ setup(
     extras_require={
         # only converse_basicsr/mm_registry.py uses mmengine
         'mmengine': ['mmengine'],
+        # converse-export, converse-restore --onnx, .onnx models in converse-compare (converse_basicsr/export/)
+        'export': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
         # the linters are pinned: their output (and so `make test`'s lint step) changes between versions
         'test': ['pytest>=7', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
     },

@@ -29,7 +29,9 @@ class UsageError(Exception):
 def build_parser():
     models = ', '.join(f'{e.name} ({e.task})' for e in ZOO.values())
     p = argparse.ArgumentParser(prog='converse-restore', description='Restore images with a Converse model.')
-    p.add_argument('--model', required=True, help=f'zoo name [{models}] or a checkpoint file')
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument('--model', help=f'zoo name [{models}] or a checkpoint file')
+    source.add_argument('--onnx', help='an exported .onnx file (converse-export), run by ONNX Runtime')
     p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
     p.add_argument('--arch-kwargs', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\' (needs --arch)')
     p.add_argument(
@@ -65,7 +67,11 @@ def _restorer(args):
         raise UsageError(f'--arch-kwargs must be a JSON object, got {args.arch_kwargs!r}')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)  # reported from restorer.messages instead
-        return Restorer(args.model, device=args.device, half=args.half, tile=parse_tile(args.tile, '--tile'),
+        model = args.model
+        if args.onnx:  # an exported file behind the nn.Module interface (needs the export extra)
+            from converse_basicsr.export.runtime import load_onnx
+            model = load_onnx(args.onnx)
+        return Restorer(model, device=args.device, half=args.half, tile=parse_tile(args.tile, '--tile'),
                         tile_pad=args.tile_pad, scale=args.scale, kernel=args.kernel, model_dir=args.model_dir,
                         arch=args.arch, arch_kwargs=kwargs, kernel_check=not args.no_kernel_check)
 

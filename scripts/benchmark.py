@@ -26,6 +26,7 @@ buffers) is not seen on CPU.
     python scripts/benchmark.py --compile       # eager against torch.compile
     python scripts/benchmark.py --scaling       # Converse2D per pixel at 256², 512², 1024², 481×321
     python scripts/benchmark.py --side-by-side  # a plain process and the entry points' setting, one table
+    python scripts/benchmark.py --onnx --onnx-dir /tmp/onnx  # ONNX Runtime against eager (export extra)
 
 ``--side-by-side`` runs the same benchmark twice in fresh subprocesses, once as a plain Python process
 and once with ``--retain-freed-memory`` (what ``converse-test``, ``converse-train``, ``converse-restore``
@@ -487,8 +488,21 @@ def main(argv=None):
     parser.add_argument('--quiet-tables', action='store_true', help=argparse.SUPPRESS)  # a --scaling child process
     parser.add_argument('--side-by-side', action='store_true',
                         help='run twice in fresh subprocesses, plain and with --retain-freed-memory, one table')
+    parser.add_argument(
+        '--onnx', action='store_true', help='ONNX Runtime against eager: the formulations of one '
+        'Converse2D layer, Converse-DnCNN 256² and Converse-SRResNet 128² (needs the export extra)')
+    parser.add_argument('--onnx-dir', help='keep (and reuse) the exported .onnx files here (exports take minutes)')
+    parser.add_argument('--model-dir', help='where the zoo checkpoints are (for --onnx)')
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if args.onnx:
+        from converse_basicsr.export import benchmark as onnx_benchmark
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        rows = onnx_benchmark.run(args.onnx_dir, args.model_dir, quick=args.quick)
+        if args.json:
+            Path(args.json).write_text(json.dumps({'environment': environment(torch.device('cpu')), 'rows': rows}))
+        return None
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.side_by_side:

@@ -2,6 +2,7 @@
 ``nn.Module``, checkpoint path, or the trivial ``input`` / ``bicubic`` rows) → a labelled ``nn.Module``
 (:class:`ModelSpec`), through a table of one small loader per entry kind (:data:`LOADERS`)."""
 import importlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -98,7 +99,21 @@ def _arch(entry, label, task, scale, model_dir):
     return ModelSpec(label or arch, module, source.replace('  ', ' '))
 
 
-LOADERS = {'trivial': _trivial, 'module': _module, 'zoo': _zoo, 'callable': _callable, 'type': _arch}
+def _onnx(entry, label, task, scale, model_dir):
+    """An exported file run by ONNX Runtime (needs the ``export`` extra)."""
+    from converse_basicsr.export.runtime import load_for_task
+    module = load_for_task(entry['onnx'], task, scale)
+    return ModelSpec(label or os.path.basename(entry['onnx']), module, f"onnx {entry['onnx']}")
+
+
+LOADERS = {
+    'trivial': _trivial,
+    'module': _module,
+    'zoo': _zoo,
+    'callable': _callable,
+    'type': _arch,
+    'onnx': _onnx,
+}
 """Entry kind (the key that names it) → loader ``(entry, label, task, scale, model_dir) -> ModelSpec``."""
 
 
@@ -106,6 +121,8 @@ def entry_kind(entry):
     """(kind, entry as a dict): the kind is a key of :data:`LOADERS`, or ``'path'`` for a checkpoint file."""
     if isinstance(entry, torch.nn.Module):
         return 'module', {'module': entry}
+    if isinstance(entry, str) and entry.lower().endswith('.onnx'):
+        return 'onnx', {'onnx': entry}
     if public_models.is_path_entry(entry):
         return 'path', entry
     if isinstance(entry, str):
@@ -129,6 +146,7 @@ def load_model(entry, task, scale, model_dir=None):
       own or this package's); without ``path`` the arch is randomly initialised (``seed``, default 0);
     - ``'package.module:callable'`` or ``{callable: 'package.module:callable', kwargs: {...}}`` returning an
       ``nn.Module``;
+    - ``'FILE.onnx'`` or ``{onnx: FILE, name: LABEL}``: an exported model run by ONNX Runtime;
     - a checkpoint file (``'x.pth'`` or ``{path: FILE}`` without ``type``): arch detected
       (:mod:`converse_basicsr.evaluation.public_models`);
     - in the Python API, an ``nn.Module`` or ``{module: nn.Module, name: LABEL}``.

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .custom_ops import ReverseConvolution, reverse_convolution_op
+from .dense_dft import dense_converse2d
 from .execution import NCHW, NHWC, ResponseCache, solve
 from .padding import PADDING_MODES, pad
 from .spectral import regularizer, transfer_function, transfer_function_nhwc
@@ -100,6 +101,8 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     ============================  ============  ================================================================
     when                          device        route
     ============================  ============  ================================================================
+    under ``torch.onnx.export``   any           :func:`.dense_dft.dense_converse2d`: DFTs as matrix products
+                                                in plain graph operators (float32)
     under ``torch.compile``       any           custom operator ``converse_basicsr::reverse_convolution`` on the
                                                 padded channels-first map, backward as a second operator
     eager, channels last, grad    CPU, CUDA     :class:`ReverseConvolution` on the ``(N, H, W, C)`` view, padded
@@ -128,6 +131,8 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     autocast = torch.is_autocast_enabled(x.device.type)
     dtype = _compute_dtype(x.dtype)
     out_dtype = dtype if autocast else x.dtype
+    if torch.onnx.is_in_onnx_export():  # traced into standard ONNX operators (see dense_dft.py)
+        return dense_converse2d(x, weight, bias, scale, padding, padding_mode, eps)
     n, c, h, w = x.shape
     if n == 0:
         return _empty_batch(x, weight, bias, (0, c, h * scale, w * scale), out_dtype)

@@ -1,0 +1,76 @@
+"""``converse-export`` / ``python -m converse_basicsr.export``: a zoo model or checkpoint as one ONNX file.
+
+Exit status: 0 exported; 2 bad input (unknown model, unreadable checkpoint, an output that would overwrite the
+checkpoint, a layer that cannot be exported: one line naming it).
+"""
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from ..hub import zoo
+from .exporter import DEFAULT_OPSET, ExportError, to_onnx
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='converse-export', description='Export a Converse model to ONNX.')
+    p.add_argument('--model', required=True, help=f'zoo name [{", ".join(zoo.ZOO)}] or a checkpoint file')
+    p.add_argument('--output', '-o', required=True, help='the .onnx file to write (atomically)')
+    p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or the cache)')
+    p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. EDSR); default: from the zoo')
+    p.add_argument('--arch-kwargs', help='JSON kwargs of --arch')
+    p.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    p.add_argument('--static', metavar='HxW', help='fix the input size (default: dynamic batch, height, width)')
+    p.add_argument('--scale', type=int, default=1, help='sf of a kernel-conditioned model (Converse-USRNet), '
+                   'fixed in the file (default 1)')
+    return p
+
+
+def _static(value):
+    if value is None:
+        return None
+    match = re.fullmatch(r'(\d+)x(\d+)', value.strip().lower())
+    if not match:
+        raise ExportError(f'--static must be HxW (e.g. 256x256), got {value!r}')
+    return int(match[1]), int(match[2])
+
+
+def _source(args):
+    """The checkpoint file the model comes from (never overwritten), or None."""
+    if args.model in zoo.ZOO:
+        return zoo.resolve_model_dir(args.model_dir) / zoo.ZOO[args.model].filename
+    return Path(args.model)
+
+
+def run(args):
+    kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else None
+    if kwargs is not None and not args.arch:
+        raise ExportError('--arch-kwargs needs --arch')
+    source = _source(args)
+    output = Path(args.output)
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise ExportError(f'--output {output} would overwrite the checkpoint {source}; choose another output')
+    model, entry = zoo.load_pretrained(args.model, model_dir=args.model_dir, arch=args.arch, arch_kwargs=kwargs,
+                                       return_entry=True)
+    start = time.time()
+    notes = to_onnx(model, output, scale=args.scale, static=_static(args.static), opset=args.opset, entry=entry,
+                    source=source, in_channels=entry.in_channels if entry else None)
+    for note in notes:
+        print(f'note: {note}', file=sys.stderr)
+    print(f'exported {args.model} -> {output} in {time.time() - start:.0f} s')
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ExportError, zoo.ZooError, ValueError, OSError) as err:
+        print(f'converse-export: error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Converse2D exported through the dense-DFT formulation: every padding mode and scale, one file for every size."""
+import json
+
+import onnx
+import pytest
+import torch
+
+from converse_basicsr.ops import Converse2D, converse2d
+from converse_basicsr.ops.dense_dft import dense_converse2d
+from converse_basicsr.ops.literal import literal_converse2d
+from tests.helpers.export_models import SIZES, TOLERANCE, domains, export, max_error
+
+# (kernel size, scale, padding, padding mode): every mode, scales 1-4, odd and even kernels, no padding
+CONFIGS = [(5, 1, 2, 'circular'), (3, 2, 2, 'replicate'), (4, 3, 3, 'reflect'), (5, 4, 1, 'constant'),
+           (2, 2, 0, 'circular')]
+
+
+def _layer(k, s, p, mode, channels=4):
+    torch.manual_seed(k * 10 + s)
+    layer = Converse2D(channels, channels, k, s, p, mode)
+    with torch.no_grad():
+        layer.bias.uniform_(-2, 6)  # λ from 1e-4 to 0.05: the trained range
+    return torch.nn.Sequential(torch.nn.Conv2d(3, channels, 1), layer).eval()
+
+
+@pytest.mark.parametrize('k, s, p, mode', CONFIGS)
+@torch.no_grad()
+def test_dense_formulation_matches_float64_oracle(k, s, p, mode):
+    """The formulation itself (eager, float32) against the literal algorithm in float64."""
+    layer = _layer(k, s, p, mode)[1].double()
+    x = torch.rand(2, 4, 13, 10, dtype=torch.float64)
+    truth = literal_converse2d(x, layer.weight, layer.bias, s, p, mode, layer.eps)
+    got = dense_converse2d(x.float(), layer.weight.float(), layer.bias.float(), s, p, mode, layer.eps)
+    assert float((got.double() - truth).abs().max()) < 1e-4 * max(1.0, float(truth.abs().max()))
+
+
+def test_dense_formulation_per_sample_kernel():
+    """A per-sample kernel (USRNet's data step): weight (N, C, k, k), no padding."""
+    x = torch.rand(3, 2, 9, 12, dtype=torch.float64)
+    w = torch.softmax(torch.rand(3, 2, 49, dtype=torch.float64), -1).view(3, 2, 7, 7)
+    b = torch.full((1, 2, 1, 1), 1.0, dtype=torch.float64)
+    truth = converse2d(x, w, b, 2, 0, 'circular', 1e-3)
+    got = dense_converse2d(x.float(), w.float(), b.float(), 2, 0, 'circular', 1e-3)
+    assert float((got.double() - truth).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize('k, s, p, mode', CONFIGS)
+def test_exported_layer_matches_pytorch_at_every_size(tmp_path, k, s, p, mode):
+    model = _layer(k, s, p, mode)
+    path, notes = export(model, tmp_path)
+    assert notes == []
+    assert domains(path) <= {'', 'ai.onnx'}  # no custom operator domain; the checker passed
+    for h, w in SIZES + [(p + 3, p + 5)]:
+        assert max_error(model, path, (2, 3, h, w)) < TOLERANCE, (h, w)
+
+
+def test_metadata_and_dynamic_axes(tmp_path):
+    model = _layer(3, 2, 2, 'replicate')
+    path, _ = export(model, tmp_path)
+    proto = onnx.load(str(path))
+    meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    assert meta['converse.scale'] == 2 and meta['converse.in_channels'] == 3 and meta['converse.out_channels'] == 4
+    assert meta['converse.min_size'] == 2 and meta['converse.inputs'] == ['input']
+    assert meta['converse.value_range'] == [0.0, 1.0]
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
+
+
+def test_static_export(tmp_path):
+    model = _layer(5, 1, 2, 'circular')
+    path, _ = export(model, tmp_path, static=(20, 24))
+    dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 20, 24]
+    assert max_error(model, path, (1, 3, 20, 24)) < TOLERANCE
