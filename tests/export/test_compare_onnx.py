@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from converse_basicsr.evaluation.comparison import load_model
+from converse_basicsr.evaluation.model_entries import load_model
 from converse_basicsr.export import OnnxModel, OnnxModelError
 from tests.helpers.export_models import export
 
