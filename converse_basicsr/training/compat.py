@@ -54,19 +54,12 @@ def fix_resume_without_cuda():
     onto the CPU (optimizers move their state to their parameters' device) from
     ``path.training_states``, the newest state that checks out (``checkpoints.find_resume_state``)."""
     import basicsr.train
-    from basicsr.utils import check_resume
-    from converse_basicsr.training.checkpoints import find_resume_state
+    from converse_basicsr.training.checkpoints import load_resume_state
 
     def report(message):
         print(message, file=sys.stderr, flush=True)  # BasicSR's logger is not set up yet
 
-    def load_resume_state(opt):
-        state = find_resume_state(opt, report)
-        if state is not None:
-            check_resume(opt, state['iter'])
-        return state
-
-    _patch(basicsr.train, 'load_resume_state', load_resume_state)
+    _patch(basicsr.train, 'load_resume_state', lambda opt: load_resume_state(opt, report))
 
 
 def fix_atomic_checkpoints():
