@@ -8,13 +8,10 @@ metrics from the saved results, ``val.save_img: true``). The work is in :mod:`co
 Results go under ``results/`` of the current directory; other BasicSR flags (``--force_yml``, ...) pass through.
 """
 import argparse
-import os
 import sys
 
 import converse_basicsr  # noqa: F401  (registries)
-from basicsr.test import test_pipeline
-from basicsr.utils.options import parse_options
-from converse_basicsr.evaluation.protocols import load_present_datasets, write_per_image_csv
+from converse_basicsr.evaluation.protocols import run_test_config
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.utils.configs import resolve_config
 from converse_basicsr.utils.runtime import retain_freed_memory
@@ -27,16 +24,7 @@ def run(argv=None):
     source.add_argument('-opt', help='path to the test option YAML file')
     source.add_argument('--config', help='a shipped test config by name, e.g. test_converse_dncnn_sigma25')
     known, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    opt_file = known.opt or resolve_config(known.config, 'test')
-    _, run_file = load_present_datasets(opt_file)
-    saved_argv, sys.argv = sys.argv, [sys.argv[0], '-opt', run_file] + rest  # BasicSR's parse_options reads it
-    try:
-        test_pipeline(os.getcwd())
-        return write_per_image_csv(parse_options(os.getcwd(), is_train=False)[0])
-    finally:
-        sys.argv = saved_argv
-        if run_file != opt_file:
-            os.remove(run_file)
+    return run_test_config(known.opt or resolve_config(known.config, 'test'), rest)
 
 
 def main(argv=None):

@@ -10,9 +10,7 @@ the current directory.
 import os
 import sys
 
-from converse_basicsr.training.checkpoints import ResumeError
-from converse_basicsr.training.option_checks import OptionError
-from converse_basicsr.training.pipeline import run
+from converse_basicsr.training.pipeline import run_command
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
@@ -21,11 +19,7 @@ def main(argv=None, root_path=None):
     to the current directory. Returns the exit status: 0, 1 when ``--check-data`` found bad images, 2 for
     a bad option file (the message names the file and the keys)."""
     retain_freed_memory()
-    try:
-        return run(sys.argv[1:] if argv is None else list(argv), root_path or os.getcwd())
-    except (OptionError, ResumeError, FileNotFoundError) as error:
-        print(f'converse-train: error: {error}', file=sys.stderr)
-        return 2
+    return run_command(sys.argv[1:] if argv is None else list(argv), root_path or os.getcwd())
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from converse_basicsr.data.io import write_atomic
-from converse_basicsr.hub.zoo import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
+from converse_basicsr.hub.state_dicts import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
 
 
 def convert(checkpoint, to, key=None, source='checkpoint'):

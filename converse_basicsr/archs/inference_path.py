@@ -2,8 +2,7 @@
 
 Most of a ConverseBlock is pointwise (LayerNorm over channels, 1×1 convolutions, GELU): only Converse2D
 (or the baselines' depthwise layer) looks at neighbouring pixels. At 128 channels a block's activations are
-32 MiB and more per 256² image, and in a plain Python process each new one is a fresh mapping that the
-kernel zero-fills on first touch (see ``ops/buffers.py``); a third of Converse-DnCNN's eval time went there.
+32 MiB and more per 256² image, each a fresh zero-filled mapping in a plain process (why: ``ops/buffers.py``).
 So when nothing records a graph, a branch runs its pointwise layers one block of rows at a time (the
 intermediates are cache-sized and the heap reuses them), writes only the maps that the next spatial layer
 needs whole into reused memory, applies GELU in place to outputs it has just made, and adds the residual

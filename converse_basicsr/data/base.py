@@ -1,6 +1,5 @@
 """What the three degradation datasets share: ground truth, the train-phase crop and augmentation,
 option checks and the sample dict. Shared by the test and the training pipelines."""
-import numbers
 import random
 
 import numpy as np
@@ -9,6 +8,7 @@ from torch.utils import data
 
 from basicsr.data.transforms import augment
 from basicsr.utils import img2tensor
+from converse_basicsr.utils.checks import is_int, is_real
 
 from .io import GroundTruthImages
 
@@ -18,7 +18,7 @@ def check_number(opt, key, default=None, minimum=0.0, integer=False):
     value = opt.get(key, default)
     if value is None:
         raise KeyError(f'dataset option {key!r} is required')
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+    if not (is_int(value) if integer else is_real(value)):
         kind = 'an integer' if integer else 'a number'
         raise ValueError(f'{key} must be {kind}, got {value!r}')
     if value < minimum:
@@ -32,9 +32,8 @@ def check_sigma(opt, default=None):
     Returns ``(lo, hi)``; a fixed ``sigma`` gives ``lo == hi``."""
     if opt.get('phase') == 'train' and opt.get('sigma_range') is not None:
         value = opt['sigma_range']
-        if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value) or value[0] < 0
-                or value[1] < value[0]):
+        if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_real(v) for v in value)
+                or value[0] < 0 or value[1] < value[0]):
             raise ValueError(f'sigma_range must be [lo, hi] with 0 <= lo <= hi (0-255 units), got {value!r}')
         return float(value[0]), float(value[1])
     sigma = check_number(opt, 'sigma', default)

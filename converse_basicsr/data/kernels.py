@@ -4,7 +4,6 @@ Shared by the test and the training pipelines (``BlurKernelDataset``). Gaussian 
 ``basicsr.data.degradations``; motion kernels are drawn here as short, gently curved trajectories.
 """
 import math
-import numbers
 import os
 from os import path as osp
 
@@ -12,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from basicsr.data.degradations import random_bivariate_Gaussian
+from converse_basicsr.utils.checks import is_int, is_real
 
 KERNEL_TYPES = ('isotropic', 'anisotropic', 'motion')
 
@@ -121,8 +121,7 @@ def random_motion_kernel(kernel_size, length_range, curvature=0.3, rng=np.random
 
 
 def _check_range(value, key, low=0.0, allow_equal=True):
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value) or value[0] < low
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_real(v) for v in value) or value[0] < low
             or value[1] < value[0] or (not allow_equal and value[0] == value[1])):
         rule = '<' if not allow_equal else '<='
         raise ValueError(f'{key} must be [lo, hi] with {low} <= lo {rule} hi, got {value!r}')
@@ -136,8 +135,7 @@ class RandomKernelSampler:
 
     def __init__(self, kernel_size=7, kernel_types=KERNEL_TYPES, kernel_probs=None, blur_sigma_range=(0.2, 3.0),
                  motion_length_range=None, bank=(), bank_prob=0.0):
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) \
-                or kernel_size < 3 or kernel_size % 2 == 0:
+        if not is_int(kernel_size) or kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f'kernel_size must be an odd integer >= 3, got {kernel_size!r}')
         self.kernel_size = int(kernel_size)
         kernel_types = list(kernel_types)

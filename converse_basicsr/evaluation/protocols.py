@@ -125,3 +125,19 @@ def write_per_image_csv(opt):
         logger.info(f"Per-image metrics of {dataset_opt['name']}: {path}")
         paths.append(path)
     return paths
+
+
+def run_test_config(opt_file, extra_argv=()):
+    """converse-test's run: BasicSR's ``test_pipeline`` on ``opt_file`` without its absent optional test sets
+    (``extra_argv``: further BasicSR flags), then the per-image CSV files; returns their paths."""
+    from basicsr.test import test_pipeline
+    from basicsr.utils.options import parse_options
+    _, run_file = load_present_datasets(opt_file)
+    saved_argv, sys.argv = sys.argv, [sys.argv[0], '-opt', run_file] + list(extra_argv)  # parse_options reads it
+    try:
+        test_pipeline(os.getcwd())
+        return write_per_image_csv(parse_options(os.getcwd(), is_train=False)[0])
+    finally:
+        sys.argv = saved_argv
+        if run_file != opt_file:
+            os.remove(run_file)

@@ -1,1 +1,2 @@
-"""Checkpoints: the zoo table with checksums and downloads, and the readers of state-dict files (:mod:`.zoo`)."""
+"""Checkpoints: the zoo table with checksums and downloads (:mod:`.zoo`), the readers of checkpoint files and
+state dicts, importing no arch (:mod:`.state_dicts`), and public checkpoints by path (:mod:`.public`)."""

@@ -7,8 +7,7 @@ from the entry's URL, or from ``$CONVERSE_MODEL_BASE_URL`` + file name when that
 checked against the table's sha256 and only then renamed; a failed attempt removes its partial
 file. Every file resolved by name is checked against the table's sha256 before it is loaded.
 
-``unwrap_state_dict`` is the package's one reader of checkpoint layouts (plain, BasicSR's
-``params``/``params_ema``, DataParallel's ``module.`` prefix).
+The readers of checkpoint files and layouts, and :class:`ZooError`, are in :mod:`.state_dicts` (re-exported here).
 """
 import hashlib
 import os
@@ -21,6 +20,9 @@ from pathlib import Path
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
+from converse_basicsr.archs import converse_arch_names
+
+from .state_dicts import ZooError, read_state_dict
 
 MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
 BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
@@ -30,11 +32,6 @@ OFFICIAL_BASE_URL = 'https://github.com/cszn/ConverseNet/raw/main/model_zoo/'
 TIMEOUT_ENV = 'CONVERSE_DOWNLOAD_TIMEOUT'
 DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte from the server before an attempt is abandoned
 DOWNLOAD_ATTEMPTS = 3
-BASICSR_PARAM_KEYS = ('params_ema', 'params')  # the keys BasicSR saves networks under, preferred first
-
-
-class ZooError(ValueError):
-    """A model name, checkpoint file or checkpoint content that cannot be used."""
 
 
 class ChecksumError(ZooError):
@@ -172,56 +169,10 @@ def checkpoint_path(name, model_dir=None, url=None, progress=True, timeout=None,
         raise ZooError(f'could not download {name!r}: {err}') from None
 
 
-def unwrap_state_dict(checkpoint, source='checkpoint', key=None):
-    """The one reader of checkpoint layouts: a plain state dict of tensors from a plain one or BasicSR's
-    ``{'params_ema': ...}`` / ``{'params': ...}``, without DataParallel's ``module.`` prefixes.
-
-    ``key``: the BasicSR key to take (BasicSR's ``param_key``); when the file lacks it, the other
-    BasicSR key is taken (``params_ema`` first), as BasicSR's ``load_network`` falls back to
-    ``params``; a plain state dict is taken whole whatever ``key``. Errors (:class:`ZooError`)
-    name ``source``.
-    """
-    if not isinstance(checkpoint, dict):
-        raise ZooError(f'{source} does not hold a state dict (got {type(checkpoint).__name__})')
-    for candidate in ((key, ) if key else ()) + BASICSR_PARAM_KEYS:
-        if isinstance(checkpoint.get(candidate), dict):
-            checkpoint = checkpoint[candidate]
-            break
-    if not checkpoint or not all(torch.is_tensor(v) for v in checkpoint.values()):
-        wanted = f'key {key!r} or ' if key else ''
-        raise ZooError(f'{source} is neither a state dict of tensors nor holds one under {wanted}'
-                       f'{" / ".join(BASICSR_PARAM_KEYS)} (its keys: {list(checkpoint)[:5]})')
-    if all(k.startswith('module.') for k in checkpoint):  # saved from (Distributed)DataParallel
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
-    return checkpoint
-
-
-def wrapped_keys(checkpoint):
-    """The BasicSR keys (``params_ema``, ``params``) under which ``checkpoint`` holds a state dict."""
-    return [k for k in BASICSR_PARAM_KEYS if isinstance(checkpoint, dict) and isinstance(checkpoint.get(k), dict)]
-
-
-def load_checkpoint_file(path):
-    """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
-    try:
-        if str(path).lower().endswith('.safetensors'):  # cannot run code on load; written by save_checkpoint_file
-            from safetensors.torch import load_file
-            return load_file(str(path), device='cpu')
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
-        raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '
-                       f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from err
-
-
-def read_state_dict(path):
-    return unwrap_state_dict(load_checkpoint_file(path), f'checkpoint {path}')
-
-
 def build_arch(arch, kwargs=None, device='cpu'):
     if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
         arch = f'{arch}_basicsr'
     if arch not in ARCH_REGISTRY:
-        from converse_basicsr.archs import converse_arch_names  # archs import the converter, which imports this module
         raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
     try:
         with torch.device(device):

@@ -1,5 +1,6 @@
 """The memory estimate behind ``tile='auto'``: free memory on a device, the peak bytes of the tensors a forward
 pass allocates, and a per-model planner that picks the largest tile that fits."""
+import gc
 import math
 import os
 import weakref
@@ -40,11 +41,17 @@ class _TensorBytes(TorchDispatchMode):
     share their base's storage); each FFT op additionally counts a work space as large as its
     output for the duration of the op (cuFFT's work area for non-power-of-two sizes is of that
     order; pocketfft's buffers on the CPU are smaller). Caches that outlive the call (Converse2D's
-    frequency responses) stay counted."""
+    frequency responses) stay counted.
+
+    A storage is identified by its ``StorageImpl`` (``_cdata``), and the mode holds a reference to every storage
+    it has seen until it exits: no storage is freed meanwhile, so no later allocation can reuse its address
+    (or its ``StorageImpl``) and be mistaken for it, as keys by ``data_ptr`` were whenever the heap handed
+    an address back (the count then depended on what earlier code had allocated and freed)."""
 
     def __init__(self, start_bytes=0):
         super().__init__()
         self.live, self.current, self.peak = {}, start_bytes, start_bytes
+        self.held = {}  # StorageImpl address -> the storage, kept alive while the mode is
 
     def _release(self, key):
         nbytes, refs = self.live[key]
@@ -61,14 +68,14 @@ class _TensorBytes(TorchDispatchMode):
             if not isinstance(t, torch.Tensor) or t.device.type == 'meta':
                 continue
             storage = t.untyped_storage()
-            key = (t.device, storage.data_ptr())
-            nbytes, refs = self.live.get(key, (storage.nbytes(), 0))
-            if refs == 0:
-                self.current += nbytes
-            self.live[key] = (nbytes, refs + 1)
+            key = storage._cdata
+            self.held.setdefault(key, storage)
+            nbytes, refs = self.live.get(key, (0, 0))
+            self.current += storage.nbytes() - nbytes  # a new storage, or one that an op resized
+            self.live[key] = (storage.nbytes(), refs + 1)
             weakref.finalize(t, self._release, key)
             if func.__name__.split('.')[0] in FFT_OPS:
-                workspace = max(workspace, nbytes)
+                workspace = max(workspace, storage.nbytes())
         self.peak = max(self.peak, self.current + workspace)
         return out
 
@@ -79,9 +86,16 @@ def peak_tensor_bytes(fn, *inputs):
     not allocator rounding."""
     start = sum(t.untyped_storage().nbytes() for t in inputs if isinstance(t, torch.Tensor))
     mode = _TensorBytes(start)
-    with mode:
-        result = fn(*inputs)
-    del result
+    collecting = gc.isenabled()
+    gc.disable()  # tensors in reference cycles die at the same point in every run, not at a collection
+    try:
+        with mode:
+            result = fn(*inputs)
+        del result
+    finally:
+        mode.held.clear()  # the finalizers outlive the mode; the storages need not
+        if collecting:
+            gc.enable()
     return mode.peak
 
 

@@ -88,7 +88,7 @@ class Restorer:
         if isinstance(model, torch.nn.Module):
             self.model, self.entry, self.name = model, None, type(model).__name__
         else:
-            # hook (issue 22): a file the zoo cannot place goes through spandrel's detection (hub.public)
+            # a file the zoo cannot place goes through spandrel's detection (hub.public)
             self.model, self.entry = load_model_file(model, device='cpu', model_dir=model_dir, arch=arch,
                                                      arch_kwargs=arch_kwargs, url=url)
             # a file is named by its path even when its arch was recognised from the zoo

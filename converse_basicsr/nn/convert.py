@@ -31,8 +31,6 @@ replaced, parameter counts, new and removed state-dict keys). What it converts:
 import copy
 import dataclasses
 import math
-import os
-from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -41,7 +39,7 @@ from basicsr.archs.arch_util import default_init_weights, pixel_unshuffle
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.archs.srresnet_arch import MSRResNet
 from basicsr.archs.swinir_arch import SwinIR
-from converse_basicsr.hub.zoo import unwrap_state_dict
+from converse_basicsr.hub.state_dicts import LoadResult, load_original_state_dict  # noqa: F401  (public names)
 from converse_basicsr.nn.layers import ConverseUpsample
 from converse_basicsr.ops import Converse2D
 
@@ -373,35 +371,3 @@ def convert_upsamplers(model, kernel_size=None, padding=2, padding_mode='replica
         new_keys=[k for k in keys_after if k not in before], removed_keys=[k for k in keys_before if k not in after])
     model.conversion_report = report
     return model, report
-
-
-class LoadResult(NamedTuple):
-    new_keys: list  # converted layers: left at their fresh initialisation
-    dropped_keys: list  # the original upsamplers' weights, not used
-
-
-def load_original_state_dict(model, checkpoint):
-    """Load a checkpoint of the original arch into its converted ``model``, reusing every unchanged layer.
-
-    ``checkpoint``: a state dict, BasicSR's ``{'params': ...}`` / ``{'params_ema': ...}``, or a file path.
-    Equivalent to ``model.load_state_dict(state, strict=False)`` plus two checks made before anything is
-    loaded: shapes of shared keys agree, and (for a model made by ``convert_upsamplers``) the only keys the
-    checkpoint lacks are the converted layers' new ones. Returns ``LoadResult(new_keys, dropped_keys)``.
-    """
-    source = 'checkpoint'
-    if isinstance(checkpoint, (str, os.PathLike)):
-        source = f'checkpoint {checkpoint}'
-        checkpoint = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = unwrap_state_dict(checkpoint, source)
-    own = model.state_dict()
-    for key in own:  # in the model's order, so the message names its first mismatch
-        if key in state and own[key].shape != state[key].shape:
-            raise ValueError(f'{source}: {key} has shape {tuple(state[key].shape)}, the model {tuple(own[key].shape)}')
-    report = getattr(model, 'conversion_report', None)
-    if report is not None:
-        lacking = [k for k in own if k not in state and k not in report.new_keys]
-        if lacking:
-            raise ValueError(f'{source} lacks {len(lacking)} key(s) of layers the conversion kept, e.g. {lacking[:3]}: '
-                             f'is it a checkpoint of this {report.model}?')
-    result = model.load_state_dict(state, strict=False)
-    return LoadResult(list(result.missing_keys), list(result.unexpected_keys))

@@ -3,26 +3,23 @@
 It needs neither BasicSR nor the package's archs: a U-Net decoder, a detection neck or an SR tail
 can use it in place of ``nn.Upsample`` (+ conv), ``nn.ConvTranspose2d`` or BasicSR's ``Upsample``.
 """
-import numbers
 from collections import OrderedDict
 
 from torch import nn
 
 from converse_basicsr.ops import Converse2D
+from converse_basicsr.utils.checks import check_int, is_int
 
 
 def upsample_stages(scale):
     """The per-stage scales of an upsampling by ``scale``: 2^n as n ×2 stages, 3 as one (BasicSR's ``Upsample``)."""
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 2 or (scale &
-                                                                                           (scale - 1) and scale != 3):
+    if not is_int(scale) or scale < 2 or (scale & (scale - 1) and scale != 3):
         raise ValueError(f'scale must be 2^n (2, 4, 8, ...) or 3, got {scale!r}')
     return [3] if scale == 3 else [2] * (int(scale).bit_length() - 1)
 
 
 def _check_channels(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f'{name} must be a positive integer, got {value!r}')
-    return int(value)
+    return int(check_int(value, name, 1))
 
 
 class ConverseUpsample(nn.Sequential):
@@ -58,8 +55,7 @@ class ConverseUpsample(nn.Sequential):
         num_feat = _check_channels(num_feat, 'num_feat')
         num_out_ch = num_feat if num_out_ch is None else _check_channels(num_out_ch, 'num_out_ch')
         stages = upsample_stages(scale)
-        if isinstance(conv_kernel_size, bool) or not isinstance(conv_kernel_size, numbers.Integral) or (
-                conv_kernel_size < 0 or conv_kernel_size and conv_kernel_size % 2 == 0):
+        if not is_int(conv_kernel_size) or conv_kernel_size < 0 or conv_kernel_size and conv_kernel_size % 2 == 0:
             raise ValueError(f'conv_kernel_size must be 0 (no convolution) or an odd positive integer, '
                              f'got {conv_kernel_size!r}')
         if not conv_kernel_size and num_out_ch != num_feat:

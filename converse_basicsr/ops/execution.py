@@ -120,8 +120,7 @@ NHWC = Layout('NHWC', channel_dim=-1, phase_dim=1, spatial=(-3, -2))
 CHUNK_BYTES = 2**21
 # Channels last, pocketfft vectorises each line over neighbouring channels, so a group needs many channels:
 # groups of 1–8 channels were up to 1.5× slower than groups of 16 MiB (C = 64, 256² to 512², 1 thread).
-# Kept below glibc's largest mmap threshold (32 MiB), a group's buffers come back from the heap on the next
-# group or call instead of as fresh mappings (page faults) in a plain process.
+# Kept below glibc's largest mmap threshold, so the heap reuses a group's buffers (why: ops/buffers.py).
 CHANNELS_LAST_GROUP_BYTES = 2**24
 # On CUDA there is no cache to fit: a group is as large as memory allows, a share of what is free.
 CUDA_MEMORY_SHARE = 8

@@ -198,3 +198,13 @@ def find_resume_state(opt, report):
         return check_state(opt, path)
     except ValueError as error:
         raise ResumeError(f'path.resume_state: {error}') from None
+
+
+def load_resume_state(opt, report):
+    """BasicSR's ``load_resume_state`` done here: the checked state of :func:`find_resume_state` (``report``
+    receives its notes), its iteration checked against the options by BasicSR's ``check_resume``; or None."""
+    from basicsr.utils import check_resume
+    state = find_resume_state(opt, report)
+    if state is not None:
+        check_resume(opt, state['iter'])
+    return state

@@ -54,19 +54,12 @@ def fix_resume_without_cuda():
     onto the CPU (optimizers move their state to their parameters' device) from
     ``path.training_states``, the newest state that checks out (``checkpoints.find_resume_state``)."""
     import basicsr.train
-    from basicsr.utils import check_resume
-    from converse_basicsr.training.checkpoints import find_resume_state
+    from converse_basicsr.training.checkpoints import load_resume_state
 
     def report(message):
         print(message, file=sys.stderr, flush=True)  # BasicSR's logger is not set up yet
 
-    def load_resume_state(opt):
-        state = find_resume_state(opt, report)
-        if state is not None:
-            check_resume(opt, state['iter'])
-        return state
-
-    _patch(basicsr.train, 'load_resume_state', load_resume_state)
+    _patch(basicsr.train, 'load_resume_state', lambda opt: load_resume_state(opt, report))
 
 
 def fix_atomic_checkpoints():
@@ -164,10 +157,10 @@ def fix_plain_state_dict_loading():
     EMA copy always asks for ``params_ema``: a plain state dict (every published Converse
     checkpoint) fails with ``KeyError``. Load a plain state dict whole whatever the param key;
     a wrapped file missing the key is an error naming the file, the key and the keys it has
-    (one reader of checkpoint layouts: :func:`converse_basicsr.hub.zoo.unwrap_state_dict`)."""
+    (one reader of checkpoint layouts: :func:`converse_basicsr.hub.state_dicts.unwrap_state_dict`)."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
-    from converse_basicsr.hub.zoo import load_checkpoint_file, unwrap_state_dict
+    from converse_basicsr.hub.state_dicts import load_checkpoint_file, unwrap_state_dict
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         net = self.get_bare_model(net)

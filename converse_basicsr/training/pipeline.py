@@ -29,8 +29,8 @@ from os import path as osp
 import basicsr.train
 import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
-from basicsr.utils import check_resume, get_root_logger, get_time_str
-from converse_basicsr.training.checkpoints import find_resume_state, set_rng_state
+from basicsr.utils import get_root_logger, get_time_str
+from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, set_rng_state
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
                                                      load_options)
@@ -92,10 +92,7 @@ class TrainingRun:
         self.notes.append(message)
 
     def load_resume_state(self, opt):
-        state = find_resume_state(opt, self.note)
-        if state is not None:
-            check_resume(opt, state['iter'])
-        return state
+        return load_resume_state(opt, self.note)
 
     def build_model(self, opt, build):
         model = build(opt)
@@ -210,3 +207,13 @@ def run(argv, root_path):
     finally:
         sys.argv = saved_argv
     return 0
+
+
+def run_command(argv, root_path):
+    """:func:`run` as the ``converse-train`` command: a bad option file, resume state or missing file is one
+    error line and exit status 2."""
+    try:
+        return run(argv, root_path)
+    except (OptionError, ResumeError, FileNotFoundError) as error:
+        print(f'converse-train: error: {error}', file=sys.stderr)
+        return 2

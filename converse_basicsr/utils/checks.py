@@ -1,12 +1,18 @@
-"""Argument checks shared by the library and the command lines: one definition of "an integer" (``bool`` is not one)."""
-from numbers import Integral
+"""Argument checks shared by the library and the command lines: one definition of "an integer" and of "a number"
+(``bool`` is neither)."""
+from numbers import Integral, Real
 
-__all__ = ['is_int', 'check_int']
+__all__ = ['is_int', 'is_real', 'check_int']
 
 
 def is_int(value):
     """True for an integer that is not a ``bool`` (``True`` is an ``Integral`` in Python)."""
     return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """True for a real number that is not a ``bool`` (integers included; NaN and infinities too)."""
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def check_int(value, name, minimum=None, error=ValueError):

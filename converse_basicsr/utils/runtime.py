@@ -1,11 +1,7 @@
 """Process-wide CPU settings that the package's entry points apply (and that user scripts may call).
 
-glibc's ``malloc`` serves every block above a threshold (at most 32 MiB, adjusted at run time)
-with a fresh ``mmap`` and returns it to the kernel when the tensor is freed. A 128-channel
-activation of a 256×256 image is exactly 32 MiB, so on CPU every activation, padded map and
-spectrum of Converse-DnCNN is a new mapping whose pages the kernel zero-fills on first touch:
-measured here, a third of the model's wall time at 256² (6.9 s → 4.1 s) was page faults.
-:func:`retain_freed_memory` raises the thresholds so that freed blocks stay in the heap and are
+Why large freed blocks cost page faults on CPU (glibc's mmap threshold): see ``ops/buffers.py``.
+:func:`retain_freed_memory` raises glibc's thresholds so that freed blocks stay in the heap and are
 reused, as PyTorch's CUDA caching allocator does on the GPU.
 
 Nothing in the package needs this setting to be fast: the operator's working buffers are channel

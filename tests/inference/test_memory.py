@@ -1,4 +1,4 @@
-"""``--tile auto``'s memory estimate (issue 15): what counts as free on CUDA (the CUDA queries mocked,
+"""``--tile auto``'s memory estimate: what counts as free on CUDA (the CUDA queries mocked,
 so this runs on the CPU), the allocation tracker behind the estimate on hand-counted cases, and the
 choice of tile from the estimate."""
 import numpy as np
@@ -88,3 +88,16 @@ def test_auto_tile_picks_the_largest_tile_that_fits(monkeypatch):
     monkeypatch.setattr(memory, 'available_memory', lambda device: 2 * (params + 1000 + 100 * 80 * 80))
     result = restorer.restore(np.random.RandomState(0).rand(140, 100).astype(np.float32))
     assert result.tile == 64 and result.image.shape == (140, 100)  # (64 + 16)^2 fits, (96 + 16)^2 does not
+
+
+def test_peak_counts_a_resized_storage_once_at_its_new_size():
+    """A storage is one storage whatever its address: an op that moves it (``resize_``) leaves no stale entry
+    behind that an address-keyed count would keep as live (here 4,000 bytes that were freed)."""
+
+    def grow(x):
+        a = torch.empty(1000)  # 4,000 bytes
+        a.resize_(100000)  # 400,000 bytes at a new address; the first 4,000 are freed
+        b = torch.empty(500)  # 2,000 bytes
+        return a, b
+
+    assert [peak_tensor_bytes(grow, torch.zeros(1)) for _ in range(3)] == [4 + 400000 + 2000] * 3

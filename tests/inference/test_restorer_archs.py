@@ -1,4 +1,4 @@
-"""``Restorer`` and ``converse-restore`` with BasicSR's own SR archs (issue 16): the scale is measured, not
+"""``Restorer`` and ``converse-restore`` with BasicSR's own SR archs: the scale is measured, not
 assumed, and tiles give the whole-image result, at the size the scale implies.
 
 Small random-weight models (widths 8-16) keep this fast; the images are random. The networks are

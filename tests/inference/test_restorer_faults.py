@@ -1,4 +1,4 @@
-"""Nothing lost, every bad input named (issue 11): output naming, inputs never overwritten, atomic
+"""Nothing lost, every bad input named: output naming, inputs never overwritten, atomic
 writes, non-finite outputs, download time-outs, kernel checks, short tiles, bad arguments. The data
 scripts run in a fresh interpreter, as a user runs them."""
 import os

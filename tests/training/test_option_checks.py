@@ -191,9 +191,10 @@ MEMORY_SCRIPT = textwrap.dedent('''
             main(['--model', 'no_such_model', '--input', 'no_such_input.png', '--output', 'out'])
         else:  # converse-demo (scripts/demo.py wraps it): stop at its first step
             from converse_basicsr import demo
+            from converse_basicsr.training import demo as steps
             def stop():
                 raise RuntimeError('stopped after the memory policy')
-            demo.show_operator = stop
+            steps.show_operator = stop
             demo.main(['--output', 'demo_output'])
     except (Exception, SystemExit) as error:
         print('entry point stopped:', type(error).__name__, file=sys.stderr)
