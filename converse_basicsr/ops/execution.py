@@ -126,6 +126,9 @@ CHUNK_BYTES = 2**21
 # Kept below glibc's largest mmap threshold (32 MiB), a group's buffers come back from the heap on the next
 # group or call instead of as fresh mappings (page faults) in a plain process.
 CHANNELS_LAST_GROUP_BYTES = 2**24
+# On CPU a map is split into at least as many groups as there are threads (so that a small map keeps every
+# thread busy) while each group's spectra stay above this size (a group then outweighs handing it to a thread).
+MIN_GROUP_BYTES = 2**18
 # On CUDA there is no cache to fit: a group is as large as memory allows, a share of what is free.
 CUDA_MEMORY_SHARE = 8
 
@@ -146,10 +149,13 @@ def spectrum_bytes(n, scale, size, cdtype):
 
 
 def channel_groups(device, channels_last, per_channel, channels):
-    """As few slices of ``channels`` as have spectra (``per_channel`` bytes each) within :func:`group_bytes`,
-    of equal size (the threads of :mod:`.parallel` then share the work evenly)."""
+    """As few slices of ``channels`` as have spectra (``per_channel`` bytes each) within :func:`group_bytes`
+    (on CPU at least one per thread, down to :data:`MIN_GROUP_BYTES`), of equal size (the threads of
+    :mod:`.parallel` then share the work evenly)."""
     most = max(1, group_bytes(device, channels_last) // max(per_channel, 1))  # channels in one group at most
     count = -(-channels // most)
+    if device.type == 'cpu':  # a group for every thread, unless that makes groups too small to be worth one
+        count = max(count, min(torch.get_num_threads(), channels, channels * per_channel // MIN_GROUP_BYTES))
     bounds = [channels * i // count for i in range(count + 1)]  # sizes differ by one channel at most
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 

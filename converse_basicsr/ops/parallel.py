@@ -1,10 +1,11 @@
 """One threading runtime for the operator's CPU work: channel groups on threads of its own, one core each.
 
 The solve is a loop over channel groups (:mod:`.execution`), and a group is a complete sub-problem. On CPU,
-:func:`for_each` hands the groups out one at a time to ``torch.get_num_threads()`` threads that it starts
-for the call; each runs its group start to finish (padding, FFTs, products, the copy into the output) on
-one core, with torch's intra-op parallelism switched off *in that thread* and pocketfft on one worker.
-The threads meet once, at the end of the call.
+:func:`for_each` hands the groups out one at a time to ``torch.get_num_threads()`` threads of a pool of its
+own (started on first use, kept idle between calls, forgotten in a forked child); each runs its group start
+to finish (padding, FFTs, products, the copy into the output) on one core, with torch's intra-op
+parallelism switched off *in that thread* and pocketfft on one worker. The threads meet once, at the end of
+the call.
 
 Why: split inside every op (torch's OpenMP pool for the products, a second pool for the FFTs), each of the
 hundred-odd small parallel ops of a call ends at a barrier that waits for every thread of the pool. On an
@@ -23,6 +24,8 @@ in the calling thread, as with one thread. Nothing here changes the calling thre
 """
 import ctypes
 import itertools
+import os
+import queue
 import threading
 
 import torch
@@ -74,47 +77,96 @@ def plain_caller():
 
 def threads_for(device, count):
     """How many threads :func:`for_each` uses for ``count`` groups on ``device`` (1: the calling thread)."""
-    if device.type != 'cpu' or count < 2:
+    if device.type != 'cpu' or count < 2 or getattr(_local, 'worker', False):  # never nested in a thread of ours
         return 1
     threads = min(torch.get_num_threads(), count)
     return threads if threads > 1 and plain_caller() and capable() else 1
 
 
+_local = threading.local()
+
+
+class _Pool:
+    """Threads of ours, started on first use and kept (blocked on a queue when idle): each is made
+    single-threaded once, when it starts, and then runs the jobs' tasks."""
+
+    def __init__(self):
+        self.tasks, self.threads, self.lock = queue.SimpleQueue(), [], threading.Lock()
+
+    def submit(self, task, copies):
+        """``task(single)`` on ``copies`` threads (``single``: whether that thread is single-threaded)."""
+        with self.lock:
+            while len(self.threads) < copies:
+                thread = threading.Thread(target=self._serve, name=f'converse-{len(self.threads)}', daemon=True)
+                thread.start()
+                self.threads.append(thread)
+        for _ in range(copies):
+            self.tasks.put(task)
+
+    def _serve(self):
+        _local.worker = True
+        single = single_threaded()
+        while True:
+            self.tasks.get()(single)
+
+
+_pool = _Pool()
+
+
+def _forget_pool():
+    """In a forked child (a DataLoader worker) the pool's threads do not exist: start afresh when needed."""
+    global _pool
+    _pool = _Pool()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+class _Job:
+    """One :func:`for_each` call: the indices still to hand out, the first error, the threads still running."""
+
+    def __init__(self, work, count, threads):
+        self.work, self.count, self.threads = work, count, threads
+        self.indices, self.errors, self.finished = itertools.count(), [], threading.Semaphore(0)
+        self.grad, self.inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def run(self, single):
+        try:
+            if not single:
+                raise RuntimeError('could not switch torch to one thread in a worker thread')
+            with torch.inference_mode(self.inference), torch.set_grad_enabled(self.grad):
+                for i in self.indices:  # next() on a count is atomic under the GIL
+                    if i >= self.count or self.errors:
+                        break
+                    self.work(i)
+        except BaseException as error:  # noqa: B902 - handed to the caller's thread
+            self.errors.append(error)
+        finally:
+            self.finished.release()
+
+    def wait(self):
+        try:
+            for _ in range(self.threads):
+                self.finished.acquire()
+        except BaseException:  # KeyboardInterrupt: the threads hand out no further index
+            self.errors.append(None)
+            raise
+        if self.errors:
+            raise self.errors[0]
+
+
 def for_each(work, count, device):
     """``work(i)`` for ``i = 0 … count − 1``, each exactly once; on CPU on :func:`threads_for` threads.
 
-    The threads take the next index in turn; every one runs with the caller's grad and inference mode. The
-    first exception raised by ``work`` is raised here once all threads have stopped (no new index is handed
-    out after it).
+    The threads take the next index in turn; each runs with the caller's grad and inference mode. The first
+    exception raised by ``work`` is raised here once all threads have stopped (no index is handed out after it).
     """
     threads = threads_for(device, count)
     if threads == 1:
         for i in range(count):
             work(i)
         return
-    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
-    indices, errors = itertools.count(), []  # next() on a count is atomic under the GIL
-
-    def worker():
-        try:
-            if not single_threaded():
-                raise RuntimeError('could not switch torch to one thread in a worker thread')
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                for i in indices:
-                    if i >= count or errors:
-                        break
-                    work(i)
-        except BaseException as error:  # noqa: B902 - handed to the caller's thread
-            errors.append(error)
-
-    pool = [threading.Thread(target=worker, name=f'converse-{k}', daemon=True) for k in range(threads)]
-    for thread in pool:
-        thread.start()
-    try:
-        for thread in pool:
-            thread.join()
-    except BaseException:  # KeyboardInterrupt: the threads hand out no further group
-        errors.append(None)
-        raise
-    if errors:
-        raise errors[0]
+    job = _Job(work, count, threads)
+    _pool.submit(job.run, threads)
+    job.wait()
