@@ -27,6 +27,7 @@ buffers) is not seen on CPU.
     python scripts/benchmark.py --scaling       # Converse2D per pixel at 256², 512², 1024², 481×321
     python scripts/benchmark.py --side-by-side  # a plain process and the entry points' setting, one table
     python scripts/benchmark.py --onnx --onnx-dir /tmp/onnx  # ONNX Runtime against eager (export extra)
+    python scripts/benchmark.py --load 1        # one busy process beside it: ours, literal, torch.fft; DnCNN
 
 ``--side-by-side`` runs the same benchmark twice in fresh subprocesses, once as a plain Python process
 and once with ``--retain-freed-memory`` (what ``converse-test``, ``converse-train``, ``converse-restore``
@@ -452,6 +453,17 @@ def scaling_isolated(argv):
     return env, rows
 
 
+def load_section(args):
+    """``--load N`` (see ``scripts/benchmark_load.py``), its results also written to ``--json``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchmark_load import under_load
+    result = under_load(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f'wrote {args.json}')
+    return result
+
+
 def environment(device):
     env = {
         'torch': torch.__version__, 'device': str(device), 'threads': torch.get_num_threads(),
@@ -493,6 +505,10 @@ def main(argv=None):
         'Converse2D layer, Converse-DnCNN 256² and Converse-SRResNet 128² (needs the export extra)')
     parser.add_argument('--onnx-dir', help='keep (and reuse) the exported .onnx files here (exports take minutes)')
     parser.add_argument('--model-dir', help='where the zoo checkpoints are (for --onnx)')
+        '--load', type=int, metavar='N',
+        help='instead of the table: speed with N busy competing processes, ours against the literal '
+        'algorithm and torch.fft at 1 and 2 threads, DnCNN eval and train step against Conv-DnCNN '
+        '(scripts/benchmark_load.py; 0: the same without competing processes)')
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.onnx:
@@ -507,6 +523,8 @@ def main(argv=None):
         parser.error(f'--device {args.device!r}: CUDA is not available')
     if args.side_by_side:
         return side_by_side([a for a in argv if a != '--side-by-side'])
+    if args.load is not None:  # speed under load: its own section in scripts/benchmark_load.py
+        return load_section(args)
     if args.scaling and not args.cases:
         env, rows = scaling_isolated(without_option(argv, '--json'))
         if args.json:

@@ -1,11 +1,11 @@
 """Depthwise reverse convolution (Converse2D): the operator, its mathematics and how it runs.
 
 Layers: :mod:`.spectral` (the mathematics), :mod:`.execution` (FFT back end, layouts, channel groups,
-response cache), :mod:`.padding` (padding and its adjoint), :mod:`.buffers` (reused memory for full-size
-results on CPU; ``buffers.release()`` frees it), :mod:`.custom_ops` (autograd and ``torch.compile``),
-:mod:`.converse2d` (checks, routes, the module), :mod:`.literal` (the published algorithm, the tests'
-oracle). Derivation:
-``docs/derivation.md``. Nothing here imports basicsr.
+response cache), :mod:`.parallel` (the CPU threads that run the channel groups), :mod:`.padding` (padding
+and its adjoint), :mod:`.buffers` (reused memory for full-size results on CPU; ``buffers.release()`` frees
+it), :mod:`.custom_ops` (autograd and ``torch.compile``), :mod:`.converse2d` (checks, routes, the module),
+:mod:`.literal` (the published algorithm, the tests' oracle). Derivation: ``docs/derivation.md``.
+Nothing here imports basicsr.
 """
 from .converse2d import (PADDING_MODES, Converse2D, check_eps, check_input, check_padding, check_scale, converse2d,
                          is_channels_last, uses_nhwc_path)

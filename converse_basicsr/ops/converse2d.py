@@ -116,8 +116,9 @@ def converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps
     ============================  ============  ================================================================
 
     "grad" means autograd records the call (grad mode on and an input requiring grad). Within a route,
-    :mod:`.execution` chooses the FFT (scipy's pocketfft on CPU channels last, or channels first on one
-    thread; ``torch.fft`` otherwise) and the channel groups (cache-sized on CPU, from free memory on CUDA);
+    :mod:`.execution` chooses the FFT (scipy's pocketfft on CPU, on one worker; ``torch.fft`` otherwise) and
+    the channel groups (cache-sized on CPU, from free memory on CUDA), which on CPU run on the threads of
+    :mod:`.parallel`, one group per thread at a time;
     the full-size results (output, kept ``rfft2(x)``, input gradient) come from :mod:`.buffers`, which on
     CPU reuses the memory of earlier results that nothing holds any more. No route reads process-wide state.
     """

@@ -11,16 +11,22 @@ Two layouts share every loop: channels first ``(N, C, H, W)`` and channels last 
 archs' activations). Channels last is transformed in place over axes 1 and 2, by scipy's pocketfft on
 CPU (which gathers the strided lines itself) and by ``torch.fft`` over those dims on CUDA: no layout
 copy per layer.
+
+On CPU the groups are the unit of parallel work: :mod:`.parallel` hands them to threads that each run a
+whole group on one core (torch and pocketfft single-threaded there), instead of every op and FFT being
+split across all threads. The results do not depend on the thread count.
 """
+from types import SimpleNamespace
+
 import torch
 
-from . import buffers
+from . import buffers, parallel
 from .padding import pad, pad_adjoint
 from .spectral import (ChannelsLastSpectra, backward_terms, column_weights, complex_dtype, deinterleave, interleave,
                        interleave_nhwc, lam_against, per_channel, polyphase_spectra, reduce_to, response,
                        spectra_tables)
 
-try:  # pocketfft: on CPU about 1.5× faster than torch.fft (MKL) at sizes with a large prime factor
+try:  # pocketfft: on one CPU thread up to 1.5× faster than torch.fft (MKL) at sizes with a large prime factor
     import scipy.fft as _scipy_fft
 except ImportError:  # pragma: no cover - scipy is a dependency of basicsr
     _scipy_fft = None
@@ -30,17 +36,16 @@ except ImportError:  # pragma: no cover - scipy is a dependency of basicsr
 
 def _pocketfft(t, channels_last):
     """Whether ``t``'s FFTs go through scipy's pocketfft: CPU tensors of a dtype it supports, outside
-    autograd. Channels last always (torch.fft would transpose); channels first on one thread only, where
-    it beats torch.fft by up to 1.5× (with more threads torch.fft parallelises better; measured at 256²
-    and 512², C = 128, 1 and 2 threads)."""
+    autograd, both layouts (channels last torch.fft would transpose; on one thread pocketfft beats torch.fft
+    by up to 1.5×, measured at 256² and 512², C = 128). Always on one worker, scipy's default: the
+    threads of :mod:`.parallel` are the parallelism, and no FFT starts threads of its own."""
     return (_scipy_fft is not None and t.device.type == 'cpu' and not (t.requires_grad and torch.is_grad_enabled())
-            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128)
-            and (channels_last or torch.get_num_threads() == 1))
+            and t.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128))
 
 
 def rfft2(x, axes, channels_last):
     if _pocketfft(x, channels_last):
-        return torch.from_numpy(_scipy_fft.rfft2(x.detach().numpy(), axes=axes, workers=torch.get_num_threads()))
+        return torch.from_numpy(_scipy_fft.rfft2(x.detach().numpy(), axes=axes))
     return torch.fft.rfft2(x, dim=axes)
 
 
@@ -48,8 +53,7 @@ def irfft2(spectrum, size, axes, channels_last):
     """``irfft2`` over ``axes`` to ``size``; may overwrite ``spectrum``."""
     if _pocketfft(spectrum, channels_last):
         return torch.from_numpy(
-            _scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes, overwrite_x=True,
-                              workers=torch.get_num_threads()))
+            _scipy_fft.irfft2(spectrum.detach().resolve_conj().numpy(), s=size, axes=axes, overwrite_x=True))
     return torch.fft.irfft2(spectrum, s=size, dim=axes)
 
 
@@ -81,19 +85,16 @@ class Layout:
     def spectra(self, kernel, size, scale, tables):
         """``block(start, stop)``: ``FK_r`` for rows ``start … stop − 1`` (channels first: built whole)."""
         if self.channels_last:
-            return ChannelsLastSpectra(kernel, size, scale).block
+            return ChannelsLastSpectra(kernel, size, scale, tables).block
         whole = polyphase_spectra(kernel, size, scale, tables)
         return lambda start, stop: self.rows(whole, start, stop)
 
     def row_blocks(self, device, per_row, h):
-        """On CPU a group's products (and backward terms) are built in blocks of rows that stay in cache: channels
-        last of ``CHUNK_BYTES × threads²`` (pocketfft's groups are large), channels first of ``CHUNK_BYTES``
-        (fewer and smaller temporaries per block: in a plain process the backward at C = 128, 256² then
-        page-faulted 55 MiB instead of 150 MiB per call, measured)."""
+        """On CPU a group's products (and backward terms) are built in blocks of rows of ``CHUNK_BYTES`` that
+        stay in the cache of the core that runs the group (fewer and smaller temporaries per block: in a plain
+        process the backward at C = 128, 256² then page-faulted 55 MiB instead of 150 MiB per call, measured)."""
         step = h
-        if self.channels_last and device.type == 'cpu':
-            step = max(1, CHUNK_BYTES * torch.get_num_threads()**2 // max(per_row, 1))
-        elif device.type == 'cpu':
+        if device.type == 'cpu':
             step = max(1, CHUNK_BYTES // max(per_row, 1))
         return [(start, min(start + step, h)) for start in range(0, h, step)]
 
@@ -114,26 +115,31 @@ NHWC = Layout('NHWC', channel_dim=-1, phase_dim=1, spatial=(-3, -2))
 
 # --- channel groups --------------------------------------------------------------------------------------
 
-# On CPU, channels first, a group's spectra (batch × phases × h × wc complex) stay around this size per
-# thread²: the FFTs and the products then run in cache; one batched FFT over all channels is up to 1.5×
-# slower, and with 2 threads groups of 8 MiB were fastest (measured at 256² and 524², C = 128).
+# On CPU, channels first, a group's spectra (batch × phases × h × wc complex) stay around this size: one
+# thread runs a group, and its FFTs and products then run in that core's cache; one batched FFT over all
+# channels is up to 1.5× slower (measured at 256² and 524², C = 128). Each thread of .parallel runs its own
+# group, so the size does not grow with the thread count (1, 2, 4 and 8 MiB within noise at 2 threads).
 CHUNK_BYTES = 2**21
 # Channels last, pocketfft vectorises each line over neighbouring channels, so a group needs many channels:
-# groups of 1–8 channels were up to 1.5× slower than groups of 16 MiB (C = 64, 256² to 512², 1 thread).
+# groups of 1–8 channels were up to 1.5× slower than groups of 16 MiB (C = 64, 256² to 512², 1 thread; 4 and
+# 8 MiB 5–20 % slower than 16 MiB, measured again for the threads of .parallel).
 # Kept below glibc's largest mmap threshold, so the heap reuses a group's buffers (why: ops/buffers.py).
 CHANNELS_LAST_GROUP_BYTES = 2**24
+# On CPU a map is split into at least as many groups as there are threads (so that a small map keeps every
+# thread busy) while each group's spectra stay above this size (a group then outweighs handing it to a thread).
+MIN_GROUP_BYTES = 2**18
 # On CUDA there is no cache to fit: a group is as large as memory allows, a share of what is free.
 CUDA_MEMORY_SHARE = 8
 
 
 def group_bytes(device, channels_last):
-    """The target size of one channel group's spectra on ``device`` (the thread count matters on CPU only)."""
+    """The target size of one channel group's spectra on ``device`` (on CPU: cache-sized, whatever the threads)."""
     if device.type == 'cuda':
         free, _ = torch.cuda.mem_get_info(device)
         return max(CHUNK_BYTES, free // CUDA_MEMORY_SHARE)
     if channels_last:
         return CHANNELS_LAST_GROUP_BYTES
-    return CHUNK_BYTES * torch.get_num_threads()**2
+    return CHUNK_BYTES
 
 
 def spectrum_bytes(n, scale, size, cdtype):
@@ -142,9 +148,15 @@ def spectrum_bytes(n, scale, size, cdtype):
 
 
 def channel_groups(device, channels_last, per_channel, channels):
-    """Slices of ``channels`` whose spectra (``per_channel`` bytes each) fit :func:`group_bytes`."""
-    step = max(1, min(channels, group_bytes(device, channels_last) // max(per_channel, 1)))
-    return [slice(c0, min(c0 + step, channels)) for c0 in range(0, channels, step)]
+    """As few slices of ``channels`` as have spectra (``per_channel`` bytes each) within :func:`group_bytes`
+    (on CPU at least one per thread, down to :data:`MIN_GROUP_BYTES`), of equal size (the threads of
+    :mod:`.parallel` then share the work evenly)."""
+    most = max(1, group_bytes(device, channels_last) // max(per_channel, 1))  # channels in one group at most
+    count = -(-channels // most)
+    if device.type == 'cpu':  # a group for every thread, unless that makes groups too small to be worth one
+        count = max(count, min(torch.get_num_threads(), channels, channels * per_channel // MIN_GROUP_BYTES))
+    bounds = [channels * i // count for i in range(count + 1)]  # sizes differ by one channel at most
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 # --- forward and backward ----------------------------------------------------------------------------------
@@ -157,56 +169,69 @@ def solve(x, layout, scale, crop=0, kernel=None, lam=None, response_=None, paddi
     are given. With ``padding_mode``, ``x`` is the unpadded map and is padded by ``crop`` group by group,
     so that the padded map is never held whole; without it ``x`` is already padded. With
     ``keep_spectrum`` also returns ``rfft2`` of the padded map (for the backward). The full-size results
-    come from :mod:`.buffers` (reused memory once their earlier holders are gone).
+    come from :mod:`.buffers` (reused memory once their earlier holders are gone); on CPU the groups run
+    on the threads of :mod:`.parallel`.
     """
     n, c = x.shape[0], x.shape[layout.channel_dim]
     h, w = layout.size(x)
     if padding_mode is not None:
         h, w = h + 2 * crop, w + 2 * crop
-    pd, cdtype = layout.phase_dim, complex_dtype(x.dtype)
+    cdtype = complex_dtype(x.dtype)
     # channels last the s² products are formed in blocks of rows: a group is sized by its input's spectrum
     group_scale = 1 if layout.channels_last else scale
     groups = channel_groups(x.device, layout.channels_last, spectrum_bytes(n, group_scale, (h, w), cdtype), c)
-    whole = len(groups) == 1  # one group: its results are the outputs, no copies into them
-    out = spectrum = None
-    if not whole:
-        out = buffers.empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), x.dtype, x.device)
-    if keep_spectrum and not whole:
-        spectrum = buffers.empty(layout.shape(n, c, h, w // 2 + 1), cdtype, x.device)
+    plan = SimpleNamespace(x=x, layout=layout, scale=scale, crop=crop, size=(h, w), padding_mode=padding_mode,
+                           kernel=kernel, response=response_, keep=keep_spectrum)
     if response_ is None:
-        tables = spectra_tables(kernel, (h, w), scale)
-        lam = per_channel(lam, c)
-    for group in groups:
-        part = layout.take(x, group)
-        part = pad(part, crop, padding_mode, layout.channels_last) if padding_mode is not None else part.contiguous()
-        part = rfft2(part, layout.spatial, layout.channels_last)
-        if keep_spectrum and whole:
-            spectrum = part
-        elif keep_spectrum:
-            layout.take(spectrum, group).copy_(part)
-        in_place = scale == 1 and not (keep_spectrum and whole)  # the kept spectrum must stay intact
-        products = part.unsqueeze(pd)  # multiplied in place, or a new array with s² phases
-        if not in_place:
-            products = products.new_empty(products.shape[:pd] + (scale * scale, ) + products.shape[pd + 1:])
-        spectra = layout.spectra(kernel[:, group], (h, w), scale, tables) if response_ is None else None
-        for start, stop in layout.row_blocks(x.device, products.nbytes // h, h):
-            if response_ is None:
-                gain = response(spectra(start, stop), lam_against(lam[:, group], pd), scale, pd)
-            else:
-                gain = layout.rows(layout.take(response_, group), start, stop)
-            if in_place:
-                layout.rows(products, start, stop).mul_(gain)
-            else:
-                torch.mul(layout.rows(part, start, stop).unsqueeze(pd), gain, out=layout.rows(products, start, stop))
-        del part, spectra
-        result = layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last), scale, crop)
-        if whole and result.is_contiguous():
-            out = result
-        elif whole:
-            out = buffers.empty(result.shape, result.dtype, result.device).copy_(result)
-        else:
-            layout.take(out, group).copy_(result)
+        plan.tables, plan.lam = spectra_tables(kernel, (h, w), scale), per_channel(lam, c)
+    if len(groups) == 1:  # one group: its results are the outputs, no copies into them
+        out, spectrum = _solve_group(plan, groups[0], None)
+        if not out.is_contiguous():
+            out = buffers.empty(out.shape, out.dtype, out.device).copy_(out)
+        return (out, spectrum) if keep_spectrum else out
+    out = buffers.empty(layout.shape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), x.dtype, x.device)
+    spectrum = buffers.empty(layout.shape(n, c, h, w // 2 + 1), cdtype, x.device) if keep_spectrum else None
+
+    def into_outputs(i):
+        kept = layout.take(spectrum, groups[i]) if keep_spectrum else None
+        layout.take(out, groups[i]).copy_(_solve_group(plan, groups[i], kept)[0])
+
+    parallel.for_each(into_outputs, len(groups), x.device)
     return (out, spectrum) if keep_spectrum else out
+
+
+def _solve_group(plan, group, spectrum_out):
+    """Channels ``group`` of :func:`solve`: ``(result, spectrum)``, where with ``plan.keep`` the group's ``rfft2``
+    of the padded map is copied into ``spectrum_out`` or, when that is None, returned as ``spectrum``."""
+    layout, scale, (h, w) = plan.layout, plan.scale, plan.size
+    pd = layout.phase_dim
+    part = layout.take(plan.x, group)
+    if plan.padding_mode is not None:
+        part = pad(part, plan.crop, plan.padding_mode, layout.channels_last)
+    else:
+        part = part.contiguous()
+    part = rfft2(part, layout.spatial, layout.channels_last)
+    kept = part if plan.keep and spectrum_out is None else None
+    if spectrum_out is not None:
+        spectrum_out.copy_(part)
+    in_place = scale == 1 and kept is None  # the kept spectrum must stay intact
+    products = part.unsqueeze(pd)  # multiplied in place, or a new array with s² phases
+    if not in_place:
+        products = products.new_empty(products.shape[:pd] + (scale * scale, ) + products.shape[pd + 1:])
+    if plan.response is None:
+        spectra = layout.spectra(plan.kernel[:, group], (h, w), scale, plan.tables)
+        lam = lam_against(plan.lam[:, group], pd)
+    for start, stop in layout.row_blocks(plan.x.device, products.nbytes // h, h):
+        if plan.response is None:
+            gain = response(spectra(start, stop), lam, scale, pd)
+        else:
+            gain = layout.rows(layout.take(plan.response, group), start, stop)
+        if in_place:
+            layout.rows(products, start, stop).mul_(gain)
+        else:
+            torch.mul(layout.rows(part, start, stop).unsqueeze(pd), gain, out=layout.rows(products, start, stop))
+    del part
+    return layout.interleave(irfft2(products, (h, w), layout.spatial, layout.channels_last), scale, plan.crop), kept
 
 
 def kernel_gradient(r_term, rows, cols, scale, h):
@@ -226,7 +251,7 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
         with torch.autocast(grad_out.device.type, enabled=False):
             return solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size, needs, padding_mode)
     (h, w), (need_x, need_kernel, need_lam) = size, needs
-    n, c, pd = spectrum.shape[0], spectrum.shape[layout.channel_dim], layout.phase_dim
+    n, c = spectrum.shape[0], spectrum.shape[layout.channel_dim]
     lam = per_channel(lam_in, c)
     batch = max(kernel.shape[0], lam.shape[0])  # of the response: 1 (shared) or n
     tables = spectra_tables(kernel, size, scale)
@@ -236,40 +261,50 @@ def solve_backward(grad_out, spectrum, kernel, lam_in, layout, scale, crop, size
     grad_kernel = kernel.new_empty(batch, *kernel.shape[1:]) if need_kernel else None
     grad_lam = lam.new_empty(batch, c, 1, 1) if need_lam else None
     per_channel_bytes = spectrum_bytes(n, scale, (h, w), spectrum.dtype)
-    for group in channel_groups(spectrum.device, layout.channels_last, per_channel_bytes, c):
-        phases = deinterleave(layout.take(grad_out, group), scale, size, crop, pd).contiguous()
-        grad_spec = rfft2(phases, layout.spatial, layout.channels_last)
-        del phases
-        spectra, part = layout.spectra(kernel[:, group], size, scale, tables), layout.take(spectrum, group)
-        grad_x_spec = part.new_empty(part.shape) if need_x else None
-        if need_lam:
-            grad_lam[:, group] = 0
-        if need_kernel:
-            grad_kernel[:, group] = 0
-        for start, stop in layout.row_blocks(spectrum.device, grad_spec.nbytes // h, h):
-            fk = spectra(start, stop)
-            block_x, t_term, r_term = backward_terms(
-                layout.rows(grad_spec, start, stop), layout.rows(part, start, stop), fk, lam_against(lam[:, group], pd),
-                weights, pd, needs, batch == 1)
-            if need_x:
-                layout.rows(grad_x_spec, start, stop).copy_(block_x)
-            if need_lam:
-                t_term = layout.channels_first(t_term)
-                grad_lam[:, group] -= t_term.sum(dim=(-3, -2, -1)).view(batch, -1, 1, 1)
-            if need_kernel:
-                rows = tables[2].view(scale, h, -1)[:, start:stop].reshape(scale * (stop - start), -1)
-                grad_kernel[:, group] += kernel_gradient(
-                    layout.channels_first(r_term), rows, tables[3], scale, stop - start)
-        if need_x:
-            part = irfft2(grad_x_spec, size, layout.spatial, layout.channels_last)
-            if padding_mode is not None:
-                part = pad_adjoint(part, crop, padding_mode, layout.channels_last)
-            layout.take(grad_x, group).copy_(part)
+    groups = channel_groups(spectrum.device, layout.channels_last, per_channel_bytes, c)
+    plan = SimpleNamespace(grad_out=grad_out, spectrum=spectrum, kernel=kernel, lam=lam, layout=layout, scale=scale,
+                           crop=crop, size=size, needs=needs, padding_mode=padding_mode, tables=tables, weights=weights,
+                           batch=batch, shared=batch == 1, grad_x=grad_x, grad_kernel=grad_kernel, grad_lam=grad_lam)
+    parallel.for_each(lambda i: _backward_group(plan, groups[i]), len(groups), spectrum.device)
     if need_kernel:
         grad_kernel = reduce_to(grad_kernel, kernel.shape)
     if need_lam:
         grad_lam = reduce_to(grad_lam, lam_in.shape)
     return grad_x, grad_kernel, grad_lam
+
+
+def _backward_group(plan, group):
+    """Channels ``group`` of :func:`solve_backward`, written into ``plan.grad_x``, ``grad_kernel``, ``grad_lam``."""
+    layout, scale, size, (h, _), pd = plan.layout, plan.scale, plan.size, plan.size, plan.layout.phase_dim
+    need_x, need_kernel, need_lam = plan.needs
+    phases = deinterleave(layout.take(plan.grad_out, group), scale, size, plan.crop, pd).contiguous()
+    grad_spec = rfft2(phases, layout.spatial, layout.channels_last)
+    del phases
+    spectra = layout.spectra(plan.kernel[:, group], size, scale, plan.tables)
+    part, lam = layout.take(plan.spectrum, group), lam_against(plan.lam[:, group], pd)
+    grad_x_spec = part.new_empty(part.shape) if need_x else None
+    if need_lam:
+        plan.grad_lam[:, group] = 0
+    if need_kernel:
+        plan.grad_kernel[:, group] = 0
+    for start, stop in layout.row_blocks(plan.spectrum.device, grad_spec.nbytes // h, h):
+        block_x, t_term, r_term = backward_terms(
+            layout.rows(grad_spec, start, stop), layout.rows(part, start, stop), spectra(start, stop), lam,
+            plan.weights, pd, plan.needs, plan.shared)
+        if need_x:
+            layout.rows(grad_x_spec, start, stop).copy_(block_x)
+        if need_lam:
+            t_term = layout.channels_first(t_term)
+            plan.grad_lam[:, group] -= t_term.sum(dim=(-3, -2, -1)).view(plan.batch, -1, 1, 1)
+        if need_kernel:
+            rows = plan.tables[2].view(scale, h, -1)[:, start:stop].reshape(scale * (stop - start), -1)
+            plan.grad_kernel[:, group] += kernel_gradient(
+                layout.channels_first(r_term), rows, plan.tables[3], scale, stop - start)
+    if need_x:
+        part = irfft2(grad_x_spec, size, layout.spatial, layout.channels_last)
+        if plan.padding_mode is not None:
+            part = pad_adjoint(part, plan.crop, plan.padding_mode, layout.channels_last)
+        layout.take(plan.grad_x, group).copy_(part)
 
 
 # --- the response cache ----------------------------------------------------------------------------------

@@ -112,11 +112,11 @@ class ChannelsLastSpectra:
     product ``[Re | Im](rows) @ [G; i·G]`` whose output is already interleaved complex.
     """
 
-    def __init__(self, kernel, size, scale):
+    def __init__(self, kernel, size, scale, tables=None):
         h, w = size
         b, c, k, _ = kernel.shape
         self.scale, self.size, self.batch, self.channels = scale, (h, w), b, c
-        _, _, rows, cols = spectra_tables(kernel, size, scale)
+        _, _, rows, cols = spectra_tables(kernel, size, scale) if tables is None else tables
         taps = kernel.permute(0, 2, 3, 1)  # (B, t1, t2, C)
         g = torch.complex(cols.real @ taps, cols.imag @ taps)  # (B, t1, s·wc, C)
         self.right = torch.cat((torch.view_as_real(g), torch.view_as_real(g * 1j)), dim=1).reshape(b, 2 * k, -1)

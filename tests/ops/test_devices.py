@@ -50,8 +50,9 @@ def test_channels_last_map_is_transformed_in_place(monkeypatch, device):
     assert seen == [(torch.Size([1, 16, 14, 6]), (-3, -2))]
 
 
-def test_channel_groups_follow_threads_on_cpu_and_memory_on_cuda(monkeypatch):
-    """The thread count sizes the groups on CPU only; on CUDA the free memory does."""
+def test_channel_groups_are_cache_sized_on_cpu_and_follow_memory_on_cuda(monkeypatch):
+    """On CPU a group is cache-sized whatever the thread count (each thread runs a group of its own); on CUDA
+    the free memory sizes it."""
     monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device=None: (8 * 2**30, 16 * 2**30))
     cpu, cuda = torch.device('cpu'), torch.device('cuda')
     threads = torch.get_num_threads()
@@ -59,14 +60,21 @@ def test_channel_groups_follow_threads_on_cpu_and_memory_on_cuda(monkeypatch):
         sizes = []
         for n in (1, 4):
             torch.set_num_threads(n)
-            sizes.append(
-                (execution.group_bytes(cpu, False), execution.group_bytes(cuda,
-                                                                          False), execution.group_bytes(cuda, True)))
+            sizes.append((execution.group_bytes(cpu, False), execution.group_bytes(cpu, True),
+                          execution.group_bytes(cuda, False), execution.group_bytes(cuda, True)))
     finally:
         torch.set_num_threads(threads)
-    (cpu1, cuda1, cuda_cl1), (cpu4, cuda4, cuda_cl4) = sizes
-    assert cpu4 == 16 * cpu1  # CPU: cache-sized per thread²
-    assert cuda1 == cuda4 == cuda_cl1 == cuda_cl4 == 2**30  # CUDA: an eighth of the free memory
+    assert sizes[0] == sizes[1] == (2**21, 2**24, 2**30, 2**30)  # CUDA: an eighth of the free memory
     # one 512² map of 64 channels under torchrun's OMP_NUM_THREADS=1: one group on CUDA, not 64
     per_channel = execution.spectrum_bytes(1, 1, (524, 524), torch.complex64)
     assert len(execution.channel_groups(cuda, False, per_channel, 64)) == 1
+
+
+def test_channel_groups_are_equal():
+    """Groups split the channels evenly (no 58 + 6 split that leaves a second thread idle)."""
+    cpu = torch.device('cpu')
+    per_channel = execution.spectrum_bytes(1, 1, (268, 268), torch.complex64)  # C = 64 at 256², channels last
+    assert execution.channel_groups(cpu, True, per_channel, 64) == [slice(0, 32), slice(32, 64)]
+    groups = execution.channel_groups(cpu, False, per_channel, 128)  # 7 channels fit 2 MiB: 19 groups of 6–7
+    assert [g.start for g in groups[1:]] == [g.stop for g in groups[:-1]] and groups[0].start == 0
+    assert len(groups) == 19 and groups[-1].stop == 128 and {g.stop - g.start for g in groups} == {6, 7}
