@@ -505,6 +505,7 @@ def main(argv=None):
         'Converse2D layer, Converse-DnCNN 256² and Converse-SRResNet 128² (needs the export extra)')
     parser.add_argument('--onnx-dir', help='keep (and reuse) the exported .onnx files here (exports take minutes)')
     parser.add_argument('--model-dir', help='where the zoo checkpoints are (for --onnx)')
+    parser.add_argument(
         '--load', type=int, metavar='N',
         help='instead of the table: speed with N busy competing processes, ours against the literal '
         'algorithm and torch.fft at 1 and 2 threads, DnCNN eval and train step against Conv-DnCNN '
