@@ -138,7 +138,7 @@ def run_all(entries, root, jobs, timeout, baseline, out=sys.stdout):
                     free.append(copy)
             state, by, seconds = result
             with lock:
-                print(f'{state:8s} {entry["id"]:28s} {seconds:5.0f} s  {entry["file"]}: {entry["why"]}', file=out,
+                print(f'{state:8s} {entry["id"]:32s} {seconds:5.0f} s  {entry["file"]}: {entry["why"]}', file=out,
                       flush=True)
                 print(
                     f'         {"caught by" if state == "caught" else "tests"}: '
@@ -176,7 +176,7 @@ def main(argv=None):
             entries = [e for e in entries if e['id'] in args.only]
         if args.list:
             for e in entries:
-                print(f'{e["id"]:28s} {e["file"]}: {e["why"]}\n{"":28s} tests: {" ".join(e["tests"])}')
+                print(f'{e["id"]:32s} {e["file"]}: {e["why"]}\n{"":32s} tests: {" ".join(e["tests"])}')
             print(f'{len(entries)} mutations')
             return 0
         start = time.perf_counter()

@@ -1,5 +1,6 @@
 """A ``paths`` option (``kernel_path``) takes a path or a list of paths, nothing else: ``kernel_path: [1, 2]`` is
-refused by converse-train before anything is built, naming the key."""
+refused by converse-train before anything is built, naming the key. And a number YAML reads as a string
+(``4e0``) is refused under ``train``/``val``/``logger`` even for keys the checker has no kind for."""
 import cv2
 import numpy as np
 import pytest
@@ -41,3 +42,12 @@ def test_train_exits_2_naming_the_key(tmp_path, monkeypatch, capsys):
     assert f'converse-train: error: {config}: 1 bad option(s)' in err
     assert 'datasets.train.kernel_path must be a path or a list of paths, got [1, 2] (list)' in err
     assert 'Traceback' not in err and not (tmp_path / 'experiments').exists()
+
+
+def test_a_number_read_as_a_string_under_val_is_named(tmp_path):
+    opt = blur_options(tmp_path, 'k.npy')
+    opt['val'] = {'val_freq': 10, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': '4e0'}}}
+    with pytest.raises(OptionError, match=r"val\.metrics\.psnr\.crop_border must be a number, got '4e0' \(str\)"):
+        check_options(opt, 'blur.yml')
+    opt['val']['metrics']['psnr']['crop_border'] = 4
+    check_options(opt, 'blur.yml')
