@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from converse_basicsr.hub import zoo
+from converse_basicsr.hub.state_dicts import unwrap_state_dict
 
 
 class Truncating(http.server.SimpleHTTPRequestHandler):
@@ -76,7 +77,7 @@ def test_dataparallel_checkpoint_loads_by_path(zoo_dir, tmp_path):
 def test_explicit_param_key_is_honoured():
     plain, ema = {'w': torch.zeros(2)}, {'w': torch.ones(2)}
     checkpoint = {'params': plain, 'params_ema': ema}
-    assert zoo.unwrap_state_dict(checkpoint, key='params') is plain
-    assert zoo.unwrap_state_dict(checkpoint, key='params_ema') is ema
-    assert zoo.unwrap_state_dict(checkpoint) is ema  # BasicSR's preference without a key
-    assert zoo.unwrap_state_dict({'params': plain}, key='params_ema') is plain  # BasicSR's fallback
+    assert unwrap_state_dict(checkpoint, key='params') is plain
+    assert unwrap_state_dict(checkpoint, key='params_ema') is ema
+    assert unwrap_state_dict(checkpoint) is ema  # BasicSR's preference without a key
+    assert unwrap_state_dict({'params': plain}, key='params_ema') is plain  # BasicSR's fallback
