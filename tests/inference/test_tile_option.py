@@ -1,17 +1,29 @@
-"""The tile size has a floor: ``--tile`` below 8 pixels (a tile smaller than the operator's padding context) is a
-usage error of converse-restore, before any model runs; 8 itself is accepted."""
+"""The tile size has a floor: ``--tile`` below 8 pixels is a usage error of converse-restore, before any model
+runs (exit status 2, one line naming the value); 8 itself is a valid tile."""
 import cv2
 import numpy as np
+import pytest
 
+from converse_basicsr.inference.tiling import MIN_TILE, check_tile
 from converse_basicsr.restore import main
 
 
 def test_restore_refuses_tiles_below_eight_pixels(zoo_dir, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / 'a.png'), np.full((24, 20, 3), 90, np.uint8))
-    common = ['--model', 'converse_dncnn', '--model-dir', str(zoo_dir), '-i', str(tmp_path / 'a.png')]
-    assert main(common + ['-o', str(tmp_path / 'small'), '--tile', '7']) == 2
+    argv = [
+        '--model', 'converse_dncnn', '--model-dir',
+        str(zoo_dir), '-i',
+        str(tmp_path / 'a.png'), '-o',
+        str(tmp_path / 'out'), '--tile', '7'
+    ]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "tile must be None, 'auto' or an integer >= 8, got 7" in err and 'Traceback' not in err
-    assert not (tmp_path / 'small').exists() or not any((tmp_path / 'small').iterdir())  # nothing written
-    assert main(common + ['-o', str(tmp_path / 'eight'), '--tile', '8']) == 0
-    assert (tmp_path / 'eight' / 'a.png').is_file()
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())  # nothing written
+
+
+def test_the_floor_is_eight():
+    assert MIN_TILE == 8 and check_tile(8, 0) == (8, 0) and check_tile('auto', 4) == ('auto', 4)
+    for tile in (7, 0, -8, 7.5, True):
+        with pytest.raises(ValueError, match='tile must be'):
+            check_tile(tile, 0)
