@@ -30,7 +30,8 @@ import basicsr.train
 import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import get_root_logger, get_time_str
-from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, set_rng_state
+from converse_basicsr.training.basicsr_keys import dataroot_errors
+from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, remove_stale_temps, set_rng_state
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
                                                      load_options)
@@ -92,6 +93,7 @@ class TrainingRun:
         self.notes.append(message)
 
     def load_resume_state(self, opt):
+        remove_stale_temps([opt['path'].get(k) for k in ('models', 'training_states')], self.note)
         return load_resume_state(opt, self.note)
 
     def build_model(self, opt, build):
@@ -190,8 +192,11 @@ def run(argv, root_path):
     opt_path, data_only, basicsr_argv = parse_entry_arguments(argv)
     if opt_path:  # without -opt, BasicSR's parser prints the usage
         opt = load_options(opt_path)
-        check_options(opt, opt_path)
+        check_options(opt, opt_path, is_train=not data_only)  # --check-data trains nothing
         check_color_channels(opt)
+        missing = [] if data_only else dataroot_errors(opt)  # --check-data lists them itself
+        if missing:
+            raise OptionError(f'{opt_path}: ' + '; '.join(missing))
         if data_only:
             checked, bad = check_data(opt)
             for where, image, error in bad:
