@@ -18,8 +18,9 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 from converse_basicsr.training.basicsr_keys import basicsr_key_errors, signature_table
 from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_value
 
-__all__ = ['OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error',
-           'arch_options']
+__all__ = [
+    'OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error', 'arch_options'
+]
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
 # Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
@@ -64,14 +65,16 @@ def check_options(opt, path='<options>', is_train=True):
     errors = basicsr_key_errors(opt, is_train)
     if not isinstance(opt, dict):
         raise OptionError(f'{path}: {errors[0]}')
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        cls = DATASET_REGISTRY._obj_map.get(dataset.get('type')) if isinstance(dataset, dict) else None
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    for phase, dataset in datasets.items():
+        cls = DATASET_REGISTRY._obj_map.get(
+            dataset.get('type')) if isinstance(dataset, dict) and isinstance(dataset.get('type'), str) else None
         if cls is not None and _is_ours(cls) and hasattr(cls, 'OPTIONS'):
             errors += _entry_errors(f'datasets.{phase}', dataset, cls.OPTIONS, cls.__name__)
     for key, net in opt.items():
         if not (key.startswith('network_') and isinstance(net, dict)):
             continue
-        cls = ARCH_REGISTRY._obj_map.get(net.get('type'))
+        cls = ARCH_REGISTRY._obj_map.get(net.get('type')) if isinstance(net.get('type'), str) else None
         if cls is not None:
             allowed, open_ended = arch_options(cls)
             if open_ended:
@@ -154,3 +157,21 @@ def check_data(opt, stream=None):
             except Exception as error:  # noqa: BLE001
                 bad.append((where, images.paths[index], f'{type(error).__name__}: {error}'))
     return checked, bad
+
+
+def check_option_file(opt_file, is_train=False):
+    """Raise :class:`OptionError` (one line naming the file and the key) for a BasicSR option file that cannot run:
+    unknown keys, wrong kinds, a dataroot or pretrained model that does not exist. ``converse-test`` calls it
+    before BasicSR creates ``results/<name>/``."""
+    import os
+
+    from converse_basicsr.training.basicsr_keys import dataroot_errors
+    if not os.path.isfile(opt_file):
+        raise OptionError(f'-opt {opt_file}: no such file')
+    opt = load_options(opt_file)
+    check_options(opt, opt_file, is_train=is_train)
+    missing = dataroot_errors(opt)
+    if missing:
+        more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+        raise OptionError(f'{opt_file}: {missing[0]}{more}; run from a folder where these paths exist, or pass your '
+                          'own copy with -opt FILE')

@@ -17,8 +17,10 @@ import sys
 from dataclasses import dataclass
 from os import path as osp
 
-__all__ = ['OptionError', 'Spec', 'check_value', 'arg', 'CheckedParser', 'check_entry', 'did_you_mean',
-           'check_device', 'check_writable_dir', 'check_unique', 'SPECS', 'KIND_NAMES']
+__all__ = [
+    'OptionError', 'Spec', 'check_value', 'arg', 'CheckedParser', 'check_entry', 'did_you_mean', 'check_device',
+    'check_writable_dir', 'check_unique', 'SPECS', 'KIND_NAMES'
+]
 
 
 class OptionError(ValueError):
@@ -131,8 +133,9 @@ def check_value(name, value, spec):
     finite = True
     for x in _numbers_of(value, spec.kind) if ok else ():
         finite = finite and math.isfinite(x)
-        if not math.isfinite(x) or (spec.positive and x <= 0) or (spec.minimum is not None and x < spec.minimum) or (spec.maximum is not None
-                                                                                      and x > spec.maximum):
+        if not math.isfinite(x) or (spec.positive and x <= 0) or (spec.minimum is not None
+                                                                  and x < spec.minimum) or (spec.maximum is not None
+                                                                                            and x > spec.maximum):
             ok = False
     if ok:
         return value
@@ -182,7 +185,8 @@ class CheckedParser(argparse.ArgumentParser):
 
 
 def did_you_mean(key, known):
-    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.75)
+    """`` (did you mean 'X'?)`` for the known name closest to ``key`` (difflib's ratio >= 0.6), else ''."""
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
     return f' (did you mean {close[0]!r}?)' if close else ''
 
 
@@ -197,7 +201,7 @@ def check_entry(where, entry, table, owner, errors):
             continue
         spec = table[key]
         if isinstance(spec, str):
-            spec = Spec(spec, empty=True)
+            spec = Spec(spec)
         if spec is None:
             continue
         try:
@@ -277,3 +281,17 @@ def fail(prog, error, stream=None):
     """Print ``error`` as ``<prog>: error: <message>`` (one line per message line) and return exit status 2."""
     print(f'{prog}: error: {error}', file=stream or sys.stderr)
     return 2
+
+
+def config_arg(kind):
+    """An argparse ``type=`` callable for ``--config NAME``: the path of that shipped config (or YAML file) of
+    ``kind``; an unknown name is one line listing the shipped names."""
+    from converse_basicsr.utils.configs import resolve_config
+
+    def resolve(text):
+        try:
+            return resolve_config(check_value('the value', text, SPECS['text']), kind)
+        except (OptionError, FileNotFoundError) as error:
+            raise OptionError(str(error).replace('--config ', '', 1)) from None
+
+    return arg(SPECS['text'], resolve)
