@@ -33,8 +33,9 @@ BLOCKS = {
     'train': {
         'total_iter': S('number', minimum=1), 'warmup_iter': S('number', minimum=-1),
         'ema_decay': S('number', minimum=0, maximum=1), 'optim_{net}': MAPPING, 'scheduler': MAPPING,
-        **{f'{loss}_opt': MAPPING for loss in ('pixel', 'perceptual', 'gan', 'ldl', 'feature_matching')},
-        'net_d_iters': S('int', minimum=1), 'net_d_init_iters': S('int', minimum=0)
+        **{f'{loss}_opt': MAPPING
+           for loss in ('pixel', 'perceptual', 'gan', 'ldl', 'feature_matching')}, 'net_d_iters': S('int', minimum=1),
+        'net_d_init_iters': S('int', minimum=0)
     },
     'val': {
         'val_freq': POSITIVE, 'save_img': FLAG, 'suffix': S('str'), 'metrics': MAPPING, 'pbar': FLAG,
@@ -55,9 +56,10 @@ LOADER = {
     'dataset_enlarge_ratio': POSITIVE, 'gt_size': S('int', minimum=1),
     'prefetch_mode': S('str', choices=('cpu', 'cuda')), 'num_prefetch_queue': S('int', minimum=1), 'pin_memory': FLAG
 }
-IO_BACKEND = {'type': S('str', choices=('disk', 'lmdb', 'memcached')), 'db_paths': ANY, 'client_keys': ANY,
-              'readonly': FLAG, 'lock': FLAG, 'readahead': FLAG, 'server_list_cfg': TEXT, 'client_cfg': TEXT,
-              'sys_path': TEXT}
+IO_BACKEND = {
+    'type': S('str', choices=('disk', 'lmdb', 'memcached')), 'db_paths': ANY, 'client_keys': ANY, 'readonly': FLAG,
+    'lock': FLAG, 'readahead': FLAG, 'server_list_cfg': TEXT, 'client_cfg': TEXT, 'sys_path': TEXT
+}
 METRIC_KEYS = {'type': TEXT, 'better': S('str', choices=('higher', 'lower')), 'crop_border': S('int', minimum=0)}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 LISTS = {k: S('numbers') for k in ('milestones', 'restarts', 'restart_weights', 'periods', 'eta_mins', 'betas')}
@@ -76,7 +78,9 @@ def _table_get(table, key):
 
 def networks(opt):
     """The network names of ``opt`` (``g`` for ``network_g``, ...); ``g`` always (BasicSR's models need it)."""
-    return ['g'] + [k[len('network_'):] for k in opt if isinstance(k, str) and k.startswith('network_') and k != 'network_g']
+    return ['g'] + [
+        k[len('network_'):] for k in opt if isinstance(k, str) and k.startswith('network_') and k != 'network_g'
+    ]
 
 
 def _concrete(table, nets):
@@ -112,10 +116,11 @@ def signature_table(target, skip=(), overrides=None, open_ended_ok=True, int_kin
             open_ended = open_ended_ok
             continue
         default = param.default
-        kind = ('bool' if isinstance(default, bool) else int_kind if isinstance(default, numbers.Integral) else
-                'number' if isinstance(default, numbers.Real) else 'str' if isinstance(default, str) else
-                'numbers' if isinstance(default, (tuple, list)) and default and all(
-                    isinstance(x, numbers.Real) and not isinstance(x, bool) for x in default) else None)
+        kind = (
+            'bool' if isinstance(default, bool) else
+            int_kind if isinstance(default, numbers.Integral) else 'number' if isinstance(default, numbers.Real) else
+            'str' if isinstance(default, str) else 'numbers' if isinstance(default, (tuple, list)) and default and all(
+                isinstance(x, numbers.Real) and not isinstance(x, bool) for x in default) else None)
         table[name] = None if kind is None else Spec(kind, empty=default == '')
     table.update({k: v for k, v in (overrides or {}).items() if k in table})
     return table, open_ended
@@ -129,8 +134,8 @@ def _registered(where, kind, value, names, errors, entry=None):
     if entry is not None and 'type' not in entry:
         near = [k for k in entry if did_you_mean(k, ['type'])]
         prefix = where[:-len('type')]
-        errors.append(f"{prefix}{near[0]} is not an option (did you mean 'type'?)" if near else
-                      f'{where} is missing: the {kind} to use')
+        errors.append(f"{prefix}{near[0]} is not an option (did you mean 'type'?)"
+                      if near else f'{where} is missing: the {kind} to use')
         return False
     if not isinstance(value, str):
         errors.append(f'{where} must be the name of a {kind}, got {value!r} ({type(value).__name__})')
@@ -239,7 +244,8 @@ def _dataset_errors(opt, errors):
         if not isinstance(dataset, dict):
             errors.append(f'{where} must be a mapping (a dataset entry with a type), got {dataset!r}')
             continue
-        if not _registered(f'{where}.type', 'dataset', dataset.get('type'), sorted(DATASET_REGISTRY._obj_map), errors):
+        if not _registered(f'{where}.type', 'dataset', dataset.get('type'), sorted(DATASET_REGISTRY._obj_map), errors,
+                           dataset):
             continue
         if isinstance(dataset.get('io_backend'), dict):
             check_entry(f'{where}.io_backend.', dataset['io_backend'], IO_BACKEND, 'io_backend', errors)
@@ -282,8 +288,8 @@ def converse_up_errors(where, net):
         ]
     errors = []
     names = sorted(n for n in ARCH_REGISTRY._obj_map if n != 'ConverseUp')
-    if not _registered(f'{where}.base.type', 'arch (ConverseUp converts a registered SR arch)', base.get('type'),
-                       names, errors, base):
+    if not _registered(f'{where}.base.type', 'arch (ConverseUp converts a registered SR arch)', base.get('type'), names,
+                       errors, base):
         return errors
     cls = ARCH_REGISTRY.get(base['type'])
     table, open_ended = signature_table(cls)

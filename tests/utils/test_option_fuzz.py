@@ -108,14 +108,16 @@ def _flag_cases(root):
     """(prog, parser-driven entry, base argv, flag, bad value) for every value-taking flag of every entry point."""
     a_file = osp.join(root, 'a_file')
     no_dir = osp.join(a_file, 'below')
-    compare_base = ['--task', 'denoise', '--dataset', f'S={root}/none', '--model', 'input', '--results-root',
-                    osp.join(root, 'out')]
+    compare_base = [
+        '--task', 'denoise', '--dataset', f'S={root}/none', '--model', 'input', '--results-root',
+        osp.join(root, 'out')
+    ]
     table = {
         ('converse-compare', compare.main, tuple(compare_base)): {
             '--tile': BAD_TILE, '--threads': BAD_INT, '--sigma': BAD_NUMBER, '--scale': BAD_INT,
-            '--flops-size': BAD_INT, '--device': BAD_DEVICE, '--results-root': [a_file, no_dir, ''],
-            '--dataset': ['S', '=x', 'S=', ''], '--model': [''], '--name': [''], '--task': ['x', ''],
-            '--color': ['x', 'grey'], '--kernel-path': ['']
+            '--flops-size': BAD_INT, '--device': BAD_DEVICE, '--results-root': [a_file, no_dir,
+                                                                                ''], '--dataset': ['S', '=x', 'S=', ''],
+            '--model': [''], '--name': [''], '--task': ['x', ''], '--color': ['x', 'grey'], '--kernel-path': ['']
         },
         ('converse-restore', restore.main, ('--model', 'converse_dncnn', '-i', f'{root}/none', '-o', f'{root}/o')): {
             '--tile': BAD_TILE, '--tile-pad': ['-1', 'x', '', 'nan'], '--scale': BAD_INT, '--device': BAD_DEVICE
@@ -126,15 +128,14 @@ def _flag_cases(root):
             '--iters': BAD_INT, '--config': ['', 'no_such'], '--output': [a_file, no_dir, '']
         },
     }
-    for name, flags in (('prepare_subimages', {'--crop-size': BAD_INT, '--step': BAD_INT, '--n-thread': BAD_INT,
-                                               '--thresh-size': ['-1', 'x', '', 'nan'],
-                                               '--compression-level': ['-1', '10', 'x', '']}),
-                        ('prepare_lmdb', {'--n-thread': BAD_INT, '--compress-level': ['-1', '10', 'x', '']})):
+    for name, flags in (('prepare_subimages', {
+            '--crop-size': BAD_INT, '--step': BAD_INT, '--n-thread': BAD_INT, '--thresh-size': ['-1', 'x', '', 'nan'],
+            '--compression-level': ['-1', '10', 'x', '']
+    }), ('prepare_lmdb', {'--n-thread': BAD_INT, '--compress-level': ['-1', '10', 'x', '']})):
         base = ('--input', f'{root}/none', '--output', f'{root}/out.lmdb')
         table[(name, _script(name).main, base)] = flags
-    table[('convert_checkpoint', _script('convert_checkpoint').main, ('in.pth', f'{root}/out.pth'))] = {
-        '--to': ['x', ''], '--key': ['x', '']
-    }
+    table[('convert_checkpoint', _script('convert_checkpoint').main,
+           ('in.pth', f'{root}/out.pth'))] = {'--to': ['x', ''], '--key': ['x', '']}
     return [(prog, fn, list(base), flag, value) for (prog, fn, base), flags in table.items()
             for flag, values in flags.items() for value in values]
 
@@ -176,7 +177,8 @@ def test_repeated_labels_and_grid_names_are_refused_before_anything_is_made(tmp_
     out = tmp_path / 'out'
     base = ['--task', 'denoise', '--results-root', str(out)]
     cases = [
-        (['--dataset', f'S={tmp_path}/a', '--dataset', f'S={tmp_path}/b', '--model', 'input'], "--dataset 'S' is given"),
+        (['--dataset', f'S={tmp_path}/a', '--dataset', f'S={tmp_path}/b', '--model',
+          'input'], "--dataset 'S' is given"),
         (['--dataset', f'T={tmp_path}/a', '--model', 'input', '--model', 'input'], "model label 'input' is given"),
         (['--dataset', f'S={data}', '--model', 'input'], f"S: {data / 'x.jpg'} and S: {data / 'x.png'} would both"),
     ]
@@ -191,8 +193,9 @@ def test_nan_and_negative_sigma_from_yaml(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, 'compare', _reached)
     for sigma in (math.nan, -1, math.inf):
         config = tmp_path / 'c.yml'
-        config.write_text(yaml.safe_dump({'protocol': {'task': 'denoise', 'sigma': sigma}, 'datasets': {'S': 'x'},
-                                          'models': ['input']}))
+        config.write_text(
+            yaml.safe_dump(
+                {'protocol': {'task': 'denoise', 'sigma': sigma}, 'datasets': {'S': 'x'}, 'models': ['input']}))
         assert compare.main(['-opt', str(config), '--results-root', str(tmp_path / 'r')]) == 2
         err = capsys.readouterr().err
         assert f'{config}: protocol.sigma must be a ' in err, err
