@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import converse_basicsr  # noqa: F401  (registries)
 from converse_basicsr import compare, demo, restore, test, train
 from converse_basicsr.evaluation import runner
-from converse_basicsr.training import pipeline
+from converse_basicsr.training import basicsr_keys, pipeline
 from tests.utils.fuzz_cases import REPO, get, kind_of, run_case, tree, yaml_case
 
 YAML_EXAMPLES = 300
@@ -54,8 +54,8 @@ def _yaml_cli(kind, config, mp):
         mp.setattr(runner, 'compare', _reached)
         return 'converse-compare', lambda: compare.main(['-opt', config])
     if kind == 'test':
-        mp.setattr(test, 'dataroot_errors', lambda opt: [])  # ../shared paths: the checks of values run alone
-        mp.setattr(test, 'load_present_datasets', _reached)
+        mp.setattr(basicsr_keys, 'dataroot_errors', lambda opt: [])  # ../shared paths: values are checked alone
+        mp.setattr(test, 'run_test_config', _reached)
         return 'converse-test', lambda: test.main(['-opt', config])
     mp.setattr(pipeline, 'dataroot_errors', lambda opt: [])
     mp.setattr(pipeline, 'train_pipeline', _reached)
@@ -153,9 +153,9 @@ def test_cli_fuzz(case, form):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, 'compare', _reached)
         mp.setattr(pipeline, 'train_pipeline', _reached)
-        mp.setattr(test, 'load_present_datasets', _reached)
-        mp.setattr(demo, 'show_operator', _reached)
-        mp.setattr(restore, '_restorer', _reached)
+        mp.setattr(test, 'run_test_config', _reached)
+        mp.setattr(demo, 'run_demo', _reached)
+        mp.setattr(restore, 'restore_folder', _reached)
         before = tree(CLI_ROOT)
         status, err = run_case(fn, argv)
         assert tree(CLI_ROOT) == before, f'{argv}: created {tree(CLI_ROOT) - before}'
