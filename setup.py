@@ -57,7 +57,7 @@ setup(
         # only converse_basicsr/mm_registry.py uses mmengine
         'mmengine': ['mmengine'],
         # the linters are pinned: their output (and so `make test`'s lint step) changes between versions
-        'test': ['pytest>=7', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
+        'test': ['pytest>=7', 'hypothesis==6.170.27', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
     },
     entry_points={'console_scripts': CONSOLE_SCRIPTS},
     license='Apache-2.0',

@@ -117,7 +117,7 @@ def _model_errors(models, errors):
     try:
         check_unique('model label', labels)
     except OptionError as error:
-        errors.append(f'{error} (models: or --model); give each entry its own name:')
+        errors.append(f'{error} (models: or --model): give one a name, e.g. {{zoo: NAME, name: LABEL}}')
 
 
 def check_compare_options(opt, source=None):

@@ -102,6 +102,8 @@ class Spec:
         if finite:
             text = text.replace('number', 'finite number').replace('an integer', 'a finite integer')
         if self.kind in ('int', 'number', 'numbers', 'range', 'tile'):
+            if self.kind == 'tile':
+                return f"an integer >= {self.minimum} or 'auto'"
             if self.minimum is not None and self.maximum is not None:
                 text += f' in [{self.minimum}, {self.maximum}]'
             elif self.minimum is not None:
