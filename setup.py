@@ -60,7 +60,7 @@ setup(
         # converse-export, converse-restore --onnx, .onnx models in converse-compare (converse_basicsr/export/)
         'export': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
         # the linters are pinned: their output (and so `make test`'s lint step) changes between versions
-        'test': ['pytest>=7', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
+        'test': ['pytest>=7', 'hypothesis==6.170.27', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0'],
     },
     entry_points={'console_scripts': CONSOLE_SCRIPTS},
     license='Apache-2.0',

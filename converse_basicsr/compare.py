@@ -3,36 +3,43 @@
 The command line only: the runner, its options and the YAML keys are in
 :mod:`converse_basicsr.evaluation.runner`; ``compare`` and ``load_model`` are re-exported for the Python API.
 """
-import argparse
 import sys
 
+from converse_basicsr.evaluation.compare_options import flag_types
 from converse_basicsr.evaluation.model_entries import load_model  # noqa: F401  (public name)
 from converse_basicsr.evaluation.runner import CompareOptions, compare, run_from_args  # noqa: F401  (public names)
+from converse_basicsr.utils.options import CheckedParser
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
 def build_parser():
-    """The ``converse-compare`` flags (each overrides the same key of the ``-opt`` YAML)."""
-    p = argparse.ArgumentParser(prog='converse-compare', description='several models, one protocol, one table')
+    """The ``converse-compare`` flags (each overrides the same key of the ``-opt`` YAML), each checked by the table
+    of :mod:`converse_basicsr.evaluation.compare_options` (a bad value: one line, exit status 2)."""
+    types = flag_types()
+    p = CheckedParser(prog='converse-compare', description='several models, one protocol, one table')
     p.add_argument('-opt', help='comparison YAML (options/compare/*.yml)')
-    p.add_argument('--name', help='results/<name>/ (default: the YAML name, else "compare")')
+    p.add_argument('--name', type=types['name'], help='results/<name>/ (default: the YAML name, else "compare")')
     p.add_argument('--task', choices=['denoise', 'sr', 'deblur'], help='protocol task (instead of a YAML)')
-    p.add_argument('--sigma', type=float, help='noise level (0-255 units): denoise default 25, deblur 2.55')
+    p.add_argument('--sigma', type=types['sigma'], help='noise level (0-255 units): denoise default 25, deblur 2.55')
     p.add_argument('--color', choices=['gray', 'rgb'], help='denoise: gray (default) or rgb')
-    p.add_argument('--scale', type=int, help='sr: scale factor (default 4)')
-    p.add_argument('--kernel-path', help='deblur: a .npy kernel or a folder of them')
-    p.add_argument('--dataset', action='append', default=[], metavar='NAME=FOLDER', help='a test set (repeatable)')
+    p.add_argument('--scale', type=types['scale'], help='sr: scale factor (default 4)')
+    p.add_argument('--kernel-path', type=types['kernel_path'], help='deblur: a .npy kernel or a folder of them')
+    p.add_argument('--dataset', type=types['dataset'], action='append', default=[], metavar='NAME=FOLDER',
+                   help='a test set (repeatable)')
     p.add_argument(
-        '--model', action='append', default=[], metavar='MODEL',
+        '--model', type=types['model'], action='append', default=[], metavar='MODEL',
         help="input, bicubic, a zoo name, package.module:callable, or a checkpoint file "
         "(.pth/.pt/.ckpt/.safetensors, arch detected) (repeatable)")
-    p.add_argument('--model-dir', help='where zoo checkpoints are (default $CONVERSE_MODEL_DIR or the cache)')
-    p.add_argument('--device', help='torch device (default cpu)')
-    p.add_argument('--tile', help="tile size in input pixels, or 'auto'; default whole images")
-    p.add_argument('--threads', type=int, help='torch threads for every model (default: torch default)')
-    p.add_argument('--flops-size', type=int, help='output side at which compute is counted (default 256)')
+    p.add_argument('--model-dir', type=types['model_dir'],
+                   help='where zoo checkpoints are (default $CONVERSE_MODEL_DIR or the cache)')
+    p.add_argument('--device', type=types['device'], help='torch device (default cpu)')
+    p.add_argument('--tile', type=types['tile'], help="tile size in input pixels, or 'auto'; default whole images")
+    p.add_argument('--threads', type=types['threads'], help='torch threads for every model (default: torch default)')
+    p.add_argument('--flops-size', type=types['flops_size'],
+                   help='output side at which compute is counted (default 256)')
     p.add_argument('--plot', action='store_true', help='also write psnr_vs_time.png')
-    p.add_argument('--results-root', default='results', help='where results/<name>/ goes (default results)')
+    p.add_argument('--results-root', type=types['results_root'], default='results',
+                   help='where results/<name>/ goes (default results)')
     return p
 
 

@@ -14,29 +14,27 @@ The steps are in :mod:`converse_basicsr.training.demo`.
 ``--operator-only`` runs step 1 alone. Everything is written under ``--output`` (default ``demo_output``
 in the current directory; ``scripts/demo.py`` uses the checkout's ``demo_output/``).
 """
-import argparse
 import sys
 
 import torch
 
 from converse_basicsr.training.demo import CONFIG, run_demo
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_writable_dir, config_arg
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
-    return value
+def writable(folder):
+    return check_writable_dir(folder, 'the value')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog='converse-demo', description=__doc__.split('\n')[0])
-    parser.add_argument('--output', default='demo_output',
+    """The ``converse-demo`` flags, each checked by :mod:`converse_basicsr.utils.options` (exit status 2)."""
+    parser = CheckedParser(prog='converse-demo', description=__doc__.split('\n')[0])
+    parser.add_argument('--output', default='demo_output', type=arg(SPECS['text'], writable),
                         help='folder for the data, experiments and result image (default: ./demo_output)')
-    parser.add_argument('--config', default=CONFIG,
+    parser.add_argument('--config', default=CONFIG, type=config_arg('demo'),
                         help=f'demo config, a shipped name or a YAML path (default: {CONFIG})')
-    parser.add_argument('--iters', type=positive_int,
+    parser.add_argument('--iters', type=arg(SPECS['positive_int']),
                         help="train this many iterations instead of the config's total_iter")
     parser.add_argument('--operator-only', action='store_true', help='run step 1 (the operator) only')
     return parser.parse_args(argv)

@@ -5,19 +5,23 @@ Exit status: 0 all images restored; 1 some images failed (each is reported, the 
 still processed; a failed image writes nothing); 2 bad arguments (unknown model or device, missing
 input, bad kernel, unwritable output, two inputs whose outputs would share a name or overwrite an input).
 """
-import argparse
 import sys
 
 from converse_basicsr.hub.zoo import ZOO, ZooError
 from converse_basicsr.inference.folder import UsageError, restore_folder
 from converse_basicsr.inference.restorer import ImageError
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_device
 from converse_basicsr.utils.runtime import retain_freed_memory
+
+
+def present_device(value):
+    return check_device(value, 'the value')
 
 
 def build_parser():
     """The ``converse-restore`` flags."""
     models = ', '.join(f'{e.name} ({e.task})' for e in ZOO.values())
-    p = argparse.ArgumentParser(prog='converse-restore', description='Restore images with a Converse model.')
+    p = CheckedParser(prog='converse-restore', description='Restore images with a Converse model.')
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument('--model', help=f'zoo name [{models}] or a checkpoint file')
     source.add_argument('--onnx', help='an exported .onnx file (converse-export), run by ONNX Runtime')
@@ -33,14 +37,17 @@ def build_parser():
     p.add_argument('--no-kernel-check', action='store_true', help='accept a --kernel that is not a normalised '
                    'blur kernel (non-negative, sum 1)')
     p.add_argument(
-        '--scale', type=int, help='sf of a kernel-conditioned model (default 1); for other models the '
+        '--scale', type=arg(SPECS['scale']), help='sf of a kernel-conditioned model (default 1); for other models the '
         'expected scale, checked against the measured one')
-    p.add_argument('--device', default='cpu', help='torch device, e.g. cpu, cuda, cuda:1 (default cpu)')
+    p.add_argument('--device', default='cpu', type=arg(SPECS['text'], present_device),
+                   help='torch device, e.g. cpu, cuda, cuda:1 (default cpu)')
     p.add_argument('--half', action='store_true', help='float16 on CUDA (on the CPU: warning, float32)')
     p.add_argument(
-        '--tile', default=None, help="tile size in input pixels, or 'auto' (tile only if memory "
+        '--tile', default=None, type=arg(SPECS['tile']),
+        help="tile size in input pixels, or 'auto' (tile only if memory "
         "would not suffice); default: whole image")
-    p.add_argument('--tile-pad', type=int, default=32, help='context pixels around each tile (default 32)')
+    p.add_argument('--tile-pad', type=arg(SPECS['tile_pad']), default=32,
+                   help='context pixels around each tile (default 32)')
     p.add_argument('--compare', action='store_true', help='also write <name>_compare.png: input | output')
     return p
 

@@ -7,31 +7,37 @@ On top of ``basicsr.test.test_pipeline`` it skips dataset entries marked ``optio
 metrics from the saved results, ``val.save_img: true``). The work is in :mod:`converse_basicsr.evaluation.protocols`.
 Results go under ``results/`` of the current directory; other BasicSR flags (``--force_yml``, ...) pass through.
 """
-import argparse
 import sys
 
 import converse_basicsr  # noqa: F401  (registries)
 from converse_basicsr.evaluation.protocols import run_test_config
 from converse_basicsr.training.compat import apply_training_fixes
-from converse_basicsr.utils.configs import resolve_config
+from converse_basicsr.training.option_checks import check_option_file
+from converse_basicsr.utils.options import SPECS, CheckedParser, OptionError, arg, config_arg, fail
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
 def run(argv=None):
     """Run the test config given by ``-opt`` (or ``--config``) in ``argv``; return the per-image CSV paths."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = CheckedParser(prog='converse-test', description=__doc__.split('\n')[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('-opt', help='path to the test option YAML file')
-    source.add_argument('--config', help='a shipped test config by name, e.g. test_converse_dncnn_sigma25')
+    source.add_argument('-opt', type=arg(SPECS['text']), help='path to the test option YAML file')
+    source.add_argument('--config', type=config_arg('test'),
+                        help='a shipped test config by name, e.g. test_converse_dncnn_sigma25')
     known, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    return run_test_config(known.opt or resolve_config(known.config, 'test'), rest)
+    check_option_file(known.opt or known.config)  # keys, kinds, paths: before BasicSR creates results/<name>/
+    return run_test_config(known.opt or known.config, rest)
 
 
 def main(argv=None):
-    """Console entry point (``converse-test``): exit status 0 on success."""
+    """Console entry point (``converse-test``): exit status 0 on success, 2 for a bad option file or argument (one
+    line naming the file and the key; nothing created)."""
     retain_freed_memory()
     apply_training_fixes()
-    run(argv)
+    try:
+        run(argv)
+    except (OptionError, FileNotFoundError) as error:
+        return fail('converse-test', error)
     return 0
 
 

@@ -14,7 +14,6 @@ be ``.safetensors`` too.
 ``converse_basicsr.hub.zoo`` (the package's one checkpoint reader); a file that is not a checkpoint is
 an error naming it (exit status 2). The output is written atomically and never over the input.
 """
-import argparse
 import sys
 from os import path as osp
 
@@ -23,6 +22,7 @@ from safetensors.torch import save_file
 
 from converse_basicsr.data.io import write_atomic
 from converse_basicsr.hub.state_dicts import ZooError, load_checkpoint_file, unwrap_state_dict, wrapped_keys
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg
 
 
 def convert(checkpoint, to, key=None, source='checkpoint'):
@@ -40,9 +40,9 @@ def convert(checkpoint, to, key=None, source='checkpoint'):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('input')
-    p.add_argument('output')
+    p = CheckedParser(prog='convert_checkpoint', description=__doc__.split('\n')[0])
+    p.add_argument('input', type=arg(SPECS['text']))
+    p.add_argument('output', type=arg(SPECS['text']))
     p.add_argument('--to', choices=('basicsr', 'plain'), required=True)
     p.add_argument('--key', choices=('params', 'params_ema'), help='the BasicSR key to write / read')
     args = p.parse_args(argv)

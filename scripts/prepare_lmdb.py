@@ -23,6 +23,7 @@ import cv2
 from converse_basicsr.data.io import IMG_EXTENSIONS, is_image_file, plan_output_names, run_script  # isort: split
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg
 
 
 def prepare_lmdb(input_folder, lmdb_path, compress_level=1, n_thread=4, batch=5000):
@@ -59,11 +60,15 @@ def prepare_lmdb(input_folder, lmdb_path, compress_level=1, n_thread=4, batch=50
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--input', required=True, help='folder of images (searched recursively)')
-    parser.add_argument('--output', required=True, help='LMDB folder to create, ending in .lmdb')
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression 0-9 inside the LMDB')
-    parser.add_argument('--n-thread', type=int, default=4, help='processes reading images (1: no multiprocessing)')
+    parser = CheckedParser(prog='prepare_lmdb', description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    text = arg(SPECS['text'])
+    parser.add_argument('--input', type=text, required=True, help='folder of images (searched recursively)')
+    parser.add_argument('--output', type=text, required=True, help='LMDB folder to create, ending in .lmdb')
+    parser.add_argument('--compress-level', type=arg(SPECS['compression']), default=1,
+                        help='PNG compression 0-9 inside the LMDB')
+    parser.add_argument('--n-thread', type=arg(SPECS['positive_int']), default=4,
+                        help='processes reading images (1: no multiprocessing)')
     args = parser.parse_args(argv)
     return run_script('prepare_lmdb', prepare_lmdb, args.input, args.output, args.compress_level, args.n_thread)
 

@@ -9,7 +9,9 @@ default 480/240/0 are BasicSR's usual settings for DIV2K. Each image ``NAME.png`
 ``--thresh-size`` is dropped; otherwise the last crop is moved back to end at the border.
 Two inputs with the same name but different extensions (``a.png``, ``a.jpg``) would write the
 same crops: the run is refused before anything is written (the package's output-naming rule,
-``converse_basicsr.data.io.plan_output_names``). Every crop is written atomically.
+``converse_basicsr.data.io.plan_output_names``). Every input is decoded once before the first crop is
+written, so an unreadable image stops the run with nothing written; every crop is written atomically.
+The numeric flags are checked by ``converse_basicsr.utils.options`` (a bad value: one line, exit status 2).
 """
 import argparse
 import os
@@ -21,6 +23,7 @@ import cv2
 from tqdm import tqdm
 
 from converse_basicsr.data.io import IMG_EXTENSIONS, imwrite_atomic, is_image_file, plan_output_names, run_script
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_value
 
 
 def crop_positions(length, crop_size, step, thresh_size):
@@ -63,14 +66,21 @@ def list_images(folder):
 def prepare_subimages(input_folder, output_folder, crop_size=480, step=240, thresh_size=0, n_thread=4,
                       compression_level=3):
     """Crop every image of ``input_folder`` into ``output_folder``; returns the number of sub-images."""
-    if crop_size < 1 or step < 1:
-        raise ValueError(f'--crop-size and --step must be positive, got {crop_size} and {step}')
+    for flag, value, spec in (('--crop-size', crop_size, SPECS['positive_int']), ('--step', step,
+                                                                                  SPECS['positive_int']),
+                              ('--thresh-size', thresh_size, SPECS['non_negative_int']), ('--n-thread', n_thread,
+                                                                                          SPECS['positive_int']),
+                              ('--compression-level', compression_level, SPECS['compression'])):
+        check_value(flag, value, spec)
     paths = list_images(input_folder)
     if osp.exists(output_folder) and osp.samefile(input_folder, output_folder):
         raise ValueError(f'--output {output_folder!r} is the --input folder: crops would mix with (and could '
                          'overwrite) the images; choose another folder')
     # crop names are '<stem>_sNNN.png': two inputs collide exactly when their stems do
     plan_output_names(paths, lambda p: [osp.splitext(osp.basename(p))[0]], 'crops of the stem')
+    for path in tqdm(paths, unit='image', desc='Check'):  # every input decodes before any crop is written
+        if cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+            raise ValueError(f'cannot read image {path!r} (unreadable or corrupt); nothing was written')
     os.makedirs(output_folder, exist_ok=True)
     args = [(p, output_folder, crop_size, step, thresh_size, compression_level) for p in paths]
     total = 0
@@ -93,14 +103,17 @@ def _crop_star(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--input', required=True, help='folder of large images')
-    parser.add_argument('--output', required=True, help='folder for the sub-images (created)')
-    parser.add_argument('--crop-size', type=int, default=480)
-    parser.add_argument('--step', type=int, default=240, help='offset between crops (crop-size − overlap)')
-    parser.add_argument('--thresh-size', type=int, default=0, help='drop a border strip narrower than this')
-    parser.add_argument('--n-thread', type=int, default=4)
-    parser.add_argument('--compression-level', type=int, default=3, help='PNG compression 0-9')
+    parser = CheckedParser(prog='prepare_subimages', description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    positive, text = arg(SPECS['positive_int']), arg(SPECS['text'])
+    parser.add_argument('--input', type=text, required=True, help='folder of large images')
+    parser.add_argument('--output', type=text, required=True, help='folder for the sub-images (created)')
+    parser.add_argument('--crop-size', type=positive, default=480)
+    parser.add_argument('--step', type=positive, default=240, help='offset between crops (crop-size − overlap)')
+    parser.add_argument('--thresh-size', type=arg(SPECS['non_negative_int']), default=0,
+                        help='drop a border strip narrower than this')
+    parser.add_argument('--n-thread', type=positive, default=4)
+    parser.add_argument('--compression-level', type=arg(SPECS['compression']), default=3, help='PNG compression 0-9')
     args = parser.parse_args(argv)
     return run_script('prepare_subimages', prepare_subimages, args.input, args.output, args.crop_size, args.step,
                       args.thresh_size, args.n_thread, args.compression_level)

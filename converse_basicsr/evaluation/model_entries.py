@@ -1,7 +1,6 @@
 """converse-compare's model entries: one ``models`` entry (zoo name, arch + options, ``module:callable``,
 ``nn.Module``, checkpoint path, or the trivial ``input`` / ``bicubic`` rows) → a labelled ``nn.Module``
 (:class:`ModelSpec`), through a table of one small loader per entry kind (:data:`LOADERS`)."""
-import importlib
 import os
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from basicsr.utils.matlab_functions import imresize
 from converse_basicsr.evaluation import public_models
 from converse_basicsr.evaluation.compare_inputs import CompareError
 from converse_basicsr.hub import zoo
+from converse_basicsr.utils.imports import import_target
 
 TRIVIAL = ('input', 'bicubic')
 
@@ -48,14 +48,8 @@ class ModelSpec:
 
 
 def import_callable(target):
-    """``package.module:callable`` → the callable."""
-    module_name, _, attr = str(target).partition(':')
-    if not module_name or not attr:
-        raise CompareError(f"a custom model must be written 'package.module:callable', got {target!r}")
-    obj = importlib.import_module(module_name)
-    for part in attr.split('.'):
-        obj = getattr(obj, part)
-    return obj
+    """``package.module:callable`` → the callable (:func:`converse_basicsr.utils.imports.import_target`)."""
+    return import_target(target, 'a custom model')  # from PYTHONPATH or the current folder
 
 
 def _trivial(entry, label, task, scale, model_dir):

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr.evaluation import public_models
 from converse_basicsr.evaluation.compare_inputs import CompareError, Sample, make_inputs, protocol_datasets
+from converse_basicsr.evaluation.compare_options import check_compare_options, check_grid_names, datasets_from_flags
 from converse_basicsr.evaluation.measurement import PeakMemory, count_flops
 from converse_basicsr.evaluation.model_entries import DegradedInput, load_model, model_label
 from converse_basicsr.evaluation.protocols import file_tag, measure
@@ -130,6 +131,7 @@ def compare(models, datasets, protocol, options=None, **keywords):
     task, scale, dataset_opts, metrics = protocol_datasets(protocol, datasets)
     samples = make_inputs(dataset_opts)
     public_models.check_paths(models, scale, samples[0].lq.shape[1])  # exit 2 before any row
+    check_grid_names([(s.dataset, s.image) for s in samples])  # two images, one grid name: stop, naming both
     out_dir = osp.join(opts.results_root, file_tag(opts.name))
     os.makedirs(out_dir, exist_ok=True)
     inputs = _degraded_inputs(samples, metrics, scale, opts.crop)
@@ -244,11 +246,7 @@ def options_from_args(args):
             protocol[key] = getattr(args, key)
     if args.kernel_path:
         protocol['kernel_path'] = args.kernel_path
-    for item in args.dataset:
-        dataset_name, sep, folder = item.partition('=')
-        if not sep:
-            raise CompareError(f'--dataset must be NAME=FOLDER, got {item!r}')
-        opt.setdefault('datasets', {})[dataset_name] = folder
+    opt['datasets'] = datasets_from_flags(args.dataset, opt.get('datasets'))  # a repeated NAME is an error
     if args.model:
         opt['models'] = list(args.model)
     for key in ('name', 'model_dir', 'device', 'tile', 'threads', 'flops_size'):
@@ -256,9 +254,8 @@ def options_from_args(args):
             opt[key] = getattr(args, key)
     opt['tile'] = parse_tile(opt.get('tile'))
     opt['plot'] = bool(args.plot or opt.get('plot'))
-    if not opt.get('models'):
-        raise CompareError('no models given (models: [...] in the YAML or --model)')
-    return opt
+    opt['results_root'] = getattr(args, 'results_root', None) or opt.get('results_root', 'results')
+    return check_compare_options(opt, args.opt)  # before anything runs or is written
 
 
 def run_from_args(args):

@@ -248,6 +248,21 @@ def _neighbour_channels(siblings, index):
     return None
 
 
+def _exclude_hint(plan, name, joint):
+    """The end of a message about layer ``name`` that cannot convert: ``exclude=[name]`` when the model has
+    another upsampler to convert, else that it is the only one (excluding it would leave nothing to convert)."""
+    kinds = (nn.PixelShuffle, nn.Upsample, nn.ConvTranspose2d)
+    others = [
+        n for n, m in plan.root.named_modules()
+        if isinstance(m, kinds) and n != name and n not in plan.exclude and not n.startswith(name + '.')
+    ]
+    if others or any(type(m) in ARCH_RULES for m in plan.root.modules()):
+        return f'{joint} exclude=[{name!r}] leaves it alone'
+    return (f'; it is the only upsampler of {type(plan.root).__name__}, so excluding it leaves nothing to convert: '
+            'this arch is not supported by the generic rules (an arch rule in converse_basicsr/nn/convert.py '
+            'ARCH_RULES would be needed)')
+
+
 def _from_upsample(plan, layer, name, siblings, index):
     factors = layer.scale_factor if isinstance(layer.scale_factor, tuple) else (layer.scale_factor, ) * 2
     if layer.size is not None or len(set(factors)) != 1 or float(factors[0]) != int(factors[0]):
@@ -256,7 +271,7 @@ def _from_upsample(plan, layer, name, siblings, index):
     channels = plan.channels.get(name) or _neighbour_channels(siblings, index)
     if channels is None:
         raise ConversionError(f'cannot convert {name} ({_describe(layer)}): its channel count is unknown; pass '
-                              f'example_input=... (one forward reads it) or exclude=[{name!r}]')
+                              f'example_input=... (one forward reads it){_exclude_hint(plan, name, " or")}')
     return plan.upsampler(name, layer, channels, int(factors[0]), conv_kernel_size=0)
 
 
@@ -287,7 +302,7 @@ def _walk(plan, module, prefix):
         elif isinstance(child, nn.PixelShuffle):
             raise ConversionError(f'cannot convert {name} ({_describe(child)}): the generic rule converts a '
                                   'PixelShuffle only right after a Conv2d in the same nn.Sequential (a shuffle used '
-                                  f'inside forward needs an arch rule); exclude=[{name!r}] leaves it alone')
+                                  f'inside forward needs an arch rule){_exclude_hint(plan, name, ";")}')
         elif isinstance(child, nn.ConvTranspose2d):
             new = _from_conv_transpose(plan, child, name)
             if new is not None:

@@ -53,6 +53,37 @@ def save_atomically(obj, path, what='file', logger=None):
     return False
 
 
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process (alive), or not a pid
+        return True
+    return True
+
+
+def remove_stale_temps(folders, report=None):
+    """Remove the ``.<name>.<pid>.tmp`` files of :func:`save_atomically` in ``folders`` (not below them) whose
+    process is gone (a kill during a save leaves one); a live process's file (a concurrent save) is kept.
+    Returns the removed paths; each is passed to ``report`` (a function taking a message) if given."""
+    removed = []
+    for folder in folders:
+        if not folder or not osp.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            match = re.fullmatch(r'\..+\.(\d+)' + re.escape(TEMP_SUFFIX), name)
+            path = osp.join(folder, name)
+            if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))) \
+                    and osp.isfile(path) and not osp.islink(path):
+                os.remove(path)
+                removed.append(path)
+                if report is not None:
+                    report(f'Removed {path}: a temporary file of an interrupted save (process {match.group(1)} '
+                           'is gone).')
+    return removed
+
+
 def rng_state():
     """This process's random states (python, numpy, torch and, when in use, CUDA)."""
     state = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}

@@ -8,16 +8,19 @@
 - :func:`check_data`: decode every image / LMDB key of the package's datasets once (``converse-train
   --check-data``), listing each one that fails.
 """
-import difflib
-import fnmatch
 import inspect
-import numbers
 import sys
 
 import yaml
 
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from converse_basicsr.training.basicsr_keys import basicsr_key_errors, signature_table
+from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_value
+
+__all__ = [
+    'OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error', 'arch_options'
+]
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
 # Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
@@ -26,100 +29,25 @@ RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKerne
 IN_CHANNEL_KEYS = ('num_in_ch', 'in_channels', 'in_chans')
 PACKAGE = __name__.split('.', 1)[0]  # 'converse_basicsr'
 
-# Numeric options BasicSR reads (dotted paths, ``*`` matches one level): their kind.
-BASICSR_NUMBERS = {
-    'manual_seed': 'int',
-    'scale': 'int',
-    'datasets.*.batch_size_per_gpu': 'int',
-    'datasets.*.num_worker_per_gpu': 'int',
-    'datasets.*.dataset_enlarge_ratio': 'number',
-    'datasets.*.gt_size': 'int',
-    'train.total_iter': 'number',
-    'train.warmup_iter': 'number',
-    'train.ema_decay': 'number',
-    'train.optim_*.lr': 'number',
-    'train.optim_*.weight_decay': 'number',
-    'train.optim_*.eps': 'number',
-    'train.optim_*.momentum': 'number',
-    'train.optim_*.betas': 'numbers',
-    'train.scheduler.milestones': 'numbers',
-    'train.scheduler.gamma': 'number',
-    'train.scheduler.periods': 'numbers',
-    'train.scheduler.restart_weights': 'numbers',
-    'train.scheduler.eta_min': 'number',
-    'train.scheduler.eta_mins': 'numbers',
-    'train.*_opt.loss_weight': 'number',
-    'val.val_freq': 'number',
-    'logger.print_freq': 'number',
-    'logger.save_checkpoint_freq': 'number',
-}
-KINDS = {  # kind: (description, test)
-    'int': ('an integer', lambda v: isinstance(v, numbers.Integral)),
-    'number': ('a number', lambda v: isinstance(v, numbers.Real)),
-    'bool': ('true or false', lambda v: isinstance(v, bool)),
-    'str': ('a string', lambda v: isinstance(v, str)),
-    'dict': ('a mapping', lambda v: isinstance(v, dict)),
-    'list': ('a list', lambda v: isinstance(v, (list, tuple))),
-    'paths': ('a path or a list of paths', lambda v: isinstance(v, str) or (
-        isinstance(v, (list, tuple)) and all(isinstance(p, str) for p in v))),
-    'numbers': ('a list of numbers', lambda v: isinstance(v, (list, tuple)) and all(
-        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v)),
-    'range': ('a list [lo, hi] of two numbers', lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(
-        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v)),
-}
-
-
-class OptionError(ValueError):
-    """A training option file that cannot work; the message names the file and every bad key."""
-
 
 def load_options(path):
     with open(path, encoding='utf-8') as f:
         return yaml.load(f, Loader=ordered_yaml()[0])
 
 
-def _number_text(value):
-    try:
-        float(value)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 def kind_error(key, value, kind):
     """A message if ``value`` of option ``key`` is not of ``kind``, else None (``~``/null is always allowed)."""
-    description, test = KINDS[kind]
-    if value is None or (test(value) and not (isinstance(value, bool) and kind not in ('bool', 'any'))):
-        return None
-    message = f'{key} must be {description}, got {value!r} ({type(value).__name__})'
-    texts = value if isinstance(value, (list, tuple)) else [value]
-    if any(isinstance(v, str) and _number_text(v) for v in texts):
-        message += ('; YAML reads a number without a decimal point in its mantissa, such as 2e-3, as a string: '
-                    'write 2.0e-3, or unquote it')
-    return message
+    try:
+        check_value(key, value, Spec(kind, empty=True))
+    except OptionError as error:
+        return str(error)
+    return None
 
 
 def arch_options(arch):
-    """``{argument: kind}`` of an arch class's constructor (kind from the default's type, None: any), and whether
-    it takes ``**kwargs`` (then any key is accepted)."""
-    params = inspect.signature(arch).parameters
-    kinds, open_ended = {}, False
-    for name, param in params.items():
-        if param.kind is param.VAR_KEYWORD:
-            open_ended = True
-            continue
-        default = param.default
-        if isinstance(default, bool):
-            kinds[name] = 'bool'
-        elif isinstance(default, numbers.Integral):
-            kinds[name] = 'int'
-        elif isinstance(default, numbers.Real):
-            kinds[name] = 'number'
-        elif isinstance(default, str):
-            kinds[name] = 'str'
-        else:
-            kinds[name] = None
-    return kinds, open_ended
+    """``{argument: Spec or None}`` of an arch class's constructor (kind from the default's type, None: any), and
+    whether it takes ``**kwargs`` (then any key is accepted)."""
+    return signature_table(arch)
 
 
 def _is_ours(cls):
@@ -128,60 +56,33 @@ def _is_ours(cls):
 
 def _entry_errors(where, entry, allowed, owner):
     """Unknown keys and wrong kinds in one dataset or network entry; ``allowed`` maps key → kind (None: any)."""
-    errors = []
-    for key, value in entry.items():
-        if key == 'type':
-            continue
-        if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f' (did you mean {close[0]!r}?)' if close else ''
-            errors.append(f'{where}.{key} is not an option of {owner}{hint}; its options: {", ".join(sorted(allowed))}')
-        elif allowed[key] is not None:
-            message = kind_error(f'{where}.{key}', value, allowed[key])
-            if message:
-                errors.append(message)
-    return errors
+    return check_entry(f'{where}.', {k: v for k, v in entry.items() if k != 'type'}, allowed, owner, [])
 
 
-def _flatten(opt, prefix=''):
-    for key, value in opt.items():
-        path = f'{prefix}{key}'
-        if isinstance(value, dict):
-            yield from _flatten(value, path + '.')
-        else:
-            yield path, value
-
-
-def check_options(opt, path='<options>'):
-    """Raise :class:`OptionError` listing every unknown key and wrong kind of value (see the module docstring)."""
-    errors = []
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        cls = DATASET_REGISTRY._obj_map.get(dataset.get('type')) if isinstance(dataset, dict) else None
+def check_options(opt, path='<options>', is_train=True):
+    """Raise :class:`OptionError` listing every unknown key and wrong kind of value (see the module docstring),
+    BasicSR's own keys included (:mod:`converse_basicsr.training.basicsr_keys`)."""
+    errors = basicsr_key_errors(opt, is_train)
+    if not isinstance(opt, dict):
+        raise OptionError(f'{path}: {errors[0]}')
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    for phase, dataset in datasets.items():
+        cls = DATASET_REGISTRY._obj_map.get(
+            dataset.get('type')) if isinstance(dataset, dict) and isinstance(dataset.get('type'), str) else None
         if cls is not None and _is_ours(cls) and hasattr(cls, 'OPTIONS'):
             errors += _entry_errors(f'datasets.{phase}', dataset, cls.OPTIONS, cls.__name__)
     for key, net in opt.items():
         if not (key.startswith('network_') and isinstance(net, dict)):
             continue
-        cls = ARCH_REGISTRY._obj_map.get(net.get('type'))
-        if cls is not None and _is_ours(cls):
+        cls = ARCH_REGISTRY._obj_map.get(net.get('type')) if isinstance(net.get('type'), str) else None
+        if cls is not None:
             allowed, open_ended = arch_options(cls)
             if open_ended:
                 allowed = dict.fromkeys(set(allowed) | set(net), None) | allowed
             errors += _entry_errors(key, net, allowed, cls.__name__)
-    for key, value in _flatten(opt):
-        kind = next((k for pattern, k in BASICSR_NUMBERS.items()
-                     if fnmatch.fnmatchcase(key, pattern) and key.count('.') == pattern.count('.')), None)
-        if kind is not None:
-            message = kind_error(key, value, kind)
-        elif key.split('.')[0] in ('train', 'val', 'logger') and isinstance(value, str) and _number_text(value):
-            message = kind_error(key, value, 'number')  # a number YAML read as a string
-        else:
-            message = None
-        if message:
-            errors.append(message)
-    if opt.get('num_gpu') not in (None, 'auto') and kind_error('num_gpu', opt['num_gpu'], 'int'):
-        errors.append(f"num_gpu must be an integer or 'auto', got {opt['num_gpu']!r}")
     errors = list(dict.fromkeys(errors))  # a key checked as a dataset option and as BasicSR's: once
+    if len(errors) == 1:
+        raise OptionError(f'{path}: {errors[0]}')
     if errors:
         raise OptionError(f'{path}: {len(errors)} bad option(s):\n  ' + '\n  '.join(errors))
 
@@ -256,3 +157,21 @@ def check_data(opt, stream=None):
             except Exception as error:  # noqa: BLE001
                 bad.append((where, images.paths[index], f'{type(error).__name__}: {error}'))
     return checked, bad
+
+
+def check_option_file(opt_file, is_train=False):
+    """Raise :class:`OptionError` (one line naming the file and the key) for a BasicSR option file that cannot run:
+    unknown keys, wrong kinds, a dataroot or pretrained model that does not exist. ``converse-test`` calls it
+    before BasicSR creates ``results/<name>/``."""
+    import os
+
+    from converse_basicsr.training.basicsr_keys import dataroot_errors
+    if not os.path.isfile(opt_file):
+        raise OptionError(f'-opt {opt_file}: no such file')
+    opt = load_options(opt_file)
+    check_options(opt, opt_file, is_train=is_train)
+    missing = dataroot_errors(opt)
+    if missing:
+        more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+        raise OptionError(f'{opt_file}: {missing[0]}{more}; run from a folder where these paths exist, or pass your '
+                          'own copy with -opt FILE')

@@ -19,7 +19,6 @@ BasicSR's loop it adds, for the duration of the call only:
 The hand-off from the model (which reads the state) to the sampler (built before it) goes through one
 :class:`TrainingRun` object per call, not through module or class attributes.
 """
-import argparse
 import contextlib
 import logging
 import os
@@ -30,11 +29,12 @@ import basicsr.train
 import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import get_root_logger, get_time_str
-from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, set_rng_state
+from converse_basicsr.training.basicsr_keys import dataroot_errors
+from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, remove_stale_temps, set_rng_state
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
                                                      load_options)
-from converse_basicsr.utils.configs import resolve_config
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg, config_arg
 
 
 class ResumableSampler(EnlargedSampler):
@@ -92,6 +92,7 @@ class TrainingRun:
         self.notes.append(message)
 
     def load_resume_state(self, opt):
+        remove_stale_temps([opt['path'].get(k) for k in ('models', 'training_states')], self.note)
         return load_resume_state(opt, self.note)
 
     def build_model(self, opt, build):
@@ -171,15 +172,18 @@ def train_pipeline(root_path):
 def parse_entry_arguments(argv):
     """Split the package's own arguments (``--config NAME``, ``--check-data``) from BasicSR's; returns
     ``(option file or None, check_data, BasicSR's argv)`` with ``--config`` turned into ``-opt PATH``."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    parser.add_argument('--config', help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
+    parser = CheckedParser(prog='converse-train', add_help=False)
+    parser.add_argument('-opt', type=arg(SPECS['text']))
+    parser.add_argument('--config', type=config_arg('train'),
+                        help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
     parser.add_argument('--check-data', action='store_true')
     known, rest = parser.parse_known_args(argv)
     if known.config:
         if known.opt:
             raise OptionError('give -opt PATH or --config NAME, not both')
-        known.opt = resolve_config(known.config, 'train')
+        known.opt = known.config
+    if known.opt and not os.path.isfile(known.opt):
+        raise OptionError(f'-opt {known.opt}: no such file')
     return known.opt, known.check_data, (['-opt', known.opt] if known.opt else []) + rest
 
 
@@ -190,8 +194,11 @@ def run(argv, root_path):
     opt_path, data_only, basicsr_argv = parse_entry_arguments(argv)
     if opt_path:  # without -opt, BasicSR's parser prints the usage
         opt = load_options(opt_path)
-        check_options(opt, opt_path)
+        check_options(opt, opt_path, is_train=not data_only)  # --check-data trains nothing
         check_color_channels(opt)
+        missing = [] if data_only else dataroot_errors(opt)  # --check-data lists them itself
+        if missing:
+            raise OptionError(f'{opt_path}: ' + '; '.join(missing))
         if data_only:
             checked, bad = check_data(opt)
             for where, image, error in bad:

@@ -158,7 +158,7 @@ def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypat
                 'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path), 'color': color, 'sigma': 25,
                 'gt_size': 8
             }
-        }, 'path': {}, 'train': {}, 'logger': {}
+        }, 'path': {}, 'train': {'total_iter': 1}, 'logger': {}
     }
     config = tmp_path / 'mismatch.yml'
     config.write_text(yaml.dump(opt))
