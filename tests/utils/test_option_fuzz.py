@@ -23,7 +23,7 @@ import converse_basicsr  # noqa: F401  (registries)
 from converse_basicsr import compare, demo, restore, test, train
 from converse_basicsr.evaluation import runner
 from converse_basicsr.training import basicsr_keys, pipeline
-from tests.utils.fuzz_cases import REPO, get, kind_of, run_case, tree, yaml_case
+from tests.helpers.fuzz_cases import REPO, get, kind_of, run_case, tree, yaml_case
 
 YAML_EXAMPLES = 300
 CLI_EXAMPLES = 200
