@@ -68,11 +68,20 @@ def capable():
     return _capable
 
 
+# torch's checks of per-thread state that a new thread would not see (private, so looked up defensively)
+_STATE_CHECKS = tuple(
+    getattr(module, name, None)
+    for module, name in ((torch.autograd, '_profiler_enabled'), (torch._C, '_len_torch_dispatch_stack'),
+                         (torch._C, '_len_torch_function_stack')))
+
+
 def plain_caller():
     """Whether the calling thread's state carries over to new threads: no profiler, no dispatch or function
-    mode (their ops would go unseen), no autocast (its state is per thread)."""
-    return not (torch.autograd._profiler_enabled() or torch._C._len_torch_dispatch_stack()
-                or torch._C._len_torch_function_stack() or torch.is_autocast_enabled('cpu'))
+    mode (their ops would go unseen), no autocast (its state is per thread). False where torch offers no way
+    to tell."""
+    if any(check is None for check in _STATE_CHECKS):
+        return False
+    return not (any(check() for check in _STATE_CHECKS) or torch.is_autocast_enabled('cpu'))
 
 
 def threads_for(device, count):
