@@ -19,9 +19,9 @@ from converse_basicsr.utils.options import (SPECS, OptionError, Spec, arg, check
 __all__ = ['KEYS', 'flag_types', 'datasets_from_flags', 'check_compare_options', 'check_grid_names', 'entry_label']
 
 KEYS = {
-    'name': Spec('str'), 'protocol': Spec('dict', nullable=False), 'datasets': Spec('dict', nullable=False),
-    'models': Spec('list', nullable=False), 'device': Spec('str'), 'tile': SPECS['tile'], 'threads': SPECS['threads'],
-    'model_dir': Spec('str'), 'flops_size': SPECS['positive_int'], 'crop': SPECS['positive_int'], 'plot': Spec('bool'),
+    'name': Spec('str'), 'protocol': Spec('dict', nullable=False), 'datasets': Spec('dict'), 'models': Spec('list'),
+    'device': Spec('str'), 'tile': SPECS['tile'], 'threads': SPECS['threads'], 'model_dir': Spec('str'),
+    'flops_size': SPECS['positive_int'], 'crop': SPECS['positive_int'], 'plot': Spec('bool'),
     'warmup': SPECS['non_negative_int'], 'results_root': Spec('str')
 }
 TASKS = {'denoise': 'GaussianNoiseDataset', 'sr': 'BicubicDownsampleDataset', 'deblur': 'BlurKernelDataset'}

@@ -219,7 +219,7 @@ def check_device(value, name='--device'):
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError) as error:
-        raise OptionError(f'{name} must be {KIND_NAMES["device"]}, got {value!r} ({error})') from None
+        raise OptionError(f'{name} must be {KIND_NAMES["device"]}: unknown device {value!r} ({error})') from None
     if device.type == 'cuda':
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -230,7 +230,7 @@ def check_device(value, name='--device'):
     elif device.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
         raise OptionError(f'{name} {value}: MPS is not available on this machine; use --device cpu')
     elif device.type not in ('cpu', 'cuda', 'mps'):
-        raise OptionError(f'{name} must be cpu, cuda[:N] or mps, got {value!r}')
+        raise OptionError(f'{name} must be cpu, cuda[:N] or mps: unknown device {value!r}')
     return value
 
 

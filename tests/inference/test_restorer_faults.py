@@ -27,7 +27,10 @@ ENV = {**os.environ, 'PYTHONPATH': str(REPO_ROOT), 'OMP_NUM_THREADS': '1'}
 
 
 def run_main(argv, capsys):
-    rc = main([str(a) for a in argv])
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as stop:  # a flag's value refused by the parser (one line, status 2)
+        rc = stop.code
     out, err = capsys.readouterr()
     assert 'Traceback' not in out + err
     return rc, out, err
