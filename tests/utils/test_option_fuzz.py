@@ -6,10 +6,12 @@ naming the offending option, and nothing created. Runs in the parser/checker lay
 Cases per run: ``YAML_EXAMPLES`` + ``CLI_EXAMPLES`` (hypothesis draws them from the enumerated cases; the database
 is off, so every run draws afresh).
 """
+import atexit
 import importlib.util
 import math
 import os
 import re
+import shutil
 import tempfile
 from os import path as osp
 
@@ -141,6 +143,7 @@ def _flag_cases(root):
 
 
 CLI_ROOT = tempfile.mkdtemp(prefix='converse_fuzz_')
+atexit.register(shutil.rmtree, CLI_ROOT, True)
 open(osp.join(CLI_ROOT, 'a_file'), 'w').close()
 CLI_CASES = _flag_cases(CLI_ROOT)
 
