@@ -3,7 +3,6 @@
 Exit status: 0 exported; 2 bad input (unknown model, unreadable checkpoint, an output that would overwrite the
 checkpoint, a layer that cannot be exported: one line naming it).
 """
-import argparse
 import json
 import re
 import sys
@@ -11,19 +10,34 @@ import time
 from pathlib import Path
 
 from ..hub import zoo
+from ..utils.options import SPECS, CheckedParser, OptionError, Spec, arg
 from .exporter import DEFAULT_OPSET, ExportError, to_onnx
 
 
+def static_size(text):
+    """``--static HxW``: two positive integers (checked by the parser: one line, exit status 2)."""
+    match = re.fullmatch(r'(\d+)x(\d+)', text.strip().lower())
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise OptionError(f'must be HxW with two positive integers (e.g. 256x256), got {text!r}')
+    return text
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog='converse-export', description='Export a Converse model to ONNX.')
-    p.add_argument('--model', required=True, help=f'zoo name [{", ".join(zoo.ZOO)}] or a checkpoint file')
-    p.add_argument('--output', '-o', required=True, help='the .onnx file to write (atomically)')
+    """The ``converse-export`` flags, each checked by :mod:`converse_basicsr.utils.options`."""
+    p = CheckedParser(prog='converse-export', description='Export a Converse model to ONNX.')
+    p.add_argument('--model', type=arg(SPECS['text']), required=True,
+                   help=f'zoo name [{", ".join(zoo.ZOO)}] or a checkpoint file')
+    p.add_argument('--output', '-o', type=arg(SPECS['text']), required=True,
+                   help='the .onnx file to write (atomically)')
     p.add_argument('--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or the cache)')
     p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. EDSR); default: from the zoo')
     p.add_argument('--arch-kwargs', help='JSON kwargs of --arch')
-    p.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
-    p.add_argument('--static', metavar='HxW', help='fix the input size (default: dynamic batch, height, width)')
-    p.add_argument('--scale', type=int, default=1, help='sf of a kernel-conditioned model (Converse-USRNet), '
+    p.add_argument('--opset', type=arg(Spec('int', minimum=7)), default=DEFAULT_OPSET,
+                   help=f'ONNX opset (default {DEFAULT_OPSET})')
+    p.add_argument('--static', type=arg(SPECS['text'], static_size), metavar='HxW',
+                   help='fix the input size (default: dynamic batch, height, width)')
+    p.add_argument('--scale', type=arg(SPECS['scale']), default=1,
+                   help='sf of a kernel-conditioned model (Converse-USRNet), '
                    'fixed in the file (default 1)')
     return p
 

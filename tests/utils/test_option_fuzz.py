@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import converse_basicsr  # noqa: F401  (registries)
 from converse_basicsr import compare, demo, restore, test, train
 from converse_basicsr.evaluation import runner
+from converse_basicsr.export import cli as export_cli
 from converse_basicsr.training import basicsr_keys, pipeline
 from tests.helpers.fuzz_cases import REPO, get, kind_of, run_case, tree, yaml_case
 
@@ -124,6 +125,10 @@ def _flag_cases(root):
         ('converse-restore', restore.main, ('--model', 'converse_dncnn', '-i', f'{root}/none', '-o', f'{root}/o')): {
             '--tile': BAD_TILE, '--tile-pad': ['-1', 'x', '', 'nan'], '--scale': BAD_INT, '--device': BAD_DEVICE
         },
+        ('converse-export', export_cli.main, ('--model', 'converse_dncnn', '-o', f'{root}/m.onnx')): {
+            '--opset': ['0', '6', '-1', 'x', '', 'nan'], '--scale': BAD_INT,
+            '--static': ['', '0x5', '5', 'axb', '-1x4'], '--model': [''], '--output': ['']
+        },
         ('converse-test', test.main, ()): {'--config': ['', 'no_such_config', '../nope'], '-opt': ['']},
         ('converse-train', train.main, ()): {'--config': ['', 'no_such_config']},
         ('converse-demo', demo.main, ('--operator-only', )): {
@@ -159,6 +164,7 @@ def test_cli_fuzz(case, form):
         mp.setattr(test, 'run_test_config', _reached)
         mp.setattr(demo, 'run_demo', _reached)
         mp.setattr(restore, 'restore_folder', _reached)
+        mp.setattr(export_cli, 'run', _reached)
         before = tree(CLI_ROOT)
         status, err = run_case(fn, argv)
         assert tree(CLI_ROOT) == before, f'{argv}: created {tree(CLI_ROOT) - before}'
