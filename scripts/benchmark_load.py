@@ -232,7 +232,7 @@ def under_load(args):
     for key in ('eval', 'train'):
         print_models(*results[key])
     checks = targets(operator)
-    print('\nTargets (with --load 1 on a 2-core machine):')
+    print('\nTargets (set for --load 1 on a 2-core machine):')
     for text, met in checks:
         print(f"- {'met' if met else 'NOT met'}: {text}")
     return {'load': n, 'results': results, 'targets': [{'target': t, 'met': m} for t, m in checks]}
