@@ -1,19 +1,28 @@
-"""Small-budget ablation: train Converse vs Conv / ConvT variants through converse-train and tabulate them.
+"""Ablation: train Converse vs Conv / ConvT / pixel-shuffle variants through converse-train and tabulate them.
 
-Runs every config of ``options/train/ablation/`` (denoising sigma 25: reduced DnCNN family with
-``operator: converse | conv | convtranspose``; blind gray deblurring: reduced ConverseNet vs ConvNet)
-for each seed, one after the other, with ``python -m converse_basicsr.train -opt <derived config>``.
-The derived config differs from the shipped one only in ``name``, ``manual_seed``, the ``../shared``
-paths (made absolute) and, with ``--quick``, the iteration counts. Each run's validation curve is read
-from its training log; results are saved atomically after every run, and runs already in the results
-file are skipped, so an interrupted run resumes where it stopped. Then a Markdown table (mean ± standard
-deviation over seeds of the final validation PSNR) and a PNG of validation PSNR against iteration are
-written beside the results file.
+Runs every config of ``options/train/ablation/`` for each seed of its task:
 
-    python scripts/ablation.py            # full run: 3 seeds, results in docs/ablation/
-    python scripts/ablation.py --jobs 2   # the same, two runs at a time
-    python scripts/ablation.py --quick    # first look: 1 seed, 1/8 of the iterations, in results/ablation_quick/
+- ``denoise``: sigma 25, reduced DnCNN family, ``operator: converse | conv | convtranspose`` (small budget);
+- ``deblur``: blind gray deblurring, reduced ConverseNet vs ConvNet, 400 iterations (small budget);
+- ``deblur_medium``: the same networks and data at a budget where they learn to deblur;
+- ``sr_edsr``: a small EDSR ×4 with BasicSR's pixel-shuffle upsampler against the same EDSR through
+  ``ConverseUp`` (its upsampler converted to reverse convolution).
+
+Each run is ``python -m converse_basicsr.train -opt <derived config> --auto_resume``; the derived config
+differs from the shipped one only in ``name``, ``manual_seed``, the ``../shared`` paths (made absolute)
+and, with ``--quick``, the iteration counts. Each run's validation curve is read from its training log
+(appended to across resumes); results are saved atomically after every run, runs already in the results
+file are skipped, and a run stopped part-way continues from its last saved state (the medium-budget configs
+save one at every validation). The PSNR of the task's input under the same protocol (the blurred image;
+MATLAB bicubic for SR) is measured once per task as the table's reference row. Then a Markdown table (mean
+± standard deviation over seeds of the final validation PSNR, parameters, wall time) and a PNG of validation
+PSNR against iteration are written beside the results file.
+
+    python scripts/ablation.py --jobs 2   # full run, results in docs/ablation/ (hours on a 2-core CPU)
+    python scripts/ablation.py --tasks sr_edsr --jobs 2   # one task
+    python scripts/ablation.py --quick    # first look: 1 seed, few iterations, in results/ablation_quick/
     python scripts/ablation.py --table-only   # rebuild table and plot from the results file
+    python scripts/ablation.py --speed sr_edsr   # time one training iteration of each variant, side by side
 """
 import argparse
 import json
@@ -35,20 +44,39 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
 # (task, operator) in table order; the config of each is options/train/ablation/<task>_<operator>.yml
 VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise', 'convtranspose'), ('deblur', 'converse'),
-            ('deblur', 'conv'))
+            ('deblur', 'conv'), ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('sr_edsr', 'converse'),
+            ('sr_edsr', 'pixelshuffle'))
+TASKS = tuple(dict.fromkeys(task for task, _ in VARIANTS))
 TASK_TITLES = {
     'denoise': 'Denoising σ = 25, Set12 (reduced DnCNN family)',
     'deblur': 'Blind deblurring, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
+    'deblur_medium': 'Blind deblurring at a medium budget, gray Set12, kernels 1–5, σ = 2.55 (reduced '
+    'ConverseNet / ConvNet)',
+    'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
 MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
                ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet',
-               ('deblur', 'conv'): 'ConvNet'}
+               ('deblur', 'conv'): 'ConvNet', ('deblur_medium', 'converse'): 'ConverseNet',
+               ('deblur_medium', 'conv'): 'ConvNet', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
+               ('sr_edsr', 'pixelshuffle'): 'EDSR'}
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
 PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
-              ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)'}
+              ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)',
+              ('deblur_medium', 'converse'): '27.69 (BSD100, k1)', ('deblur_medium', 'conv'): '25.26 (BSD100, k1)',
+              ('sr_edsr', 'converse'): '—', ('sr_edsr', 'pixelshuffle'): '—'}
+# Seeds of a full run; the small-budget tasks ran 3, the medium-budget ones 2 (their runs are 10-20× longer).
+TASK_SEEDS = {'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'sr_edsr': (0, 1)}
+# What the reference row of each task is: the input as it is (deblurring, denoising) or bicubic-upscaled (SR).
+INPUT_LABELS = {
+    'denoise': 'noisy input', 'deblur': 'blurred input', 'deblur_medium': 'blurred input', 'sr_edsr': 'bicubic'
+}
 QUICK_DIVISOR = 8
+QUICK_MAX_ITER = 64  # --quick: 1/QUICK_DIVISOR of the iterations, at most this many
+RUN_MARKER = '# ablation: converse-train started'
 SHARED_PREFIX = '../shared/'
 VALIDATION_RE = re.compile(r'Validation (\S+)\n\s*# psnr: (\S+)')
+RESUME_RE = re.compile(r'Resuming training from epoch: \d+, iter: (\d+)\.')
+TIMESTAMP_RE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ', re.MULTILINE)
 
 
 def config_path(task, operator):
@@ -82,36 +110,58 @@ def derive_options(opt, task, operator, seed, shared_root, quick):
     opt['name'] = f'ablation_{task}_{operator}_seed{seed}' + ('_quick' if quick else '')
     opt['manual_seed'] = seed
     if quick:
-        total = max(2, round(opt['train']['total_iter'] / QUICK_DIVISOR / 2) * 2)
+        total = max(2, round(min(opt['train']['total_iter'] / QUICK_DIVISOR, QUICK_MAX_ITER) / 2) * 2)
         ratio = total / opt['train']['total_iter']
         opt['train']['total_iter'] = total
         opt['train']['scheduler']['milestones'] = [
             max(1, round(m * ratio)) for m in opt['train']['scheduler']['milestones']
         ]
         opt['val']['val_freq'] = total // 2
+        if opt['logger'].get('save_checkpoint_freq', 0) < opt['train']['total_iter']:
+            opt['logger']['save_checkpoint_freq'] = total // 2
     return opt
+
+
+def _segment_start(segment):
+    """The iteration one converse-train launch started from: BasicSR's resume line, else 0."""
+    match = RESUME_RE.search(segment)
+    return int(match.group(1)) if match else 0
 
 
 def parse_validation_log(text, val_freq, total_iter):
     """``{dataset: [(iteration, psnr), ...]}`` from a BasicSR training log.
 
     SRModel logs ``Validation <name>`` / ``# psnr: <value>`` every ``val_freq`` iterations and once more
-    after the loop; the k-th block of a dataset is iteration ``k * val_freq``, the extra one (the
-    unchanged final model) is kept only when ``total_iter`` is not a multiple of ``val_freq``."""
-    in_loop = total_iter // val_freq
-    curves = {}
-    for name, value in VALIDATION_RE.findall(text):
-        psnr = float(value)
-        if not math.isfinite(psnr):
-            raise ValueError(f'non-finite validation PSNR {value!r} for {name}')
-        curves.setdefault(name, []).append(psnr)
+    after the loop; the k-th block of a dataset is iteration ``start + k * val_freq``, the extra one (the
+    unchanged final model) is kept only when ``total_iter`` is not a multiple of ``val_freq``. A log that
+    several launches appended to (``RUN_MARKER`` lines; a resumed launch logs the iteration it resumed
+    from, ``start``) is read launch by launch, a later launch's value replacing an earlier one's."""
     parsed = {}
-    for name, values in curves.items():
-        points = [((k + 1) * val_freq, v) for k, v in enumerate(values[:in_loop])]
-        if total_iter % val_freq and len(values) > in_loop:
-            points.append((total_iter, values[in_loop]))
-        parsed[name] = points
-    return parsed
+    for segment in filter(None, text.split(RUN_MARKER)):
+        start = _segment_start(segment)
+        in_loop = (total_iter - start) // val_freq
+        values = {}
+        for name, value in VALIDATION_RE.findall(segment):
+            psnr = float(value)
+            if not math.isfinite(psnr):
+                raise ValueError(f'non-finite validation PSNR {value!r} for {name}')
+            values.setdefault(name, []).append(psnr)
+        for name, psnrs in values.items():
+            points = {start + (k + 1) * val_freq: v for k, v in enumerate(psnrs[:in_loop])}
+            if total_iter % val_freq and len(psnrs) > in_loop:
+                points[total_iter] = psnrs[in_loop]
+            parsed.setdefault(name, {}).update(points)
+    return {name: sorted(points.items()) for name, points in parsed.items()}
+
+
+def log_wall_seconds(text):
+    """Seconds of training in a log, summed over its launches (first to last timestamp of each)."""
+    total = 0.0
+    for segment in filter(None, text.split(RUN_MARKER)):
+        stamps = [time.mktime(time.strptime(stamp, '%Y-%m-%d %H:%M:%S')) for stamp in TIMESTAMP_RE.findall(segment)]
+        if stamps:
+            total += stamps[-1] - stamps[0]
+    return total
 
 
 def summarize_run(curves, total_iter):
@@ -136,6 +186,21 @@ def save_json_atomic(data, path):
     write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + '\n')
 
 
+def update_results(path, section, key, value):
+    """Set ``results[section][key] = value`` in the results file and return the file's new content. The file is
+    re-read under an exclusive lock and replaced atomically, so two ablation processes sharing one results file
+    (say, one per task) keep each other's entries."""
+    import fcntl
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f'.{path.name}.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results(path)
+        results.setdefault(section, {})[key] = value
+        save_json_atomic(results, path)
+    return results
+
+
 def load_results(path):
     if not Path(path).exists():
         return {'runs': {}}
@@ -146,8 +211,16 @@ def load_results(path):
     return data
 
 
+def count_params(network_opt):
+    """Parameters of the network a ``network_g`` entry builds (the package registers its archs on import)."""
+    import converse_basicsr  # noqa: F401  (registers the archs, ConverseUp included)
+    from basicsr.archs import build_network
+    return sum(p.numel() for p in build_network(dict(network_opt)).parameters())
+
+
 def train_one(task, operator, seed, args):
-    """Train one variant through converse-train; returns its results entry."""
+    """Train one variant through converse-train (``--auto_resume``: a run stopped part-way continues from its
+    last saved state, its log appended to); returns its results entry."""
     shipped = load_yaml(config_path(task, operator))  # derive_options returns a copy: shipped stays as read
     opt = derive_options(shipped, task, operator, seed, args.shared, args.quick)
     work_dir = Path(args.work_dir).resolve()
@@ -158,21 +231,50 @@ def train_one(task, operator, seed, args):
     write_text_atomic(opt_path, yaml.safe_dump(opt, sort_keys=False))
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
-    command = [sys.executable, '-m', 'converse_basicsr.train', '-opt', str(opt_path)]
-    start = time.time()
-    with open(log_path, 'w', encoding='utf-8') as log:
+    command = [sys.executable, '-m', 'converse_basicsr.train', '-opt', str(opt_path), '--auto_resume']
+    with open(log_path, 'a', encoding='utf-8') as log:
+        log.write(f'{RUN_MARKER} {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+        log.flush()
         status = subprocess.run(command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-    wall = time.time() - start
     if status != 0:
         raise RuntimeError(f'{run_key(task, operator, seed)}: converse-train exited with {status}, see {log_path}')
+    text = log_path.read_text(encoding='utf-8')
     total_iter = opt['train']['total_iter']
-    curves = parse_validation_log(log_path.read_text(encoding='utf-8'), opt['val']['val_freq'], total_iter)
+    curves = parse_validation_log(text, opt['val']['val_freq'], total_iter)
     curve, per_set = summarize_run(curves, total_iter)
     return {
         'task': task, 'operator': operator, 'seed': seed, 'total_iter': total_iter, 'final_psnr': curve[-1][1],
-        'curve': curve, 'per_set': per_set, 'wall_s': round(wall, 1), 'threads': args.threads,
-        'config': str(config_path(task, operator).relative_to(REPO_ROOT)), 'network_g': shipped['network_g']
+        'curve': curve, 'per_set': per_set, 'wall_s': round(log_wall_seconds(text), 1), 'threads': args.threads,
+        'launches': text.count(RUN_MARKER), 'config': str(config_path(task, operator).relative_to(REPO_ROOT)),
+        'network_g': shipped['network_g'], 'params': count_params(shipped['network_g'])
     }
+
+
+def input_psnr(task, shared_root):
+    """The PSNR of the task's input under its validation protocol, mean over the validation sets: the degraded
+    image itself, or for SR its MATLAB-bicubic upscaling, measured as SRModel measures a result (uint8 through
+    ``tensor2img``, the config's ``psnr`` metric)."""
+    import converse_basicsr  # noqa: F401  (registers the datasets)
+    from basicsr.data import build_dataset
+    from basicsr.metrics import calculate_metric
+    from basicsr.utils import tensor2img
+    from basicsr.utils.matlab_functions import imresize
+
+    operator = next(op for t, op in VARIANTS if t == task)
+    opt = derive_options(load_yaml(config_path(task, operator)), task, operator, 0, shared_root, False)
+    metric = dict(opt['val']['metrics']['psnr'])
+    per_set = {}
+    for key, entry in opt['datasets'].items():
+        if not key.startswith('val'):
+            continue
+        dataset = build_dataset(dict(entry, phase='val', scale=opt['scale']))
+        values = []
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            lq = sample['lq'] if opt['scale'] == 1 else imresize(sample['lq'], opt['scale'])
+            values.append(calculate_metric({'img': tensor2img([lq]), 'img2': tensor2img([sample['gt']])}, metric))
+        per_set[entry['name']] = sum(values) / len(values)
+    return {'label': INPUT_LABELS[task], 'psnr': sum(per_set.values()) / len(per_set), 'per_set': per_set}
 
 
 def mean_std(values):
@@ -190,39 +292,53 @@ def group_runs(results):
 
 
 def build_table(results):
-    """Markdown table: per variant, final validation PSNR mean ± std over seeds, each seed, iterations."""
+    """Markdown table per task: the input's PSNR, then per variant the final validation PSNR (mean ± std over
+    seeds, each seed), seeds, iterations, parameters, mean wall time per run."""
     lines = []
     groups = group_runs(results)
-    for task in dict.fromkeys(task for task, _ in VARIANTS):
+    inputs = results.get('inputs', {})
+    for task in TASKS:
         rows = [(key, runs) for key, runs in groups.items() if key[0] == task]
         if not rows:
             continue
         lines += [
             f'**{TASK_TITLES[task]}**', '',
-            '| model | operator | PSNR (dB), mean ± std | per seed | seeds | iterations | paper (full size) |',
-            '|---|---|---|---|---|---|---|'
+            '| model | operator | PSNR (dB), mean ± std | per seed | seeds | iterations | parameters | '
+            'wall time per run | paper (full size) |', '|---|---|---|---|---|---|---|---|---|'
         ]
+        if task in inputs:
+            lines.append(f'| {inputs[task]["label"]} | — | {inputs[task]["psnr"]:.2f} | | | | | | |')
         for (task_, operator), runs in rows:
             mean, std = mean_std([r['final_psnr'] for r in runs])
             spread = f'{mean:.2f} ± {std:.2f}' if math.isfinite(std) else f'{mean:.2f}'
             per_seed = ', '.join(f'{r["final_psnr"]:.2f}' for r in runs)
             iterations = ', '.join(sorted({str(r['total_iter']) for r in runs}))
+            params = ', '.join(sorted({f'{r["params"]:,}' for r in runs if 'params' in r})) or '—'
+            walls = [r['wall_s'] for r in runs if 'wall_s' in r]
+            wall = f'{sum(walls) / len(walls) / 60:.1f} min' if walls else '—'
             lines.append(f'| {MODEL_NAMES[(task_, operator)]} | {operator} | {spread} | {per_seed} | '
-                         f'{",".join(str(r["seed"]) for r in runs)} | {iterations} | {PAPER_PSNR[(task_, operator)]} |')
+                         f'{",".join(str(r["seed"]) for r in runs)} | {iterations} | {params} | {wall} | '
+                         f'{PAPER_PSNR[(task_, operator)]} |')
         lines.append('')
     return '\n'.join(lines)
 
 
 def plot_curves(results, path):
-    """PNG: validation PSNR against iteration, one panel per task, mean over seeds with the seeds' range."""
+    """PNG: validation PSNR against iteration, one panel per task, mean over seeds with the seeds' range, the
+    input's PSNR as a dashed line."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     groups = group_runs(results)
-    tasks = list(dict.fromkeys(task for task, _ in groups))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    inputs = results.get('inputs', {})
+    tasks = [task for task in TASKS if any(key[0] == task for key in groups)]
+    columns = min(len(tasks), 2)
+    rows = math.ceil(len(tasks) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks):
         for (task_, operator), runs in groups.items():
             if task_ != task:
                 continue
@@ -232,7 +348,9 @@ def plot_curves(results, path):
             line, = ax.plot(iterations, mean, marker='o', label=f'{MODEL_NAMES[(task_, operator)]} ({len(runs)} seeds)')
             ax.fill_between(iterations, [min(c) for c in zip(*table)], [max(c) for c in zip(*table)],
                             color=line.get_color(), alpha=0.2)
-        ax.set_title(TASK_TITLES[task], fontsize=9)
+        if task in inputs:
+            ax.axhline(inputs[task]['psnr'], color='gray', linestyle='--', label=inputs[task]['label'])
+        ax.set_title(TASK_TITLES[task], fontsize=8)
         ax.set_xlabel('iteration')
         ax.set_ylabel('validation PSNR (dB)')
         ax.grid(alpha=0.3)
@@ -242,16 +360,58 @@ def plot_curves(results, path):
     plt.close(fig)
 
 
+def time_variants(task, shared_root, repeats=20):
+    """Seconds per training iteration (forward, L1 loss, backward, Adam step on one batch of the config's
+    shape) of each variant of ``task``, built from its config in this process; the variants run interleaved,
+    repeat by repeat, so load changes hit them alike. Returns ``{operator: median seconds}``."""
+    import torch
+
+    import converse_basicsr  # noqa: F401
+    from basicsr.archs import build_network
+
+    torch.manual_seed(0)
+    steps = {}
+    for task_, operator in VARIANTS:
+        if task_ != task:
+            continue
+        opt = derive_options(load_yaml(config_path(task, operator)), task, operator, 0, shared_root, False)
+        train = opt['datasets']['train']
+        net = build_network(dict(opt['network_g'])).train()
+        optimizer = torch.optim.Adam(net.parameters(), lr=opt['train']['optim_g']['lr'])
+        channels = 1 if train.get('color') == 'gray' else 3
+        size = train['gt_size'] // opt['scale']
+        lq = torch.rand(train['batch_size_per_gpu'], channels, size, size)
+        gt = torch.rand(train['batch_size_per_gpu'], channels, size * opt['scale'], size * opt['scale'])
+
+        def step(net=net, optimizer=optimizer, lq=lq, gt=gt):
+            optimizer.zero_grad()
+            torch.nn.functional.l1_loss(net(lq), gt).backward()
+            optimizer.step()
+
+        steps[operator] = step
+    times = {operator: [] for operator in steps}
+    for repeat in range(repeats + 2):
+        for operator, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if repeat >= 2:  # two warm-up iterations
+                times[operator].append(time.perf_counter() - start)
+    return {operator: statistics.median(values) for operator, values in times.items()}
+
+
 def default_shared():
     return os.environ.get('CONVERSE_SHARED', str(REPO_ROOT.parent / 'shared'))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--quick', action='store_true', help=f'one seed, 1/{QUICK_DIVISOR} of the iterations')
-    parser.add_argument('--seeds', type=int, nargs='+', help='seeds to train and to show in the table and plot '
-                        '(default: 0 1 2; --quick: 0)')
-    parser.add_argument('--tasks', nargs='+', choices=('denoise', 'deblur'), default=['denoise', 'deblur'])
+    parser.add_argument('--quick', action='store_true',
+                        help=f'one seed, 1/{QUICK_DIVISOR} of the iterations (at most {QUICK_MAX_ITER})')
+    parser.add_argument(
+        '--seeds', type=int, nargs='+', help='seeds to train and to show in the table and plot '
+        '(default: each task\'s seeds, ' + ', '.join(f'{t} {" ".join(map(str, s))}'
+                                                     for t, s in TASK_SEEDS.items()) + '; --quick: 0)')
+    parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
     parser.add_argument('--shared', default=default_shared(), help='folder holding datasets/, testsets/, reference/')
     parser.add_argument('--work-dir', help='experiments, derived configs and logs (default results/ablation[_quick])')
     parser.add_argument(
@@ -260,8 +420,15 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run (default 1)')
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time (default 1)')
     parser.add_argument('--table-only', action='store_true', help='only rebuild the table and plot')
+    parser.add_argument(
+        '--speed', choices=TASKS, metavar='TASK',
+        help='only time one training iteration of each variant of TASK, side by side in this '
+        'process (run it on an idle machine); saved in the results file')
     args = parser.parse_args(argv)
-    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    args.task_seeds = {
+        task: tuple(args.seeds) if args.seeds else (0, ) if args.quick else TASK_SEEDS[task]
+        for task in TASKS
+    }
     args.work_dir = args.work_dir or str(REPO_ROOT / 'results' / ('ablation_quick' if args.quick else 'ablation'))
     args.results = args.results or str(
         Path(args.work_dir) / 'ablation_results.json' if args.quick else REPO_ROOT / 'docs' / 'ablation' /
@@ -289,37 +456,64 @@ def run_pending(pending, results, results_path, args):
             if run is None:
                 failed.append(key)
                 continue
-            results['runs'][key] = run  # only this thread writes the results
-            save_json_atomic(results, results_path)
+            results.update(update_results(results_path, 'runs', key, run))  # only this thread writes
             print(
                 f'[{time.strftime("%H:%M:%S")}] {key}: {run["final_psnr"]:.4f} dB after {run["total_iter"]} '
                 f'iterations, {run["wall_s"]:.0f} s', flush=True)
     return failed
 
 
+def measure_speed(task, results, results_path, args):
+    seconds = time_variants(task, args.shared)
+    baseline = next(op for t, op in VARIANTS if t == task and op != 'converse')
+    update_results(
+        results_path, 'speed', task, {
+            'seconds_per_iter': {op: round(v, 5)
+                                 for op, v in seconds.items()}, 'ratio': seconds['converse'] / seconds[baseline],
+            'baseline': baseline, 'threads': args.threads, 'load_average': os.getloadavg()[0]
+        })
+    for operator, value in seconds.items():
+        print(f'{MODEL_NAMES[(task, operator)]} ({operator}): {value * 1000:.1f} ms per training iteration')
+    print(f'ratio converse / {baseline}: {seconds["converse"] / seconds[baseline]:.2f} '
+          f'({args.threads} thread(s), load average {os.getloadavg()[0]:.2f} when done)')
+
+
 def main(argv=None):
     args = parse_args(argv)
     results_path = Path(args.results)
     results = load_results(results_path)
+    if args.speed:
+        import torch
+        torch.set_num_threads(args.threads)
+        return measure_speed(args.speed, results, results_path, args)
+    failed = []
     if not args.table_only:
-        for missing in ('datasets/Train400', 'testsets/Set12', 'reference/kernels'):
+        for missing in ('datasets/Train400', 'testsets/Set12', 'testsets/Set5', 'testsets/Set14', 'reference/kernels'):
             if not (Path(args.shared) / missing).exists():
                 raise SystemExit(f'ablation: {Path(args.shared) / missing} is missing '
                                  '(set --shared or CONVERSE_SHARED)')
-        results['command'] = 'python scripts/ablation.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+        command = 'python scripts/ablation.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+        for task in args.tasks:
+            results = update_results(results_path, 'commands', task, command)
+            if task not in results.get('inputs', {}):
+                results = update_results(results_path, 'inputs', task, input_psnr(task, args.shared))
+        seeds = sorted({seed for task in args.tasks for seed in args.task_seeds[task]})
         pending = [
-            (task, operator, seed) for seed in args.seeds for task, operator in VARIANTS  # seed-major
-            if task in args.tasks and run_key(task, operator, seed) not in results['runs']
+            (task, operator, seed) for seed in seeds for task, operator in VARIANTS  # seed-major
+            if task in args.tasks and seed in args.task_seeds[task]
+            and run_key(task, operator, seed) not in results['runs']
         ]
         failed = run_pending(pending, results, results_path, args)
     if not results['runs']:
         raise SystemExit(f'ablation: no runs in {results_path}')
-    shown = {'runs': {key: run for key, run in results['runs'].items() if run['seed'] in args.seeds}}
+    shown = dict(results,
+                 runs={key: run
+                       for key, run in results['runs'].items() if run['seed'] in args.task_seeds[run['task']]})
     table = build_table(shown)
     write_text_atomic(results_path.with_suffix('.md'), table)
     plot_curves(shown, results_path.with_name(results_path.stem.replace('results', 'psnr') + '.png'))
     print(table)
-    if not args.table_only and failed:
+    if failed:
         raise SystemExit(f'ablation: {len(failed)} run(s) failed: {", ".join(failed)}; rerun the command to retry them')
 
 

@@ -49,21 +49,59 @@ def _test_entry(test_file, kernel=None):
     return next(e for e in entries if e['kernel_path'].endswith(f'kernel_{kernel}.npy'))
 
 
+def _without_operator(opt, task):
+    """``opt`` without what may differ between a task's variants: ``name`` and the operator. For ``sr_edsr`` the
+    operator is the upsampler: the ConverseUp variant's ``network_g`` must be its own ``base`` plus ConverseUp's
+    keys, so both reduce to the base EDSR entry."""
+    opt = dict(opt, network_g=dict(opt['network_g']))
+    del opt['name']
+    if task == 'sr_edsr':
+        if opt['network_g']['type'] == 'ConverseUp':
+            assert set(opt['network_g']) == {'type', 'base', 'kernel_size', 'padding', 'padding_mode', 'eps'}
+            opt['network_g'] = dict(opt['network_g']['base'])
+    else:
+        del opt['network_g']['operator']
+    return opt
+
+
 def test_every_variant_has_a_config_and_variants_differ_only_in_operator():
     assert sorted(p.name for p in ablation.CONFIG_DIR.glob('*.yml')) == sorted(f'{task}_{operator}.yml'
                                                                                for task, operator in ablation.VARIANTS)
-    for task in ('denoise', 'deblur'):
+    for task in ablation.TASKS:
         configs = {op: _yaml(ablation.config_path(t, op)) for t, op in ablation.VARIANTS if t == task}
+        assert len(configs) >= 2
         for operator, opt in configs.items():
-            assert opt['network_g']['operator'] == operator
+            if task == 'sr_edsr':
+                assert opt['network_g']['type'] == {'converse': 'ConverseUp', 'pixelshuffle': 'EDSR'}[operator]
+            else:
+                assert opt['network_g']['operator'] == operator
             assert opt['name'] == f'ablation_{task}_{operator}'
             check_color_channels(opt)
-        stripped = []
-        for opt in configs.values():
-            opt = dict(opt, network_g=dict(opt['network_g']))
-            del opt['name'], opt['network_g']['operator']
-            stripped.append(opt)
+        stripped = [_without_operator(opt, task) for opt in configs.values()]
         assert all(opt == stripped[0] for opt in stripped[1:]), f'{task} variants differ beyond name/operator'
+
+
+def test_medium_deblurring_is_the_small_one_trained_longer():
+    # same networks, data and validation as the 400-iteration runs; only the schedule, and a state saved at
+    # every validation for --auto_resume
+    small, medium = (_yaml(ablation.config_path(task, 'converse')) for task in ('deblur', 'deblur_medium'))
+    for opt in (small, medium):
+        del opt['name'], opt['train']['total_iter'], opt['train']['scheduler']['milestones'], opt['val']['val_freq']
+        del opt['logger']['save_checkpoint_freq']
+    assert small == medium
+
+
+def test_sr_variants_build_the_same_edsr_but_the_upsampler():
+    import converse_basicsr  # noqa: F401
+    from basicsr.archs import build_network
+    nets = {
+        op: build_network(dict(_yaml(ablation.config_path('sr_edsr', op))['network_g']))
+        for op in ('converse', 'pixelshuffle')
+    }
+    shared = {k: v.shape for k, v in nets['pixelshuffle'].state_dict().items() if not k.startswith('upsample')}
+    assert {k: v.shape for k, v in nets['converse'].state_dict().items() if not k.startswith('upsample')} == shared
+    assert any('Converse2D' in type(m).__name__ for m in nets['converse'].modules())
+    assert not any('Converse2D' in type(m).__name__ for m in nets['pixelshuffle'].modules())
 
 
 def test_denoising_validation_matches_the_test_protocol():
@@ -91,19 +129,31 @@ def test_deblurring_validation_matches_the_test_protocol():
     assert train['type'] == 'BlurKernelDataset' and 'kernel_path' not in train  # random kernels only
 
 
-@pytest.mark.parametrize('task, test_file, kernel', [('denoise', 'test_converse_dncnn_sigma25.yml', None),
-                                                     ('deblur', 'test_conversenet_deblur.yml', 3)])
-def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, kernel):
+@pytest.mark.parametrize('task, test_file, entry', [('denoise', 'test_converse_dncnn_sigma25.yml', None),
+                                                    ('deblur', 'test_conversenet_deblur.yml', 3),
+                                                    ('deblur_medium', 'test_conversenet_deblur.yml', 5),
+                                                    ('sr_edsr', 'test_converse_srresnet_x4.yml', 'Set14')])
+def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, entry):
     # Build both datasets with the package's code: the ablation's val input must be bit-identical to what the
-    # test config would feed the network for the same image (the test config pointed at gray Set12).
+    # test config would feed the network for the same image (for gray tasks, the test config pointed at gray Set12).
     shared = shared_path('testsets', 'Set12').parents[1]
     opt = ablation.derive_options(_yaml(ablation.config_path(task, 'converse')), task, 'converse', 0, shared, False)
-    val = _val_entries(opt)[0 if kernel is None else kernel - 1]
-    reference = ablation.rewrite_shared_paths(dict(_test_entry(test_file, kernel)), shared)
-    reference.update(dataroot_gt=val['dataroot_gt'], color='gray')
-    ours, theirs = (build_dataset(dict(entry, phase='val', scale=1)) for entry in (val, reference))
-    assert len(ours) == len(theirs) == 12
-    for index in (0, 11):
+    vals = _val_entries(opt)
+    if isinstance(entry, str):  # SR: the entry of that name, colour as the test config reads it
+        val = next(v for v in vals if v['name'] == entry)
+        reference = next(e for e in _yaml(TEST_OPTIONS / test_file)['datasets'].values() if e['name'] == entry)
+        reference = ablation.rewrite_shared_paths(dict(reference), shared)
+        assert val['dataroot_gt'] == reference['dataroot_gt']
+    else:
+        val = vals[0 if entry is None else entry - 1]
+        reference = ablation.rewrite_shared_paths(dict(_test_entry(test_file, entry)), shared)
+        reference.update(dataroot_gt=val['dataroot_gt'], color='gray')
+    scale = _yaml(TEST_OPTIONS / test_file).get('scale', 1)
+    assert opt['scale'] == scale
+    assert opt['val']['metrics']['psnr'] == _yaml(TEST_OPTIONS / test_file)['val']['metrics']['psnr']
+    ours, theirs = (build_dataset(dict(e, phase='val', scale=scale)) for e in (val, reference))
+    assert len(ours) == len(theirs) >= 5
+    for index in (0, len(ours) - 1):
         np.testing.assert_array_equal(ours[index]['lq'].numpy(), theirs[index]['lq'].numpy())
         np.testing.assert_array_equal(ours[index]['gt'].numpy(), theirs[index]['gt'].numpy())
 
@@ -152,6 +202,36 @@ def test_parse_validation_log_drops_the_repeated_final_validation():
         ablation.parse_validation_log(LOG.replace('23.0000', 'nan'), 100, 200)
 
 
+def _launch(start, values, t0, marker=True):
+    """A log segment as ablation.train_one appends it: the marker (``marker``: else only what converse-train
+    writes), BasicSR's resume line when resumed, one validation block per value (two sets), timestamps t0 and
+    t0 + 1 min."""
+    lines = [f'{ablation.RUN_MARKER} 2026-12-05 10:00:00'] if marker else []
+    lines.append(f'2026-12-05 {t0}:00,000 INFO: start')
+    if start:
+        lines.append(f'2026-12-05 {t0}:01,000 INFO: Resuming training from epoch: 0, iter: {start}.')
+    for value in values:
+        lines += [
+            f'2026-12-05 {t0}:30,000 INFO: Validation S1', f'\t # psnr: {value:.4f}\tBest: 0 @ 0 iter',
+            f'2026-12-05 {t0}:30,000 INFO: Validation S2', f'\t # psnr: {value + 1:.4f}\tBest: 0 @ 0 iter'
+        ]
+    lines.append(f'2026-12-05 {t0[:-2]}{int(t0[-2:]) + 1:02d}:00,000 INFO: done')
+    return '\n'.join(lines) + '\n'
+
+
+def test_parse_validation_log_across_resumed_launches():
+    # launch 1 validated at 100 and 200, was killed before 300; a fresh launch that never saved a state
+    # would start from 0 again. Launch 2 resumed from the state at 200: 300, 400 and the final one at 400.
+    log = _launch(0, [20.0, 21.0], '10:00') + _launch(200, [22.0, 23.0, 23.0], '10:05')
+    curves = ablation.parse_validation_log(log, val_freq=100, total_iter=400)
+    assert curves['S1'] == [(100, 20.0), (200, 21.0), (300, 22.0), (400, 23.0)]
+    assert curves['S2'][-1] == (400, 24.0)
+    assert ablation.log_wall_seconds(log) == 120.0  # one minute per launch, the gap between them not counted
+    # a relaunch from scratch (no state saved yet) replaces the first launch's values at the same iterations
+    log = _launch(0, [20.0], '10:00') + _launch(0, [19.0, 21.0, 22.0], '10:05')
+    assert ablation.parse_validation_log(log, 100, 200)['S1'] == [(100, 19.0), (200, 21.0)]
+
+
 def _fake_run(task, operator, seed, psnr):
     return {
         'task': task, 'operator': operator, 'seed': seed, 'total_iter': 40, 'final_psnr': psnr,
@@ -162,14 +242,24 @@ def _fake_run(task, operator, seed, psnr):
 def test_table_and_plot_from_a_fake_results_file(tmp_path):
     runs = [_fake_run('denoise', 'conv', seed, psnr) for seed, psnr in ((1, 28.1), (0, 28.0), (2, 28.3))]
     runs += [_fake_run('denoise', 'converse', 0, 28.5), _fake_run('deblur', 'conv', 0, 24.25)]
-    results = {'runs': {ablation.run_key(r['task'], r['operator'], r['seed']): r for r in runs}}
+    runs += [
+        dict(_fake_run('sr_edsr', op, 0, 27.0), params=params, wall_s=wall)
+        for op, params, wall in (('pixelshuffle', 1234567, 600), ('converse', 1000, 1200))
+    ]
+    results = {
+        'runs': {ablation.run_key(r['task'], r['operator'], r['seed']): r
+                 for r in runs}, 'inputs': {'sr_edsr': {'label': 'bicubic', 'psnr': 25.126}}
+    }
     table = ablation.build_table(results).splitlines()
-    rows = [line for line in table if line.startswith('| Con')]
+    rows = [line for line in table if line.startswith(('| Con', '| EDSR', '| bicubic'))]
     # VARIANTS order, seeds sorted; mean 28.1333, sample std 0.1528; one seed has no spread
-    assert rows[0].startswith('| Converse-DnCNN | converse | 28.50 | 28.50 | 0 | 40 |')
+    assert rows[0].startswith('| Converse-DnCNN | converse | 28.50 | 28.50 | 0 | 40 | — | — |')
     assert rows[1].startswith('| Conv-DnCNN | conv | 28.13 ± 0.15 | 28.00, 28.10, 28.30 | 0,1,2 | 40 |')
     assert rows[2].startswith('| ConvNet | conv | 24.25 |')
-    assert len(rows) == 3 and sum(line.startswith('**') for line in table) == 2
+    assert rows[3].startswith('| bicubic | — | 25.13 |')
+    assert rows[4].startswith('| ConverseUp-EDSR | converse | 27.00 | 27.00 | 0 | 40 | 1,000 | 20.0 min |')
+    assert rows[5].startswith('| EDSR | pixelshuffle | 27.00 | 27.00 | 0 | 40 | 1,234,567 | 10.0 min |')
+    assert len(rows) == 6 and sum(line.startswith('**') for line in table) == 3
     png = tmp_path / 'ablation_psnr.png'
     ablation.plot_curves(results, png)
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -205,3 +295,38 @@ def test_quick_ablation_runs_every_variant(tmp_path):
     assert sorted(results['runs']) == sorted(ablation.run_key(t, o, 0) for t, o in ablation.VARIANTS)
     assert all(math.isfinite(r['final_psnr']) for r in results['runs'].values())
     assert (tmp_path / 'ablation_psnr.png').is_file() and (tmp_path / 'ablation_results.md').is_file()
+
+
+def test_input_psnr_of_bicubic_is_the_literature_value():
+    # Bicubic ×4 on Set5, Y channel, crop 4: 28.42 dB in the SR literature (EDSR, RCAN tables), measured here
+    # through the ablation's validation entries; a wrong channel, crop or resize gives a different number.
+    shared = shared_path('testsets', 'Set5').parents[1]
+    measured = ablation.input_psnr('sr_edsr', shared)
+    assert measured['label'] == 'bicubic'
+    assert abs(measured['per_set']['Set5'] - 28.42) < 0.02
+
+
+def test_train_one_resumes_and_appends_to_its_log(tmp_path, monkeypatch):
+    # converse-train stood in by a fake that logs two validations per launch: the first launch is "killed"
+    # (exit 1) after iteration 100, the second resumes from the state at 100 and ends.
+    launches = []
+
+    def fake_run(command, cwd, env, stdout, stderr):
+        launches.append(command)
+        if len(launches) == 1:
+            stdout.write(_launch(0, [20.0], '10:00', marker=False))
+            return subprocess.CompletedProcess(command, 1)
+        stdout.write(_launch(100, [21.0, 21.0], '10:05', marker=False))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(ablation.subprocess, 'run', fake_run)
+    monkeypatch.setattr(ablation, 'derive_options',
+                        lambda opt, *a: dict(opt, name='fake', train={'total_iter': 200}, val={'val_freq': 100}))
+    monkeypatch.setattr(ablation, 'count_params', lambda network: 7)
+    args = type('Args', (), dict(shared=str(tmp_path), quick=False, work_dir=str(tmp_path), threads=1))
+    with pytest.raises(RuntimeError, match='exited with 1'):
+        ablation.train_one('deblur_medium', 'conv', 0, args)
+    run = ablation.train_one('deblur_medium', 'conv', 0, args)
+    assert all('--auto_resume' in command for command in launches)
+    assert run['curve'] == [[100, 20.5], [200, 21.5]] and run['launches'] == 2 and run['wall_s'] == 120.0
+    assert (tmp_path / 'logs' / 'fake.log').read_text().count(ablation.RUN_MARKER) == 2
