@@ -9,8 +9,11 @@ training pipelines. A dataset entry names its ground-truth images with
 - ``meta_info`` (optional): a text file whose lines start with an image name (relative to
   ``dataroot_gt``; for LMDB the key plus extension, BasicSR's ``meta_info.txt`` format). For LMDB it
   defaults to ``<dataroot_gt>/meta_info.txt``; for a folder, without it every image is used, sorted by name;
-- ``color: rgb | gray``: images are returned as uint8 HWC, RGB order (BasicSR's cv2 reads BGR; the
-  protocols and the published models use RGB) or one channel ``(H, W, 1)``.
+- ``color: rgb | gray | luma``: images are returned as uint8 HWC, RGB order (BasicSR's cv2 reads BGR; the
+  protocols and the published models use RGB), one channel ``(H, W, 1)``, or (``luma``) the image's
+  grayscale (BT.601 luma, OpenCV's conversion) in all three channels ``(H, W, 3)``: what a 3-channel model
+  trained on gray images (Train400) is given, and since the BT.601 Y of a gray pixel ``v`` is
+  ``16 + 219/255·v``, such a model's Y-channel PSNR is the SR protocol's Y-channel PSNR of the colour image.
 """
 import os
 import sys
@@ -30,7 +33,7 @@ TIFF_EXTENSIONS = ('.tif', '.tiff')
 # Float inputs are nominally in [0, 1]; unclipped noise goes a little beyond. Values outside this
 # range mean another scale (0-255, 0-65535), which the models would turn into garbage.
 FLOAT_INPUT_RANGE = (-1.0, 2.0)
-COLORS = ('rgb', 'gray')
+COLORS = ('rgb', 'gray', 'luma')
 BACKENDS = ('disk', 'lmdb')
 
 
@@ -97,7 +100,7 @@ class GroundTruthImages:
         return len(self.paths)
 
     def read(self, index):
-        """Image ``index`` as uint8, ``(H, W, 3)`` RGB or ``(H, W, 1)`` gray."""
+        """Image ``index`` as uint8, ``(H, W, 3)`` RGB, ``(H, W, 1)`` gray or ``(H, W, 3)`` luma."""
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_opt)
         path = self.paths[index]
@@ -117,6 +120,8 @@ class GroundTruthImages:
             raise ValueError(f'image {path!r} is unreadable or corrupt (cv2 could not decode it)')
         if self.color == 'gray':
             return img[..., None]
+        if self.color == 'luma':  # BT.601 from the decoded colour (a decoder's own grayscale rounds differently)
+            return np.repeat(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

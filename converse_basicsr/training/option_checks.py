@@ -22,7 +22,7 @@ __all__ = [
     'OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error', 'arch_options'
 ]
 
-COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3}
+COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3, 'luma': 3}
 # Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
 RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset', 'PairedImageDataset',
                   'SingleImageDataset')

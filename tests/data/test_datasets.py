@@ -348,3 +348,17 @@ def test_train_flips_and_rotations_occur(tmp_path, augment):
         assert len(matches) == 1
         seen.append(matches[0])
     assert set(seen) == (set(range(8)) if augment else {0})
+
+
+def test_luma_is_the_grayscale_in_three_channels_and_its_y_is_the_colour_images_y(folders):
+    ds = build(type='BicubicDownsampleDataset', dataroot_gt=str(folders / 'rgb'), color='luma', scale=1)
+    for index, name in enumerate(sorted(SIZES)):
+        bgr = cv2.imread(str(folders / 'rgb' / name))
+        gt = as_hwc(ds[index]['gt'])
+        assert gt.shape == (*SIZES[name], 3)
+        for c in range(3):  # OpenCV's BT.601 grayscale in every channel
+            np.testing.assert_array_equal(gt[..., c], np.float32(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) / 255.))
+        # the Y of the luma image (as the SR metric computes it) is the colour image's Y, to the uint8 rounding
+        y_colour = 16 + (65.481 * bgr[..., 2] + 128.553 * bgr[..., 1] + 24.966 * bgr[..., 0]) / 255.
+        y_luma = 16 + (65.481 + 128.553 + 24.966) * gt[..., 0]
+        assert np.abs(y_luma - y_colour).max() <= 0.5 * 219 / 255 + 1e-3
