@@ -2,7 +2,8 @@
 
 Two tables, both timed in one process, the two sides interleaved repeat by repeat (best of the repeats after a
 warm-up): the candidate formulations of one Converse2D layer (Converse-DnCNN's: C = 128, k = 7, padding 6, at
-256²), and the published Converse-DnCNN at 256² and Converse-SRResNet at 128² LR exported by :func:`to_onnx`.
+256²), and the published Converse-DnCNN at 256² and Converse-SRResNet at 128² LR exported by :func:`to_onnx`, each
+from a dynamic-size file (the default) and a fixed-size one (``static``).
 Candidates: ``dense + radix-4`` (the DFTs as matrix products, :mod:`converse_basicsr.ops.dense_dft`, with the
 radix-4 height transforms for heights that are multiples of 4 and the plain products for other heights under
 one ``If``: what ``to_onnx`` writes), ``dense`` (the plain products only) and ``dft-op`` (ONNX's DFT operator, one
@@ -112,19 +113,26 @@ def _no_grad(model, *args):
 
 def model_rows(folder, model_dir=None, repeats=3, threads=None,
                cases=(('converse_dncnn', 256), ('converse_srresnet', 128))):
+    """Each published model against eager, from the default (dynamic-size) file and from one exported with
+    ``static=(size, size)`` (``converse-export --static``: ONNX Runtime folds the DFT matrices into constants)."""
     rows = []
     for name, size in cases:
         model, entry = zoo.load_pretrained(name, model_dir=model_dir, return_entry=True)
-        path = Path(folder) / f'{name}.onnx'
-        if not path.is_file():  # exporting takes minutes: a kept folder (--onnx-dir) reuses the files
-            to_onnx(model, path, entry=entry, in_channels=entry.in_channels)
-        runner = load_onnx(path, threads=threads)
         x = torch.rand(1, entry.in_channels, size, size, generator=torch.Generator().manual_seed(0))
-        times = interleaved({'eager': lambda: _no_grad(model, x), 'onnx': lambda: runner(x)}, repeats)
-        error = float((runner(x) - _no_grad(model, x)).abs().max())
-        rows.append(
-            dict(case=f'{name} {size}²', eager_s=times['eager'], onnx_s=times['onnx'],
-                 ratio=times['onnx'] / times['eager'], max_abs_error=error))
+        runners = {}
+        for kind, static in (('dynamic', None), (f'static {size}²', (size, size))):
+            path = Path(folder) / f'{name}{"_static" if static else ""}.onnx'
+            if not path.is_file():  # exporting takes minutes: a kept folder (--onnx-dir) reuses the files
+                to_onnx(model, path, entry=entry, in_channels=entry.in_channels, static=static)
+            runners[kind] = load_onnx(path, threads=threads)
+        calls = {'eager': lambda: _no_grad(model, x)}
+        calls.update({kind: (lambda r=runner: r(x)) for kind, runner in runners.items()})
+        times = interleaved(calls, repeats)
+        for kind, runner in runners.items():
+            error = float((runner(x) - _no_grad(model, x)).abs().max())
+            rows.append(
+                dict(case=f'{name} {size}², {kind} file', eager_s=times['eager'], onnx_s=times[kind],
+                     ratio=times[kind] / times['eager'], max_abs_error=error))
     return rows
 
 
