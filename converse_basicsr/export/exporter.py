@@ -18,7 +18,8 @@ import onnx
 import torch
 
 from ..data.io import write_atomic
-from ..ops import Converse2D
+from ..ops import Converse2D, dense_dft
+from .branches import merge_by_height
 
 METADATA_PREFIX = 'converse.'
 DEFAULT_OPSET = 20
@@ -80,22 +81,45 @@ def _example(model, channels, kernel_size, static):
     return x, kernel / kernel.sum(dim=(-2, -1), keepdim=True)
 
 
-def _dynamic_shapes(inputs, min_size):
+def _dynamic_shapes(inputs, min_size, height_multiple=1):
+    """Dynamic batch, height and width; ``height_multiple`` 4: heights ``4·k`` only (the radix-4 trace)."""
     batch = torch.export.Dim('batch', min=1, max=1024)
-    spatial = ({
-        0: batch, 2: torch.export.Dim('height', min=min_size, max=16384),
-        3: torch.export.Dim('width', min=min_size, max=16384)
-    }, )
+    if height_multiple == 1:
+        height = torch.export.Dim('height', min=min_size, max=16384)
+    else:
+        height = height_multiple * torch.export.Dim('height_over_4', min=-(-min_size // height_multiple),
+                                                    max=16384 // height_multiple)
+    spatial = ({0: batch, 2: height, 3: torch.export.Dim('width', min=min_size, max=16384)}, )
     return spatial + (({0: batch}, ) if len(inputs) > 1 else ())
 
 
-def _trace(module, inputs, names, opset, static):
-    dynamic = None if static else _dynamic_shapes(inputs, minimum_size(module))
+def _trace_once(module, inputs, names, opset, dynamic):
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter('ignore')
         program = torch.onnx.export(module, inputs, dynamo=True, opset_version=opset, input_names=names,
                                     output_names=['output'], dynamic_shapes=dynamic, verbose=False, optimize=True)
     return program.model_proto
+
+
+def _trace(module, inputs, names, opset, static, spectral):
+    """The graph; dynamic and ``spectral`` (the model solves with DFTs): two traces, one for heights that are
+    multiples of 4 (radix-4 height transforms) and one for any height, merged under one ``If``."""
+    if static:
+        return _trace_once(module, inputs, names, opset, None)
+    min_size = minimum_size(module)
+    general = _trace_once(module, inputs, names, opset, _dynamic_shapes(inputs, min_size))
+    if not spectral or dense_dft.ROW_RADIX != 4:
+        return general
+    height = inputs[0].shape[2] // 4 * 4  # >= min_size: the example is min_size + 3 or more
+    inputs4 = (inputs[0][:, :, :height].contiguous(), ) + inputs[1:]
+    # the hook runs while tracing: it tells the layers that the input's height symbol is a multiple of 4
+    hook = module.register_forward_pre_hook(lambda mod, args: dense_dft.mark_height_multiple_of_4(args[0].shape[2]))
+    try:
+        radix4 = _trace_once(module, inputs4, names, opset, _dynamic_shapes(inputs4, min_size, 4))
+    finally:
+        hook.remove()
+        dense_dft.HEIGHTS_OF_4K.clear()
+    return merge_by_height(radix4, general)
 
 
 class _quiet:
@@ -138,7 +162,7 @@ def find_unexportable(model, inputs, opset):
         if not all(torch.is_tensor(a) for a in args):
             continue
         try:
-            _trace(module, args, [f'input{i}' for i in range(len(args))], opset, static=True)
+            _trace_once(module, args, [f'input{i}' for i in range(len(args))], opset, None)
         except Exception as err:  # noqa: BLE001  any failure of the exporter is the answer sought
             return name, _first_line(err)
     return None
@@ -209,7 +233,7 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     if not converse_layers(model):
         notes.append(f'{type(model).__name__} has no Converse2D layer: exported as plain PyTorch layers')
     try:
-        proto = _trace(module, inputs, names, opset, static)
+        proto = _trace(module, inputs, names, opset, static, bool(converse_layers(model) or kernel_size))
     except Exception as err:  # noqa: BLE001  reported as one error naming the layer that fails
         culprit = find_unexportable(module, inputs, opset)
         where = f'layer {culprit[0]!r}: {culprit[1]}' if culprit else _first_line(err)
@@ -224,6 +248,9 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     _verify(proto, inputs, names, reference)
     other = (inputs[0].flip(-1) * 0.5 + 0.25, ) + inputs[1:]  # a second input: no input baked in as a constant
     _verify(proto, other, names, _measure(module, other)[0])
+    if not static:  # both branches of the height If: a height one row shorter than the example's
+        shorter = (inputs[0][:, :, 1:].contiguous(), ) + inputs[1:]
+        _verify(proto, shorter, names, _measure(module, shorter)[0])
     write_atomic(path, lambda tmp: onnx.save(proto, tmp))
     return notes
 

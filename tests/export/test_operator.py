@@ -23,12 +23,15 @@ def _layer(k, s, p, mode, channels=4):
     return torch.nn.Sequential(torch.nn.Conv2d(3, channels, 1), layer).eval()
 
 
+@pytest.mark.parametrize('radix', [True, False])
 @pytest.mark.parametrize('k, s, p, mode', CONFIGS)
 @torch.no_grad()
-def test_dense_formulation_matches_float64_oracle(k, s, p, mode):
-    """The formulation itself (eager, float32) against the literal algorithm in float64."""
+def test_dense_formulation_matches_float64_oracle(k, s, p, mode, radix):
+    """The formulation itself (eager, float32) against the literal algorithm in float64: a padded height that is
+    a multiple of 4 (the radix-4 step) and one that is not (the plain product)."""
     layer = _layer(k, s, p, mode)[1].double()
-    x = torch.rand(2, 4, 13, 10, dtype=torch.float64)
+    height = 20 - 2 * p if radix else 21 - 2 * p
+    x = torch.rand(2, 4, height, 10, dtype=torch.float64)
     truth = literal_converse2d(x, layer.weight, layer.bias, s, p, mode, layer.eps)
     got = dense_converse2d(x.float(), layer.weight.float(), layer.bias.float(), s, p, mode, layer.eps)
     assert float((got.double() - truth).abs().max()) < 1e-4 * max(1.0, float(truth.abs().max()))
@@ -72,3 +75,30 @@ def test_static_export(tmp_path):
     dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 20, 24]
     assert max_error(model, path, (1, 3, 20, 24)) < TOLERANCE
+
+
+def test_height_transforms_take_the_radix_step_for_multiples_of_4(monkeypatch):
+    """The radix-4 step runs for every padded height that is a multiple of 4 and only there, and gives the DFT."""
+    from converse_basicsr.ops import dense_dft
+    taken = []
+    radix = dense_dft._rows_radix4
+    monkeypatch.setattr(dense_dft, '_rows_radix4', lambda *a: taken.append(a[0].shape[-2]) or radix(*a))
+    for height in (16, 17, 18, 19, 20):
+        x = torch.rand(2, 3, height, 9)
+        re, im = dense_dft.forward_dft(x)
+        truth = torch.fft.rfft2(x.double())  # entries up to h·w/2 ≈ 90: float32 products carry ~1e-5
+        assert float((re - truth.real).abs().max()) < 1e-4 and float((im - truth.imag).abs().max()) < 1e-4
+        back = dense_dft.inverse_dft(re, im, (height, 9), 2)
+        assert float((back - x[..., 2:-2, 2:-2]).abs().max()) < 1e-5
+    assert taken == [16, 16, 20, 20]  # forward and inverse, heights 16 and 20 only
+
+
+def test_dynamic_file_runs_the_radix_graph_for_heights_multiple_of_4(tmp_path):
+    model = _layer(5, 1, 2, 'circular')
+    path, _ = export(model, tmp_path)
+    graph = onnx.load(str(path)).graph
+    (branch, ) = [n for n in graph.node if n.op_type == 'If']
+    names = {a.name: a.g for a in branch.attribute}
+    # the then-branch (heights 4·k) was traced with the radix step: its height transforms decimate by 4
+    assert any(n.op_type == 'Transpose' for n in names['then_branch'].node)
+    assert len(names['then_branch'].node) > len(names['else_branch'].node)
