@@ -291,9 +291,25 @@ def group_runs(results):
     return {key: sorted(groups[key], key=lambda r: r['seed']) for key in VARIANTS if key in groups}
 
 
+def _per_set(per_sets):
+    """``'Set5 30.50, Set14 27.57'``: each validation set's PSNR, averaged over the given ``per_set`` dicts."""
+    if not per_sets or not all(per_sets):
+        return ''
+    names = sorted(per_sets[0], key=lambda name: (len(name), name))
+    return ', '.join(f'{name.replace("Set12_", "")} {sum(p[name] for p in per_sets) / len(per_sets):.2f}'
+                     for name in names)
+
+
+def _params(run):
+    if 'params' in run:
+        return run['params']
+    return count_params(run['network_g']) if 'network_g' in run else None
+
+
 def build_table(results):
     """Markdown table per task: the input's PSNR, then per variant the final validation PSNR (mean ± std over
-    seeds, each seed), seeds, iterations, parameters, mean wall time per run."""
+    seeds, each seed), each validation set's PSNR (mean over seeds), seeds, iterations, parameters, mean wall
+    time per run."""
     lines = []
     groups = group_runs(results)
     inputs = results.get('inputs', {})
@@ -303,22 +319,23 @@ def build_table(results):
             continue
         lines += [
             f'**{TASK_TITLES[task]}**', '',
-            '| model | operator | PSNR (dB), mean ± std | per seed | seeds | iterations | parameters | '
-            'wall time per run | paper (full size) |', '|---|---|---|---|---|---|---|---|---|'
+            '| model | operator | PSNR (dB), mean ± std | per seed | per validation set | seeds | iterations | '
+            'parameters | wall time per run | paper (full size) |', '|---|---|---|---|---|---|---|---|---|---|'
         ]
         if task in inputs:
-            lines.append(f'| {inputs[task]["label"]} | — | {inputs[task]["psnr"]:.2f} | | | | | | |')
+            lines.append(f'| {inputs[task]["label"]} | — | {inputs[task]["psnr"]:.2f} | | '
+                         f'{_per_set([inputs[task].get("per_set")])} | | | | | |')
         for (task_, operator), runs in rows:
             mean, std = mean_std([r['final_psnr'] for r in runs])
             spread = f'{mean:.2f} ± {std:.2f}' if math.isfinite(std) else f'{mean:.2f}'
             per_seed = ', '.join(f'{r["final_psnr"]:.2f}' for r in runs)
             iterations = ', '.join(sorted({str(r['total_iter']) for r in runs}))
-            params = ', '.join(sorted({f'{r["params"]:,}' for r in runs if 'params' in r})) or '—'
+            params = ', '.join(sorted({f'{p:,}' for p in map(_params, runs) if p is not None})) or '—'
             walls = [r['wall_s'] for r in runs if 'wall_s' in r]
             wall = f'{sum(walls) / len(walls) / 60:.1f} min' if walls else '—'
             lines.append(f'| {MODEL_NAMES[(task_, operator)]} | {operator} | {spread} | {per_seed} | '
-                         f'{",".join(str(r["seed"]) for r in runs)} | {iterations} | {params} | {wall} | '
-                         f'{PAPER_PSNR[(task_, operator)]} |')
+                         f'{_per_set([r.get("per_set") for r in runs])} | {",".join(str(r["seed"]) for r in runs)} | '
+                         f'{iterations} | {params} | {wall} | {PAPER_PSNR[(task_, operator)]} |')
         lines.append('')
     return '\n'.join(lines)
 

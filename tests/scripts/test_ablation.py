@@ -245,22 +245,27 @@ def test_table_and_plot_from_a_fake_results_file(tmp_path):
     runs = [_fake_run('denoise', 'conv', seed, psnr) for seed, psnr in ((1, 28.1), (0, 28.0), (2, 28.3))]
     runs += [_fake_run('denoise', 'converse', 0, 28.5), _fake_run('deblur', 'conv', 0, 24.25)]
     runs += [
-        dict(_fake_run('sr_edsr', op, 0, 27.0), params=params, wall_s=wall)
-        for op, params, wall in (('pixelshuffle', 1234567, 600), ('converse', 1000, 1200))
+        dict(_fake_run('sr_edsr', op, seed, 27.0), params=params, wall_s=wall, per_set={'Set5': s5, 'Set14': 26.0})
+        for op, seed, params, wall, s5 in (('pixelshuffle', 0, 1234567, 600, 28.0), ('converse', 0, 1000, 1200, 28.0),
+                                           ('converse', 1, 1000, 1200, 29.0))
     ]
     results = {
         'runs': {ablation.run_key(r['task'], r['operator'], r['seed']): r
-                 for r in runs}, 'inputs': {'sr_edsr': {'label': 'bicubic', 'psnr': 25.126}}
+                 for r in runs},
+        'inputs': {'sr_edsr': {'label': 'bicubic', 'psnr': 25.126, 'per_set': {'Set5': 26.0, 'Set14': 24.25}}}
     }
     table = ablation.build_table(results).splitlines()
     rows = [line for line in table if line.startswith(('| Con', '| EDSR', '| bicubic'))]
     # VARIANTS order, seeds sorted; mean 28.1333, sample std 0.1528; one seed has no spread
-    assert rows[0].startswith('| Converse-DnCNN | converse | 28.50 | 28.50 | 0 | 40 | — | — |')
-    assert rows[1].startswith('| Conv-DnCNN | conv | 28.13 ± 0.15 | 28.00, 28.10, 28.30 | 0,1,2 | 40 |')
+    assert rows[0].startswith('| Converse-DnCNN | converse | 28.50 | 28.50 |  | 0 | 40 | — | — |')
+    assert rows[1].startswith('| Conv-DnCNN | conv | 28.13 ± 0.15 | 28.00, 28.10, 28.30 |  | 0,1,2 | 40 |')
     assert rows[2].startswith('| ConvNet | conv | 24.25 |')
-    assert rows[3].startswith('| bicubic | — | 25.13 |')
-    assert rows[4].startswith('| ConverseUp-EDSR | converse | 27.00 | 27.00 | 0 | 40 | 1,000 | 20.0 min |')
-    assert rows[5].startswith('| EDSR | pixelshuffle | 27.00 | 27.00 | 0 | 40 | 1,234,567 | 10.0 min |')
+    assert rows[3].startswith('| bicubic | — | 25.13 | | Set5 26.00, Set14 24.25 |')
+    # per validation set: the mean over seeds (Set5 28 and 29)
+    assert rows[4].startswith('| ConverseUp-EDSR | converse | 27.00 ± 0.00 | 27.00, 27.00 | Set5 28.50, Set14 26.00 | '
+                              '0,1 | 40 | 1,000 | 20.0 min |')
+    assert rows[5].startswith('| EDSR | pixelshuffle | 27.00 | 27.00 | Set5 28.00, Set14 26.00 | 0 | 40 | 1,234,567 | '
+                              '10.0 min |')
     assert len(rows) == 6 and sum(line.startswith('**') for line in table) == 3
     png = tmp_path / 'ablation_psnr.png'
     ablation.plot_curves(results, png)
@@ -281,7 +286,7 @@ def test_table_only_rebuilds_table_and_plot_from_the_results_file(tmp_path):
     results['runs']['denoise/conv/seed1'] = _fake_run('denoise', 'conv', 1, 29.0)
     ablation.save_json_atomic(results, path)
     ablation.main(['--table-only', '--results', str(path), '--seeds', '1'])
-    assert '| Conv-DnCNN | conv | 29.00 | 29.00 | 1 | 40 |' in (tmp_path / 'ablation_results.md').read_text()
+    assert '| Conv-DnCNN | conv | 29.00 | 29.00 |  | 1 | 40 |' in (tmp_path / 'ablation_results.md').read_text()
 
 
 @pytest.mark.slow
