@@ -359,12 +359,14 @@ def plot_curves(results, path):
         for (task_, operator), runs in groups.items():
             if task_ != task:
                 continue
-            iterations = [it for it, _ in runs[0]['curve']]
-            table = [[dict(map(tuple, r['curve'])).get(it, float('nan')) for it in iterations] for r in runs]
-            mean = [sum(col) / len(col) for col in zip(*table)]
+            # every iteration any seed validated at (a run stopped and resumed may lack the one before the stop)
+            iterations = sorted({it for r in runs for it, _ in r['curve']})
+            columns = [[dict(map(tuple, r['curve']))[it] for r in runs if it in dict(map(tuple, r['curve']))]
+                       for it in iterations]
+            mean = [sum(col) / len(col) for col in columns]
             line, = ax.plot(iterations, mean, marker='o', label=f'{MODEL_NAMES[(task_, operator)]} ({len(runs)} seeds)')
-            ax.fill_between(iterations, [min(c) for c in zip(*table)], [max(c) for c in zip(*table)],
-                            color=line.get_color(), alpha=0.2)
+            ax.fill_between(iterations, [min(c) for c in columns], [max(c) for c in columns], color=line.get_color(),
+                            alpha=0.2)
         if task in inputs:
             ax.axhline(inputs[task]['psnr'], color='gray', linestyle='--', label=inputs[task]['label'])
         ax.set_title(TASK_TITLES[task], fontsize=8)
