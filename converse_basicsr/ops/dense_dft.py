@@ -12,8 +12,10 @@ inverse is the matching real (c2r) transform, each one matrix product; the inver
 that survive the crop. Along the height both transforms are full complex DFTs, twice the arithmetic of the
 width's; when the height is a multiple of 4 (every padded size of the published models at even image sizes)
 they take one radix-4 Cooley-Tukey step: four DFTs of a quarter of the length as matrix products, twiddles
-and a butterfly of additions, a quarter of the multiply-adds. The choice is made at run time
-(``torch.cond``, an ONNX ``If``), so one graph still serves every size; other heights take the plain product.
+and a butterfly of additions, a quarter of the multiply-adds. The choice is made when the graph is traced (the
+height must be known to be a multiple of 4, see :data:`HEIGHTS_OF_4K`); :mod:`converse_basicsr.export` traces a
+dynamic model twice and picks the graph at run time with an ONNX ``If`` (``export/branches.py``), so one file
+still serves every size; other heights take the plain product.
 """
 import math
 
@@ -94,7 +96,7 @@ def _rows_radix4(re, im, sign, crop):
     # (…, h, wc) → (…, 4, m, wc): row 4·q + p of the input is row q of set p
     xr = re.reshape(*lead, m, 4, wc).transpose(-3, -2)
     xi = im.reshape(*lead, m, 4, wc).transpose(-3, -2)
-    k1, q = _arange(0, m, re.device), _arange(0, m, re.device)
+    k1 = q = _arange(0, m, re.device)  # both run over 0 … m − 1
     angles = _angles(k1, (q[None, :] * 4 + _arange(0, 4, re.device)[:, None]).reshape(-1), h)  # (m, 4·m)
     angles = angles.reshape(m, 4, m).transpose(0, 1)  # (4, m, m): set p's matrix, twiddle folded in
     zr, zi = _complex_product(torch.cos(angles), torch.sin(angles), xr, xi, sign)  # (…, 4, m, wc)
