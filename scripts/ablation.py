@@ -4,7 +4,8 @@ Runs every config of ``options/train/ablation/`` for each seed of its task:
 
 - ``denoise``: sigma 25, reduced DnCNN family, ``operator: converse | conv | convtranspose`` (small budget);
 - ``deblur``: blind gray deblurring, reduced ConverseNet vs ConvNet, 400 iterations (small budget);
-- ``deblur_medium``: the same networks and data at a budget where they learn to deblur;
+- ``deblur_medium``: the same networks and data trained 10× longer (4,000 iterations);
+- ``deblur_k7``: the same networks with 7×7 operators, blind among the paper's five kernels (2,000 iterations);
 - ``sr_edsr``: a small EDSR ×4 with BasicSR's pixel-shuffle upsampler against the same EDSR through
   ``ConverseUp`` (its upsampler converted to reverse convolution).
 
@@ -44,7 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
 # (task, operator) in table order; the config of each is options/train/ablation/<task>_<operator>.yml
 VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise', 'convtranspose'), ('deblur', 'converse'),
-            ('deblur', 'conv'), ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('sr_edsr', 'converse'),
+            ('deblur', 'conv'), ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('deblur_k7', 'converse'),
+            ('deblur_k7', 'conv'), ('sr_edsr', 'converse'),
             ('sr_edsr', 'pixelshuffle'))
 TASKS = tuple(dict.fromkeys(task for task, _ in VARIANTS))
 TASK_TITLES = {
@@ -52,23 +54,30 @@ TASK_TITLES = {
     'deblur': 'Blind deblurring, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
     'deblur_medium': 'Blind deblurring at a medium budget, gray Set12, kernels 1–5, σ = 2.55 (reduced '
     'ConverseNet / ConvNet)',
+    'deblur_k7': 'Blind deblurring with 7×7 operators, trained on the paper\'s five kernels, gray Set12, kernels 1–5, '
+    'σ = 2.55 (reduced ConverseNet / ConvNet)',
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
 MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
                ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet',
                ('deblur', 'conv'): 'ConvNet', ('deblur_medium', 'converse'): 'ConverseNet',
-               ('deblur_medium', 'conv'): 'ConvNet', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
+               ('deblur_medium', 'conv'): 'ConvNet', ('deblur_k7', 'converse'): 'ConverseNet',
+               ('deblur_k7', 'conv'): 'ConvNet', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
                ('sr_edsr', 'pixelshuffle'): 'EDSR'}
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
 PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
               ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)',
               ('deblur_medium', 'converse'): '27.69 (BSD100, k1)', ('deblur_medium', 'conv'): '25.26 (BSD100, k1)',
+              ('deblur_k7', 'converse'): '27.69 (BSD100, k1)', ('deblur_k7', 'conv'): '25.26 (BSD100, k1)',
               ('sr_edsr', 'converse'): '—', ('sr_edsr', 'pixelshuffle'): '—'}
 # Seeds of a full run; the small-budget tasks ran 3, the medium-budget ones 2 (their runs are 10-20× longer).
-TASK_SEEDS = {'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'sr_edsr': (0, 1)}
+TASK_SEEDS = {
+    'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'deblur_k7': (0, 1), 'sr_edsr': (0, 1)
+}
 # What the reference row of each task is: the input as it is (deblurring, denoising) or bicubic-upscaled (SR).
 INPUT_LABELS = {
-    'denoise': 'noisy input', 'deblur': 'blurred input', 'deblur_medium': 'blurred input', 'sr_edsr': 'bicubic'
+    'denoise': 'noisy input', 'deblur': 'blurred input', 'deblur_medium': 'blurred input', 'deblur_k7': 'blurred input',
+    'sr_edsr': 'bicubic'
 }
 QUICK_DIVISOR = 8
 QUICK_MAX_ITER = 64  # --quick: 1/QUICK_DIVISOR of the iterations, at most this many

@@ -91,6 +91,25 @@ def test_medium_deblurring_is_the_small_one_trained_longer():
     assert small == medium
 
 
+def test_k7_deblurring_is_the_medium_one_with_7x7_operators_and_the_papers_kernels():
+    # the pilot's two changes and a shorter schedule; networks otherwise, data and validation as deblur_medium
+    medium, k7 = (_yaml(ablation.config_path(task, 'converse')) for task in ('deblur_medium', 'deblur_k7'))
+    assert (medium['network_g']['kernel_size'], k7['network_g']['kernel_size']) == (3, 7)
+    assert k7['datasets']['train']['kernel_path'] == '../shared/reference/kernels'
+    assert k7['train']['total_iter'] < medium['train']['total_iter']
+    for opt in (medium, k7):
+        del opt['name'], opt['network_g']['kernel_size'], opt['train']['total_iter']
+        del opt['train']['scheduler']['milestones']
+        for key in _random_kernel_keys() + ['kernel_path']:
+            opt['datasets']['train'].pop(key, None)
+    assert medium == k7
+
+
+def _random_kernel_keys():
+    from converse_basicsr.data.blur_dataset import RANDOM_KERNEL_KEYS
+    return list(RANDOM_KERNEL_KEYS) + ['kernel_size']
+
+
 def test_sr_variants_build_the_same_edsr_but_the_upsampler():
     import converse_basicsr  # noqa: F401
     from basicsr.archs import build_network
@@ -132,6 +151,7 @@ def test_deblurring_validation_matches_the_test_protocol():
 @pytest.mark.parametrize('task, test_file, entry', [('denoise', 'test_converse_dncnn_sigma25.yml', None),
                                                     ('deblur', 'test_conversenet_deblur.yml', 3),
                                                     ('deblur_medium', 'test_conversenet_deblur.yml', 5),
+                                                    ('deblur_k7', 'test_conversenet_deblur.yml', 4),
                                                     ('sr_edsr', 'test_converse_srresnet_x4.yml', 'Set14')])
 def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, entry):
     # Build both datasets with the package's code: the ablation's val input must be bit-identical to what the
