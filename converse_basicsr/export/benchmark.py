@@ -26,13 +26,24 @@ from .runtime import load_onnx, session_for
 
 def _fft_forward(x):
     spectrum = torch.fft.fft(torch.fft.rfft(x, dim=-1), dim=-2)
-    return spectrum.real, spectrum.imag
+    return torch.stack((spectrum.real, spectrum.imag), dim=-3)
 
 
-def _fft_inverse(re, im, size, crop):
+def _fft_inverse(z, size, crop, response=None, scale=1):
+    """:func:`.dense_dft.inverse_dft` with ONNX's DFT operator, one axis at a time."""
     h, w = size
+    re, im = z.unbind(-3)
+    if response is not None:
+        hr, hi = response.unbind(-3)
+        re, im = re * hr - im * hi, re * hi + im * hr
     out = torch.fft.irfft(torch.fft.ifft(torch.complex(re, im), dim=-2), n=w, dim=-1)
-    return out[..., crop:h - crop, crop:w - crop]
+    out = out[..., crop:h - crop, crop:w - crop]
+    if scale > 1:
+        hc, wc = out.shape[-2:]
+        lead = out.shape[:-3]
+        out = out.reshape(*lead, scale, scale, hc, wc).permute(*range(len(lead)), -2, -4, -1, -3)
+        out = out.reshape(*lead, hc * scale, wc * scale)
+    return out
 
 
 @contextlib.contextmanager

@@ -81,14 +81,16 @@ def test_height_transforms_take_the_radix_step_for_multiples_of_4(monkeypatch):
     """The radix-4 step runs for every padded height that is a multiple of 4 and only there, and gives the DFT."""
     from converse_basicsr.ops import dense_dft
     taken = []
-    radix = dense_dft._rows_radix4
-    monkeypatch.setattr(dense_dft, '_rows_radix4', lambda *a: taken.append(a[0].shape[-2]) or radix(*a))
+    for name in ('_forward_rows_radix4', '_inverse_rows_radix4'):
+        radix = getattr(dense_dft, name)
+        monkeypatch.setattr(dense_dft, name, lambda *a, radix=radix: taken.append(a[0].shape[-2]) or radix(*a))
     for height in (16, 17, 18, 19, 20):
         x = torch.rand(2, 3, height, 9)
-        re, im = dense_dft.forward_dft(x)
+        z = dense_dft.forward_dft(x)  # (2, 3, 2, height, 5): re, im
         truth = torch.fft.rfft2(x.double())  # entries up to h·w/2 ≈ 90: float32 products carry ~1e-5
-        assert float((re - truth.real).abs().max()) < 1e-4 and float((im - truth.imag).abs().max()) < 1e-4
-        back = dense_dft.inverse_dft(re, im, (height, 9), 2)
+        assert float((z[:, :, 0] - truth.real).abs().max()) < 1e-4
+        assert float((z[:, :, 1] - truth.imag).abs().max()) < 1e-4
+        back = dense_dft.inverse_dft(z, (height, 9), 2)
         assert float((back - x[..., 2:-2, 2:-2]).abs().max()) < 1e-5
     assert taken == [16, 16, 20, 20]  # forward and inverse, heights 16 and 20 only
 
@@ -102,3 +104,33 @@ def test_dynamic_file_runs_the_radix_graph_for_heights_multiple_of_4(tmp_path):
     # the then-branch (heights 4·k) was traced with the radix step: its height transforms decimate by 4
     assert any(n.op_type == 'Transpose' for n in names['then_branch'].node)
     assert len(names['then_branch'].node) > len(names['else_branch'].node)
+
+
+def _stacked(v, interleaved):
+    """A complex ``(n, cols)`` tensor as the real ``(2n, cols)`` one of dense_dft's layouts."""
+    return torch.stack((v.real, v.imag), 1 if interleaved else 0).reshape(2 * v.shape[0], v.shape[1])
+
+
+def test_block_matrices_and_butterflies_are_the_complex_products():
+    """``_complex_matrix`` in its four layouts, and the butterflies, against complex float64 products."""
+    from converse_basicsr.ops import dense_dft
+    generator = torch.Generator().manual_seed(0)
+    a = torch.complex(*torch.randn(2, 3, 5, generator=generator, dtype=torch.float64))
+    v = torch.complex(*torch.randn(2, 5, 7, generator=generator, dtype=torch.float64))
+    for rows in (False, True):
+        for cols in (False, True):
+            matrix = dense_dft._complex_matrix(a.real, a.imag, rows, cols)
+            assert torch.allclose(matrix @ _stacked(v, cols), _stacked(a @ v, rows), atol=1e-12), (rows, cols)
+    x = torch.complex(*torch.randn(2, 4, 6, generator=generator, dtype=torch.float64))
+    for sign in (-1, 1):  # the radix-4 butterfly is the length-4 DFT, e^{sign·2πi·a·b/4} = (sign·i)^{a·b}
+        dft4 = torch.tensor([[(sign * 1j)**(j * k) for k in range(4)] for j in range(4)], dtype=torch.complex128)
+        got = dense_dft._FORWARD_BUTTERFLY[sign].double() @ _stacked(x, True)  # rows (re/im, k2), columns (p, re/im)
+        assert torch.allclose(got, _stacked(dft4 @ x, False), atol=1e-12)
+    dft4 = torch.tensor([[1j**(j * k) for k in range(4)] for j in range(4)], dtype=torch.complex128)
+    got = dense_dft._INVERSE_BUTTERFLY.double() @ _stacked(x, False)  # rows (n2, re/im), columns (re/im, k2)
+    assert torch.allclose(got, _stacked(dft4 @ x, True), atol=1e-12)
+    # fed with the four real products z_a · r_b (rows (a, b, k2)), it transforms the complex product z · r
+    r = torch.complex(*torch.randn(2, 4, 6, generator=generator, dtype=torch.float64))
+    parts = torch.stack((x.real, x.imag))[:, None] * torch.stack((r.real, r.imag))[None, :]  # (a, b, 4, 6)
+    got = dense_dft._PRODUCT_BUTTERFLY.double() @ parts.reshape(16, 6)
+    assert torch.allclose(got, _stacked(dft4 @ (x * r), True), atol=1e-12)
