@@ -114,7 +114,8 @@ def rewrite_shared_paths(node, shared_root):
 
 def derive_options(opt, task, operator, seed, shared_root, quick):
     """The option dict one run trains with: the shipped config with its own name and seed, absolute
-    ``../shared`` paths and, for ``quick``, 1/QUICK_DIVISOR of the iterations (schedule scaled alike)."""
+    ``../shared`` paths and, for ``quick``, 1/QUICK_DIVISOR of the iterations (schedule scaled alike) and
+    validation only at the end."""
     opt = rewrite_shared_paths(opt, shared_root)
     opt['name'] = f'ablation_{task}_{operator}_seed{seed}' + ('_quick' if quick else '')
     opt['manual_seed'] = seed
@@ -125,7 +126,9 @@ def derive_options(opt, task, operator, seed, shared_root, quick):
         opt['train']['scheduler']['milestones'] = [
             max(1, round(m * ratio)) for m in opt['train']['scheduler']['milestones']
         ]
-        opt['val']['val_freq'] = total // 2
+        # one validation, BasicSR's after the loop (its own one at total_iter would measure the same model again):
+        # validation is most of a quick run's time
+        opt['val']['val_freq'] = total + 1
         if opt['logger'].get('save_checkpoint_freq', 0) < opt['train']['total_iter']:
             opt['logger']['save_checkpoint_freq'] = total // 2
     return opt
