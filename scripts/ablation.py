@@ -33,6 +33,7 @@ import re
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -381,7 +382,7 @@ def plot_curves(results, path):
                             alpha=0.2)
         if task in inputs:
             ax.axhline(inputs[task]['psnr'], color='gray', linestyle='--', label=inputs[task]['label'])
-        ax.set_title(TASK_TITLES[task], fontsize=8)
+        ax.set_title(textwrap.fill(TASK_TITLES[task], 80), fontsize=8)  # two panels side by side: wrap
         ax.set_xlabel('iteration')
         ax.set_ylabel('validation PSNR (dB)')
         ax.grid(alpha=0.3)
