@@ -47,8 +47,7 @@ CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
 # (task, operator) in table order; the config of each is options/train/ablation/<task>_<operator>.yml
 VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise', 'convtranspose'), ('deblur', 'converse'),
             ('deblur', 'conv'), ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('deblur_k7', 'converse'),
-            ('deblur_k7', 'conv'), ('sr_edsr', 'converse'),
-            ('sr_edsr', 'pixelshuffle'))
+            ('deblur_k7', 'conv'), ('sr_edsr', 'converse'), ('sr_edsr', 'pixelshuffle'))
 TASKS = tuple(dict.fromkeys(task for task, _ in VARIANTS))
 TASK_TITLES = {
     'denoise': 'Denoising σ = 25, Set12 (reduced DnCNN family)',
@@ -59,12 +58,13 @@ TASK_TITLES = {
     'σ = 2.55 (reduced ConverseNet / ConvNet)',
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
-MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
-               ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet',
-               ('deblur', 'conv'): 'ConvNet', ('deblur_medium', 'converse'): 'ConverseNet',
-               ('deblur_medium', 'conv'): 'ConvNet', ('deblur_k7', 'converse'): 'ConverseNet',
-               ('deblur_k7', 'conv'): 'ConvNet', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
-               ('sr_edsr', 'pixelshuffle'): 'EDSR'}
+MODEL_NAMES = {
+    ('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
+    ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet', ('deblur', 'conv'): 'ConvNet',
+    ('deblur_medium', 'converse'): 'ConverseNet',
+    ('deblur_medium', 'conv'): 'ConvNet', ('deblur_k7', 'converse'): 'ConverseNet', ('deblur_k7', 'conv'): 'ConvNet',
+    ('sr_edsr', 'converse'): 'ConverseUp-EDSR', ('sr_edsr', 'pixelshuffle'): 'EDSR'
+}
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
 PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
               ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)',
