@@ -58,28 +58,23 @@ TASK_TITLES = {
     'σ = 2.55 (reduced ConverseNet / ConvNet)',
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
-MODEL_NAMES = {
-    ('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
-    ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('deblur', 'converse'): 'ConverseNet', ('deblur', 'conv'): 'ConvNet',
-    ('deblur_medium', 'converse'): 'ConverseNet',
-    ('deblur_medium', 'conv'): 'ConvNet', ('deblur_k7', 'converse'): 'ConverseNet', ('deblur_k7', 'conv'): 'ConvNet',
-    ('sr_edsr', 'converse'): 'ConverseUp-EDSR', ('sr_edsr', 'pixelshuffle'): 'EDSR'
-}
+DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7')  # the same pair of models at three settings
+# per deblurring operator: the model's name and the paper's full-size, full-budget PSNR (BSD100, kernel 1)
+DEBLUR_MODELS = {'converse': ('ConverseNet', '27.69 (BSD100, k1)'), 'conv': ('ConvNet', '25.26 (BSD100, k1)')}
+MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
+               ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
+               ('sr_edsr', 'pixelshuffle'): 'EDSR'}
+MODEL_NAMES.update({(task, op): name for task in DEBLUR_TASKS for op, (name, _) in DEBLUR_MODELS.items()})
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
 PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
-              ('deblur', 'converse'): '27.69 (BSD100, k1)', ('deblur', 'conv'): '25.26 (BSD100, k1)',
-              ('deblur_medium', 'converse'): '27.69 (BSD100, k1)', ('deblur_medium', 'conv'): '25.26 (BSD100, k1)',
-              ('deblur_k7', 'converse'): '27.69 (BSD100, k1)', ('deblur_k7', 'conv'): '25.26 (BSD100, k1)',
               ('sr_edsr', 'converse'): '—', ('sr_edsr', 'pixelshuffle'): '—'}
+PAPER_PSNR.update({(task, op): psnr for task in DEBLUR_TASKS for op, (_, psnr) in DEBLUR_MODELS.items()})
 # Seeds of a full run; the small-budget tasks ran 3, the medium-budget ones 2 (their runs are 10-20× longer).
 TASK_SEEDS = {
     'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'deblur_k7': (0, 1), 'sr_edsr': (0, 1)
 }
 # What the reference row of each task is: the input as it is (deblurring, denoising) or bicubic-upscaled (SR).
-INPUT_LABELS = {
-    'denoise': 'noisy input', 'deblur': 'blurred input', 'deblur_medium': 'blurred input', 'deblur_k7': 'blurred input',
-    'sr_edsr': 'bicubic'
-}
+INPUT_LABELS = {'denoise': 'noisy input', 'sr_edsr': 'bicubic', **{task: 'blurred input' for task in DEBLUR_TASKS}}
 QUICK_DIVISOR = 8
 QUICK_MAX_ITER = 64  # --quick: 1/QUICK_DIVISOR of the iterations, at most this many
 RUN_MARKER = '# ablation: converse-train started'
@@ -373,9 +368,9 @@ def plot_curves(results, path):
             if task_ != task:
                 continue
             # every iteration any seed validated at (a run stopped and resumed may lack the one before the stop)
-            iterations = sorted({it for r in runs for it, _ in r['curve']})
-            columns = [[dict(map(tuple, r['curve']))[it] for r in runs if it in dict(map(tuple, r['curve']))]
-                       for it in iterations]
+            curves = [dict(map(tuple, r['curve'])) for r in runs]
+            iterations = sorted({it for curve in curves for it in curve})
+            columns = [[curve[it] for curve in curves if it in curve] for it in iterations]
             mean = [sum(col) / len(col) for col in columns]
             line, = ax.plot(iterations, mean, marker='o', label=f'{MODEL_NAMES[(task_, operator)]} ({len(runs)} seeds)')
             ax.fill_between(iterations, [min(c) for c in columns], [max(c) for c in columns], color=line.get_color(),

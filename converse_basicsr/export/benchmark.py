@@ -32,18 +32,12 @@ def _fft_forward(x):
 def _fft_inverse(z, size, crop, response=None, scale=1):
     """:func:`.dense_dft.inverse_dft` with ONNX's DFT operator, one axis at a time."""
     h, w = size
-    re, im = z.unbind(-3)
     if response is not None:
-        hr, hi = response.unbind(-3)
-        re, im = re * hr - im * hi, re * hi + im * hr
+        z = dense_dft.complex_multiply(z, response)
+    re, im = z.unbind(-3)
     out = torch.fft.irfft(torch.fft.ifft(torch.complex(re, im), dim=-2), n=w, dim=-1)
     out = out[..., crop:h - crop, crop:w - crop]
-    if scale > 1:
-        hc, wc = out.shape[-2:]
-        lead = out.shape[:-3]
-        out = out.reshape(*lead, scale, scale, hc, wc).permute(*range(len(lead)), -2, -4, -1, -3)
-        out = out.reshape(*lead, hc * scale, wc * scale)
-    return out
+    return dense_dft.interleave_phases(out, scale) if scale > 1 else out
 
 
 @contextlib.contextmanager

@@ -209,10 +209,28 @@ def _c2r_matrix(wc, h, w, crop, device):
     return torch.cat((torch.cos(cols) * weight, -torch.sin(cols) * weight), dim=0)
 
 
-def _inverse(z, size, crop, response=None, scale=1):
-    """The inverse transform of ``z`` ``(…, 1 or s², 2, h, wc)`` (times ``response`` ``(…, s², 2, h, wc)`` if
-    given), the rows and columns ``crop … − crop − 1``, and the ``s²`` phases interleaved: ``(…, (h − 2·crop)·s,
-    (w − 2·crop)·s)``; without a response and with ``scale`` 1 the phase axis is absent."""
+def complex_multiply(z, response):
+    """``z · response`` for complex values stored as re/im on axis −3 (broadcasting)."""
+    zr, zi = z.unbind(-3)
+    hr, hi = response.unbind(-3)
+    return torch.stack((zr * hr - zi * hi, zr * hi + zi * hr), dim=-3)
+
+
+def interleave_phases(out, scale):
+    """``(…, s², hc, wc)`` phases (row phase major) interleaved into ``(…, hc·s, wc·s)``: output pixel
+    ``(s·i + r1, s·j + r2)`` is pixel ``(i, j)`` of phase ``r1·s + r2``."""
+    hc, wc = out.shape[-2], out.shape[-1]
+    lead = out.shape[:-3]
+    out = out.reshape(*lead, scale, scale, hc, wc)
+    d = out.dim()
+    return out.permute(*range(d - 4), d - 2, d - 4, d - 1, d - 3).reshape(*lead, hc * scale, wc * scale)
+
+
+def inverse_dft(z, size, crop, response=None, scale=1):
+    """``irfft2`` of the spectrum ``z`` ``(…, 2, h, w // 2 + 1)`` at ``size = (h, w)``, only the rows and columns
+    ``crop … h − crop − 1`` / ``crop … w − crop − 1``. With ``response`` ``(…, s², 2, h, wc)`` (``z`` then
+    ``(…, 1, 2, h, wc)``): the inverse of ``z · response`` per phase, the ``s²`` phases interleaved into
+    ``(…, (h − 2·crop)·s, (w − 2·crop)·s)``; without a response and with ``scale`` 1 there is no phase axis."""
     h, w = size
     wc = z.shape[-1]
     c2r = _c2r_matrix(wc, h, w, crop, z.device)
@@ -234,27 +252,9 @@ def _inverse(z, size, crop, response=None, scale=1):
             out = out.transpose(-3, -2).reshape(*out.shape[:-3], 4 * mp, wo)
         return out[..., skip * scale:(4 * mp - skip) * scale, :] if skip else out
     if response is not None:
-        zr, zi = z.unbind(-3)
-        hr, hi = response.unbind(-3)
-        z = torch.stack((zr * hr - zi * hi, zr * hi + zi * hr), dim=-3)
+        z = complex_multiply(z, response)
     out = _inverse_rows_dense(z, crop) @ c2r  # (…, hc, wo)
-    if scale > 1:
-        hc, wo = out.shape[-2], out.shape[-1]
-        out = out.reshape(*lead[:-1], scale, scale, hc, wo)
-        d = out.dim()
-        out = out.permute(*range(d - 4), d - 2, d - 4, d - 1, d - 3).reshape(*lead[:-1], hc * scale, wo * scale)
-    return out
-
-
-def rows_dft(z, sign, crop=0):
-    """The DFT (``sign`` −1) or unscaled inverse DFT (``sign`` +1) along the height of the spectrum ``z``
-    ``(…, 2, h, wc)``, the output rows ``crop … h − crop − 1``, as ``(…, 2, h − 2·crop, wc)``: the radix-4 step
-    when the height is known to be a multiple of 4 (a concrete size, or a symbolic one such as ``4·s + 8``),
-    else the plain product."""
-    h, wc = z.shape[-2], z.shape[-1]
-    y = z.transpose(-3, -2).reshape(*z.shape[:-3], h, 2 * wc)
-    out = _forward_rows(y, sign)
-    return out[..., crop:h - crop, :] if crop else out
+    return interleave_phases(out, scale) if scale > 1 else out
 
 
 def forward_dft(x):
@@ -262,14 +262,6 @@ def forward_dft(x):
     w = x.shape[-1]
     cols = _angles(_arange(0, w, x.device), _arange(0, w // 2 + 1, x.device), w)
     return _forward_rows(x @ torch.cat((torch.cos(cols), -torch.sin(cols)), dim=1), -1)  # x @ [cos | −sin]
-
-
-def inverse_dft(z, size, crop, response=None, scale=1):
-    """``irfft2`` of the spectrum ``z`` ``(…, 2, h, w // 2 + 1)`` at ``size = (h, w)``, only the rows and columns
-    ``crop … h − crop − 1`` / ``crop … w − crop − 1``. With ``response`` ``(…, s², 2, h, wc)`` (``z`` then
-    ``(…, 1, 2, h, wc)``): the inverse of ``z · response`` per phase, the ``s²`` phases interleaved into
-    ``(…, (h − 2·crop)·s, (w − 2·crop)·s)``."""
-    return _inverse(z, size, crop, response, scale)
 
 
 def _twiddles(n, length, k, scale, device):
