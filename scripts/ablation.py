@@ -6,6 +6,7 @@ Runs every config of ``options/train/ablation/`` for each seed of its task:
 - ``deblur``: blind gray deblurring, reduced ConverseNet vs ConvNet, 400 iterations (small budget);
 - ``deblur_medium``: the same networks and data trained 10× longer (4,000 iterations);
 - ``deblur_k7``: the same networks with 7×7 operators, blind among the paper's five kernels (2,000 iterations);
+- ``deblur_deep``: ``deblur_k7`` with a deeper body (3 blocks × 3 iterations), 4,000 iterations;
 - ``sr_edsr``: a small EDSR ×4 with BasicSR's pixel-shuffle upsampler against the same EDSR through
   ``ConverseUp`` (its upsampler converted to reverse convolution).
 
@@ -15,9 +16,10 @@ and, with ``--quick``, the iteration counts. Each run's validation curve is read
 (appended to across resumes); results are saved atomically after every run, runs already in the results
 file are skipped, and a run stopped part-way continues from its last saved state (the medium-budget configs
 save one at every validation). The PSNR of the task's input under the same protocol (the blurred image;
-MATLAB bicubic for SR) is measured once per task as the table's reference row. Then a Markdown table (mean
-± standard deviation over seeds of the final validation PSNR, parameters, wall time) and a PNG of validation
-PSNR against iteration are written beside the results file.
+MATLAB bicubic for SR) is measured once per task as the table's reference row; deblurring tables add two
+oracle linear filters (one filter for all five kernels, and the Wiener filter of the known kernel) as
+reference rows. Then a Markdown table (mean ± standard deviation over seeds of the final validation PSNR,
+parameters, wall time) and a PNG of validation PSNR against iteration are written beside the results file.
 
     python scripts/ablation.py --jobs 2   # full run, results in docs/ablation/ (hours on a 2-core CPU)
     python scripts/ablation.py --tasks sr_edsr --jobs 2   # one task
@@ -38,6 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from converse_basicsr.data.io import write_atomic, write_text_atomic
@@ -45,9 +48,10 @@ from converse_basicsr.data.io import write_atomic, write_text_atomic
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
 # (task, operator) in table order; the config of each is options/train/ablation/<task>_<operator>.yml
-VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise', 'convtranspose'), ('deblur', 'converse'),
-            ('deblur', 'conv'), ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('deblur_k7', 'converse'),
-            ('deblur_k7', 'conv'), ('sr_edsr', 'converse'), ('sr_edsr', 'pixelshuffle'))
+VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise',
+                                                           'convtranspose'), ('deblur', 'converse'), ('deblur', 'conv'),
+            ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('deblur_k7', 'converse'), ('deblur_k7', 'conv'),
+            ('deblur_deep', 'converse'), ('deblur_deep', 'conv'), ('sr_edsr', 'converse'), ('sr_edsr', 'pixelshuffle'))
 TASKS = tuple(dict.fromkeys(task for task, _ in VARIANTS))
 TASK_TITLES = {
     'denoise': 'Denoising σ = 25, Set12 (reduced DnCNN family)',
@@ -56,9 +60,11 @@ TASK_TITLES = {
     'ConverseNet / ConvNet)',
     'deblur_k7': 'Blind deblurring with 7×7 operators, trained on the paper\'s five kernels, gray Set12, kernels 1–5, '
     'σ = 2.55 (reduced ConverseNet / ConvNet)',
+    'deblur_deep': 'Blind deblurring, deeper (3 blocks × 3 iterations, 7×7 operators), trained on the paper\'s five '
+    'kernels, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
-DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7')  # the same pair of models at three settings
+DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7', 'deblur_deep')  # the same pair of models at four settings
 # per deblurring operator: the model's name and the paper's full-size, full-budget PSNR (BSD100, kernel 1)
 DEBLUR_MODELS = {'converse': ('ConverseNet', '27.69 (BSD100, k1)'), 'conv': ('ConvNet', '25.26 (BSD100, k1)')}
 MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
@@ -71,7 +77,8 @@ PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('
 PAPER_PSNR.update({(task, op): psnr for task in DEBLUR_TASKS for op, (_, psnr) in DEBLUR_MODELS.items()})
 # Seeds of a full run; the small-budget tasks ran 3, the medium-budget ones 2 (their runs are 10-20× longer).
 TASK_SEEDS = {
-    'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'deblur_k7': (0, 1), 'sr_edsr': (0, 1)
+    'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'deblur_k7': (0, 1), 'deblur_deep': (0, 1),
+    'sr_edsr': (0, 1)
 }
 # What the reference row of each task is: the input as it is (deblurring, denoising) or bicubic-upscaled (SR).
 INPUT_LABELS = {'denoise': 'noisy input', 'sr_edsr': 'bicubic', **{task: 'blurred input' for task in DEBLUR_TASKS}}
@@ -285,6 +292,79 @@ def input_psnr(task, shared_root):
     return {'label': INPUT_LABELS[task], 'psnr': sum(per_set.values()) / len(per_set), 'per_set': per_set}
 
 
+# The two linear references of a deblurring table: their row labels, in table order.
+LINEAR_LABELS = {
+    'blind': 'one linear filter for all kernels (oracle spectrum)',
+    'non_blind': 'Wiener filter of the known kernel (oracle spectrum)',
+}
+
+
+def blur_response(kernel, shape):
+    """The frequency response (``fft2``, float64) of the protocol's circular blur by ``kernel`` on ``shape``
+    images: ``circular_blur`` of a unit impulse at the origin, so it follows the protocol's own convention."""
+    from converse_basicsr.data.kernels import circular_blur
+    impulse = np.zeros((*shape, 1))
+    impulse[0, 0] = 1
+    return np.fft.fft2(circular_blur(impulse, np.asarray(kernel, np.float64))[..., 0])
+
+
+def linear_deblur(lq, gt, responses, index, sigma):
+    """Two oracle linear deblurrings of ``lq`` (H×W, [0, 1]): both know the ground truth's power spectrum
+    ``S = |fft2(gt)|² / HW`` and the noise level ``sigma`` ([0, 1] units). ``blind``: the one filter of least
+    total squared error over all ``responses`` at once, ``G = Σ conj(K_j) S / (Σ |K_j|² S + n σ²)``, which is
+    what a deblurrer that cannot tell the kernels apart can do at best among linear filters; ``non_blind``:
+    the Wiener filter of the image's own kernel ``responses[index]``."""
+    spectrum = np.abs(np.fft.fft2(gt))**2 / gt.size
+    lq_f = np.fft.fft2(lq)
+    blind = (
+        sum(np.conj(k)
+            for k in responses) * spectrum / (sum(np.abs(k)**2
+                                                  for k in responses) * spectrum + len(responses) * sigma**2))
+    own = responses[index]
+    non_blind = np.conj(own) * spectrum / (np.abs(own)**2 * spectrum + sigma**2)
+    return {name: np.real(np.fft.ifft2(g * lq_f)) for name, g in (('blind', blind), ('non_blind', non_blind))}
+
+
+def linear_psnr(task, shared_root):
+    """The PSNR of :func:`linear_deblur`'s two filters on a deblurring task's validation sets (one per kernel),
+    measured as SRModel measures a result (uint8 through ``tensor2img``, the config's ``psnr`` metric): a blind
+    network must tell the kernels apart to beat the first; the second is no blind method's bound, only the
+    scale of what knowing the kernel is worth."""
+    import torch
+
+    import converse_basicsr  # noqa: F401  (registers the datasets)
+    from basicsr.data import build_dataset
+    from basicsr.metrics import calculate_metric
+    from basicsr.utils import tensor2img
+
+    opt = derive_options(load_yaml(config_path(task, 'converse')), task, 'converse', 0, shared_root, False)
+    metric = dict(opt['val']['metrics']['psnr'])
+    datasets = [
+        build_dataset(dict(entry, phase='val', scale=1)) for key, entry in opt['datasets'].items()
+        if key.startswith('val')
+    ]
+    kernels = [dataset.kernels[0] for dataset in datasets]
+    per_set = {name: {} for name in LINEAR_LABELS}
+    responses = {}
+    for index, dataset in enumerate(datasets):
+        values = {name: [] for name in LINEAR_LABELS}
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            gt, lq = sample['gt'][0].double().numpy(), sample['lq'][0].double().numpy()
+            if gt.shape not in responses:
+                responses[gt.shape] = [blur_response(k, gt.shape) for k in kernels]
+            outputs = linear_deblur(lq, gt, responses[gt.shape], index, sample['sigma'] / 255)
+            for name, out in outputs.items():
+                img = tensor2img([torch.from_numpy(out)[None].float()])
+                values[name].append(calculate_metric({'img': img, 'img2': tensor2img([sample['gt']])}, metric))
+        for name in LINEAR_LABELS:
+            per_set[name][dataset.opt['name']] = sum(values[name]) / len(values[name])
+    return {
+        name: {'label': LINEAR_LABELS[name], 'psnr': sum(sets.values()) / len(sets), 'per_set': sets}
+        for name, sets in per_set.items()
+    }
+
+
 def mean_std(values):
     mean = sum(values) / len(values)
     std = statistics.stdev(values) if len(values) > 1 else float('nan')
@@ -315,9 +395,9 @@ def _params(run):
 
 
 def build_table(results):
-    """Markdown table per task: the input's PSNR, then per variant the final validation PSNR (mean ± std over
-    seeds, each seed), each validation set's PSNR (mean over seeds), seeds, iterations, parameters, mean wall
-    time per run."""
+    """Markdown table per task: the input's PSNR (for deblurring also the two linear filters'), then per variant
+    the final validation PSNR (mean ± std over seeds, each seed), each validation set's PSNR (mean over seeds),
+    seeds, iterations, parameters, mean wall time per run."""
     lines = []
     groups = group_runs(results)
     inputs = results.get('inputs', {})
@@ -330,9 +410,11 @@ def build_table(results):
             '| model | operator | PSNR (dB), mean ± std | per seed | per validation set | seeds | iterations | '
             'parameters | wall time per run | paper (full size) |', '|---|---|---|---|---|---|---|---|---|---|'
         ]
-        if task in inputs:
-            lines.append(f'| {inputs[task]["label"]} | — | {inputs[task]["psnr"]:.2f} | | '
-                         f'{_per_set([inputs[task].get("per_set")])} | | | | | |')
+        references = [inputs[task]] if task in inputs else []
+        references += results.get('linear', {}).get(task, {}).values()
+        for reference in references:
+            lines.append(f'| {reference["label"]} | — | {reference["psnr"]:.2f} | | '
+                         f'{_per_set([reference.get("per_set")])} | | | | | |')
         for (task_, operator), runs in rows:
             mean, std = mean_std([r['final_psnr'] for r in runs])
             spread = f'{mean:.2f} ± {std:.2f}' if math.isfinite(std) else f'{mean:.2f}'
@@ -524,6 +606,8 @@ def main(argv=None):
             results = update_results(results_path, 'commands', task, command)
             if task not in results.get('inputs', {}):
                 results = update_results(results_path, 'inputs', task, input_psnr(task, args.shared))
+            if task in DEBLUR_TASKS and task not in results.get('linear', {}):
+                results = update_results(results_path, 'linear', task, linear_psnr(task, args.shared))
         seeds = sorted({seed for task in args.tasks for seed in args.task_seeds[task]})
         pending = [
             (task, operator, seed) for seed in seeds for task, operator in VARIANTS  # seed-major

@@ -105,6 +105,72 @@ def test_k7_deblurring_is_the_medium_one_with_7x7_operators_and_the_papers_kerne
     assert medium == k7
 
 
+def test_deep_deblurring_is_the_k7_one_deeper_and_longer():
+    # a deeper body (blocks and iterations) and a longer schedule; width, operator kernel, data and validation
+    # as deblur_k7
+    k7, deep = (_yaml(ablation.config_path(task, 'converse')) for task in ('deblur_k7', 'deblur_deep'))
+    assert (k7['network_g']['num_block'], k7['network_g']['num_iter']) == (2, 2)
+    assert (deep['network_g']['num_block'], deep['network_g']['num_iter']) == (3, 3)
+    assert deep['train']['total_iter'] > k7['train']['total_iter']
+    for opt in (k7, deep):
+        del opt['name'], opt['network_g']['num_block'], opt['network_g']['num_iter'], opt['train']['total_iter']
+        del opt['train']['scheduler']['milestones']
+    assert k7 == deep
+
+
+@pytest.mark.parametrize('kernel', range(1, 6))
+def test_blur_response_is_the_protocols_circular_blur(kernel):
+    # multiplying by the response must be the protocol's blur itself (scipy's convolve, circular), on a
+    # non-square image, so an off-by-one shift or a flipped kernel (kernels 2, 4, 5 are not symmetric) fails
+    from converse_basicsr.data.kernels import circular_blur
+    k = np.load(shared_path('reference', 'kernels', f'kernel_{kernel}.npy'))
+    img = np.random.RandomState(kernel).rand(24, 31, 1)
+    blurred = np.real(np.fft.ifft2(np.fft.fft2(img[..., 0]) * ablation.blur_response(k, img.shape[:2])))
+    np.testing.assert_allclose(blurred, circular_blur(img, k)[..., 0], rtol=0, atol=1e-12)
+
+
+def test_linear_deblur_blind_filter_has_the_least_total_error_over_the_kernels():
+    # Expected squared error of a filter G at each frequency, summed over the kernels (blur error plus noise
+    # gain), written out here independently: the blind filter must be its minimiser (below nearby filters and
+    # each kernel's own Wiener filter), the non-blind one the minimiser of its own kernel's term.
+    rng = np.random.RandomState(0)
+    shape, sigma = (16, 20), 0.03
+    gt = rng.rand(*shape)
+    spectrum = np.abs(np.fft.fft2(gt))**2 / gt.size
+    kernels = [np.load(shared_path('reference', 'kernels', f'kernel_{k}.npy')) for k in (1, 2, 4)]
+    responses = [ablation.blur_response(k, shape) for k in kernels]
+
+    def filters(index):  # each filter is its response to a unit impulse (whose spectrum is 1)
+        lq = np.real(np.fft.ifft2(np.ones(shape)))
+        return {name: np.fft.fft2(out) for name, out in ablation.linear_deblur(lq, gt, responses, index, sigma).items()}
+
+    def error(g, ks):
+        return sum(np.abs(g * k - 1)**2 * spectrum + np.abs(g)**2 * sigma**2 for k in ks)
+
+    blind = filters(0)['blind']
+    best = error(blind, responses)
+    for index in range(len(responses)):
+        non_blind = filters(index)['non_blind']
+        assert np.all(best <= error(non_blind, responses) + 1e-12)
+        assert np.all(error(non_blind, [responses[index]]) <= error(blind, [responses[index]]) + 1e-12)
+    for _ in range(5):
+        nudge = 1e-3 * (rng.randn(*shape) + 1j * rng.randn(*shape))
+        assert np.all(best <= error(blind + nudge, responses) + 1e-12)
+
+
+def test_linear_psnr_knows_the_kernels_of_the_validation_sets():
+    # The Wiener filter of the known kernel is the least-error linear filter, the identity one among them: on
+    # every validation set (one per kernel) it must beat the blurred input; with the wrong kernel's response
+    # (sets and kernels out of step) it would not on the mild kernel 3.
+    shared = shared_path('testsets', 'Set12').parents[1]
+    measured = ablation.linear_psnr('deblur_k7', shared)
+    inputs = ablation.input_psnr('deblur_k7', shared)
+    assert sorted(measured) == ['blind', 'non_blind']
+    assert sorted(measured['non_blind']['per_set']) == sorted(inputs['per_set'])
+    for name, value in inputs['per_set'].items():
+        assert measured['non_blind']['per_set'][name] > value, name
+
+
 def _random_kernel_keys():
     from converse_basicsr.data.blur_dataset import RANDOM_KERNEL_KEYS
     return list(RANDOM_KERNEL_KEYS) + ['kernel_size']
@@ -152,6 +218,7 @@ def test_deblurring_validation_matches_the_test_protocol():
                                                     ('deblur', 'test_conversenet_deblur.yml', 3),
                                                     ('deblur_medium', 'test_conversenet_deblur.yml', 5),
                                                     ('deblur_k7', 'test_conversenet_deblur.yml', 4),
+                                                    ('deblur_deep', 'test_conversenet_deblur.yml', 2),
                                                     ('sr_edsr', 'test_converse_srresnet_x4.yml', 'Set14')])
 def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, entry):
     # Build both datasets with the package's code: the ablation's val input must be bit-identical to what the
