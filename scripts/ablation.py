@@ -527,7 +527,8 @@ def parse_args(argv=None):
         '--results', help='results JSON; table (.md) and plot (.png) go beside it '
         '(default docs/ablation/ablation_results.json, --quick: <work-dir>/ablation_results.json)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run (default 1)')
-    parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time (default 1)')
+    parser.add_argument('--jobs', type=int,
+                        help='runs trained at the same time (default 1; with --quick, 2 where there are 2 cores)')
     parser.add_argument('--table-only', action='store_true', help='only rebuild the table and plot')
     parser.add_argument(
         '--speed', choices=TASKS, metavar='TASK',
@@ -538,6 +539,10 @@ def parse_args(argv=None):
         task: tuple(args.seeds) if args.seeds else (0, ) if args.quick else TASK_SEEDS[task]
         for task in TASKS
     }
+    if args.jobs is None:  # a quick run's one-thread runs are short: two at a time where two cores are free
+        args.jobs = min(2, os.cpu_count() or 1) if args.quick else 1
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, not {args.jobs}')
     args.work_dir = args.work_dir or str(REPO_ROOT / 'results' / ('ablation_quick' if args.quick else 'ablation'))
     args.results = args.results or str(
         Path(args.work_dir) / 'ablation_results.json' if args.quick else REPO_ROOT / 'docs' / 'ablation' /

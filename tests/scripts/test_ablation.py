@@ -424,3 +424,17 @@ def test_train_one_resumes_and_appends_to_its_log(tmp_path, monkeypatch):
     assert all('--auto_resume' in command for command in launches)
     assert run['curve'] == [[100, 20.5], [200, 21.5]] and run['launches'] == 2 and run['wall_s'] == 120.0
     assert (tmp_path / 'logs' / 'fake.log').read_text().count(ablation.RUN_MARKER) == 2
+
+
+@pytest.mark.parametrize('argv, cores, jobs', [([], 2, 1), (['--quick'], 2, 2), (['--quick'], 1, 1),
+                                               (['--quick'], 8, 2), (['--quick', '--jobs', '1'], 2, 1),
+                                               (['--jobs', '3'], 2, 3)])
+def test_jobs_default_is_two_for_quick_runs_only(argv, cores, jobs, monkeypatch):
+    monkeypatch.setattr(ablation.os, 'cpu_count', lambda: cores)
+    assert ablation.parse_args(argv).jobs == jobs
+
+
+def test_jobs_below_one_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        ablation.parse_args(['--jobs', '0'])
+    assert '--jobs must be at least 1, not 0' in capsys.readouterr().err
