@@ -95,11 +95,27 @@ def test_each_kind_is_checked(tmp_path, entry, value, message):
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize('config', sorted(glob.glob(osp.join(REPO, 'options', '**', '*.yml'), recursive=True)),
-                         ids=lambda p: osp.relpath(p, osp.join(REPO, 'options')))
+# every shipped option file: converse-compare's in options/compare/, BasicSR's everywhere else
+ALL_CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', '**', '*.yml'), recursive=True))
+COMPARE_CONFIGS = [p for p in ALL_CONFIGS if f'{osp.sep}compare{osp.sep}' in p]
+SHIPPED_CONFIGS = [p for p in ALL_CONFIGS if p not in COMPARE_CONFIGS]
+
+
+def test_shipped_configs_cover_every_kind():
+    folders = {osp.relpath(p, osp.join(REPO, 'options')).split(osp.sep)[0] for p in SHIPPED_CONFIGS}
+    assert {'train', 'test'} <= folders and COMPARE_CONFIGS
+
+
+@pytest.mark.parametrize('config', COMPARE_CONFIGS, ids=osp.basename)
+def test_shipped_compare_configs_pass_the_compare_checks(config, monkeypatch):
+    from converse_basicsr.evaluation.compare_options import check_compare_options
+    monkeypatch.chdir(REPO)  # their paths are relative to the repository root, as the README runs them
+    with open(config, encoding='utf-8') as f:
+        check_compare_options(yaml.safe_load(f), config)
+
+
+@pytest.mark.parametrize('config', SHIPPED_CONFIGS, ids=lambda p: osp.relpath(p, osp.join(REPO, 'options')))
 def test_shipped_configs_pass_the_checks(config):
-    if f'{osp.sep}compare{osp.sep}' in config:  # not a BasicSR file: tests/evaluation/test_compare_options.py
-        pytest.skip('a converse-compare file')
     check_options(load_options(config), config, is_train=f'{osp.sep}test{osp.sep}' not in config)
 
 
