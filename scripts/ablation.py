@@ -47,12 +47,13 @@ from converse_basicsr.data.io import write_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
-# (task, operator) in table order; the config of each is options/train/ablation/<task>_<operator>.yml
-VARIANTS = (('denoise', 'converse'), ('denoise', 'conv'), ('denoise',
-                                                           'convtranspose'), ('deblur', 'converse'), ('deblur', 'conv'),
-            ('deblur_medium', 'converse'), ('deblur_medium', 'conv'), ('deblur_k7', 'converse'), ('deblur_k7', 'conv'),
-            ('deblur_deep', 'converse'), ('deblur_deep', 'conv'), ('sr_edsr', 'converse'), ('sr_edsr', 'pixelshuffle'))
-TASKS = tuple(dict.fromkeys(task for task, _ in VARIANTS))
+DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7', 'deblur_deep')  # the same pair of models at four settings
+# each task's operators, in table order; the config of each is options/train/ablation/<task>_<operator>.yml
+TASK_OPERATORS = dict(
+    denoise=('converse', 'conv', 'convtranspose'), **dict.fromkeys(DEBLUR_TASKS, ('converse', 'conv')),
+    sr_edsr=('converse', 'pixelshuffle'))
+VARIANTS = tuple((task, operator) for task, operators in TASK_OPERATORS.items() for operator in operators)
+TASKS = tuple(TASK_OPERATORS)
 TASK_TITLES = {
     'denoise': 'Denoising σ = 25, Set12 (reduced DnCNN family)',
     'deblur': 'Blind deblurring, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
@@ -64,7 +65,6 @@ TASK_TITLES = {
     'kernels, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
-DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7', 'deblur_deep')  # the same pair of models at four settings
 # per deblurring operator: the model's name and the paper's full-size, full-budget PSNR (BSD100, kernel 1)
 DEBLUR_MODELS = {'converse': ('ConverseNet', '27.69 (BSD100, k1)'), 'conv': ('ConvNet', '25.26 (BSD100, k1)')}
 MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
@@ -265,31 +265,51 @@ def train_one(task, operator, seed, args):
     }
 
 
-def input_psnr(task, shared_root):
-    """The PSNR of the task's input under its validation protocol, mean over the validation sets: the degraded
-    image itself, or for SR its MATLAB-bicubic upscaling, measured as SRModel measures a result (uint8 through
+def _validation(task, shared_root):
+    """A task's validation as SRModel runs it: its scale, its datasets (one per ``val*`` entry, in order) and
+    ``measure(output, gt)``, the PSNR of an output tensor against a uint8 ground truth (the output through
     ``tensor2img``, the config's ``psnr`` metric)."""
     import converse_basicsr  # noqa: F401  (registers the datasets)
     from basicsr.data import build_dataset
     from basicsr.metrics import calculate_metric
     from basicsr.utils import tensor2img
-    from basicsr.utils.matlab_functions import imresize
 
     operator = next(op for t, op in VARIANTS if t == task)
     opt = derive_options(load_yaml(config_path(task, operator)), task, operator, 0, shared_root, False)
     metric = dict(opt['val']['metrics']['psnr'])
+    datasets = [
+        build_dataset(dict(entry, phase='val', scale=opt['scale'])) for key, entry in opt['datasets'].items()
+        if key.startswith('val')
+    ]
+
+    def measure(output, gt):
+        return calculate_metric({'img': tensor2img([output]), 'img2': gt}, metric)
+
+    return opt['scale'], datasets, measure
+
+
+def _reference_row(label, per_set):
+    """A reference row of the table: ``label``, the mean over the validation sets and each set's PSNR."""
+    return {'label': label, 'psnr': sum(per_set.values()) / len(per_set), 'per_set': per_set}
+
+
+def input_psnr(task, shared_root):
+    """The PSNR of the task's input under its validation protocol, mean over the validation sets: the degraded
+    image itself, or for SR its MATLAB-bicubic upscaling, measured as SRModel measures a result (uint8 through
+    ``tensor2img``, the config's ``psnr`` metric)."""
+    from basicsr.utils import tensor2img
+    from basicsr.utils.matlab_functions import imresize
+
+    scale, datasets, measure = _validation(task, shared_root)
     per_set = {}
-    for key, entry in opt['datasets'].items():
-        if not key.startswith('val'):
-            continue
-        dataset = build_dataset(dict(entry, phase='val', scale=opt['scale']))
+    for dataset in datasets:
         values = []
         for index in range(len(dataset)):
             sample = dataset[index]
-            lq = sample['lq'] if opt['scale'] == 1 else imresize(sample['lq'], opt['scale'])
-            values.append(calculate_metric({'img': tensor2img([lq]), 'img2': tensor2img([sample['gt']])}, metric))
-        per_set[entry['name']] = sum(values) / len(values)
-    return {'label': INPUT_LABELS[task], 'psnr': sum(per_set.values()) / len(per_set), 'per_set': per_set}
+            lq = sample['lq'] if scale == 1 else imresize(sample['lq'], scale)
+            values.append(measure(lq, tensor2img([sample['gt']])))
+        per_set[dataset.opt['name']] = sum(values) / len(values)
+    return _reference_row(INPUT_LABELS[task], per_set)
 
 
 # The two linear references of a deblurring table: their row labels, in table order.
@@ -316,10 +336,8 @@ def linear_deblur(lq, gt, responses, index, sigma):
     the Wiener filter of the image's own kernel ``responses[index]``."""
     spectrum = np.abs(np.fft.fft2(gt))**2 / gt.size
     lq_f = np.fft.fft2(lq)
-    blind = (
-        sum(np.conj(k)
-            for k in responses) * spectrum / (sum(np.abs(k)**2
-                                                  for k in responses) * spectrum + len(responses) * sigma**2))
+    numerator = sum(np.conj(k) for k in responses) * spectrum
+    blind = numerator / (sum(np.abs(k)**2 for k in responses) * spectrum + len(responses) * sigma**2)
     own = responses[index]
     non_blind = np.conj(own) * spectrum / (np.abs(own)**2 * spectrum + sigma**2)
     return {name: np.real(np.fft.ifft2(g * lq_f)) for name, g in (('blind', blind), ('non_blind', non_blind))}
@@ -332,20 +350,12 @@ def linear_psnr(task, shared_root):
     scale of what knowing the kernel is worth."""
     import torch
 
-    import converse_basicsr  # noqa: F401  (registers the datasets)
-    from basicsr.data import build_dataset
-    from basicsr.metrics import calculate_metric
     from basicsr.utils import tensor2img
 
-    opt = derive_options(load_yaml(config_path(task, 'converse')), task, 'converse', 0, shared_root, False)
-    metric = dict(opt['val']['metrics']['psnr'])
-    datasets = [
-        build_dataset(dict(entry, phase='val', scale=1)) for key, entry in opt['datasets'].items()
-        if key.startswith('val')
-    ]
+    _, datasets, measure = _validation(task, shared_root)
     kernels = [dataset.kernels[0] for dataset in datasets]
     per_set = {name: {} for name in LINEAR_LABELS}
-    responses = {}
+    responses = {}  # per image shape
     for index, dataset in enumerate(datasets):
         values = {name: [] for name in LINEAR_LABELS}
         for i in range(len(dataset)):
@@ -353,16 +363,13 @@ def linear_psnr(task, shared_root):
             gt, lq = sample['gt'][0].double().numpy(), sample['lq'][0].double().numpy()
             if gt.shape not in responses:
                 responses[gt.shape] = [blur_response(k, gt.shape) for k in kernels]
+            gt_img = tensor2img([sample['gt']])
             outputs = linear_deblur(lq, gt, responses[gt.shape], index, sample['sigma'] / 255)
             for name, out in outputs.items():
-                img = tensor2img([torch.from_numpy(out)[None].float()])
-                values[name].append(calculate_metric({'img': img, 'img2': tensor2img([sample['gt']])}, metric))
+                values[name].append(measure(torch.from_numpy(out)[None].float(), gt_img))
         for name in LINEAR_LABELS:
             per_set[name][dataset.opt['name']] = sum(values[name]) / len(values[name])
-    return {
-        name: {'label': LINEAR_LABELS[name], 'psnr': sum(sets.values()) / len(sets), 'per_set': sets}
-        for name, sets in per_set.items()
-    }
+    return {name: _reference_row(LINEAR_LABELS[name], sets) for name, sets in per_set.items()}
 
 
 def mean_std(values):
