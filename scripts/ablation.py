@@ -220,8 +220,11 @@ def load_results(path):
     if not Path(path).exists():
         return {'runs': {}}
     with open(path, encoding='utf-8') as f:
-        data = json.load(f)
-    if not isinstance(data.get('runs'), dict):
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path}: not an ablation results file (not valid JSON: {error})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('runs'), dict):
         raise ValueError(f'{path}: not an ablation results file (no "runs" object)')
     return data
 
@@ -602,7 +605,10 @@ def measure_speed(task, results, results_path, args):
 def main(argv=None):
     args = parse_args(argv)
     results_path = Path(args.results)
-    results = load_results(results_path)
+    try:
+        results = load_results(results_path)
+    except ValueError as error:  # left as it is: a later update_results would meet the same error before writing
+        raise SystemExit(f'ablation: {error}') from None
     if args.speed:
         import torch
         torch.set_num_threads(args.threads)

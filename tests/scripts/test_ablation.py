@@ -438,3 +438,13 @@ def test_jobs_below_one_is_refused(capsys):
     with pytest.raises(SystemExit):
         ablation.parse_args(['--jobs', '0'])
     assert '--jobs must be at least 1, not 0' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('content', ['{bad', '[]', '{"inputs": {}}'])
+def test_a_corrupt_results_file_is_named_and_left_alone(tmp_path, capsys, content):
+    path = tmp_path / 'ablation_results.json'
+    path.write_text(content)
+    with pytest.raises(SystemExit) as error:
+        ablation.main(['--table-only', '--results', str(path)])
+    assert f'ablation: {path}: not an ablation results file' in str(error.value)
+    assert path.read_text() == content
