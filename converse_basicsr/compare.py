@@ -5,6 +5,7 @@ The command line only: the runner, its options and the YAML keys are in
 """
 import sys
 
+from converse_basicsr.evaluation.compare_metrics import NAMES
 from converse_basicsr.evaluation.compare_options import flag_types
 from converse_basicsr.evaluation.model_entries import load_model  # noqa: F401  (public name)
 from converse_basicsr.evaluation.runner import CompareOptions, compare, run_from_args  # noqa: F401  (public names)
@@ -38,9 +39,28 @@ def build_parser():
     p.add_argument('--flops-size', type=types['flops_size'],
                    help='output side at which compute is counted (default 256)')
     p.add_argument('--plot', action='store_true', help='also write psnr_vs_time.png')
-    p.add_argument('--results-root', type=types['results_root'], default='results',
-                   help='where results/<name>/ goes (default results)')
+    p.add_argument('--results-root', type=types['results_root'],
+                   help='where results/<name>/ goes (default: the YAML results_root, else results)')
+    add_output_flags(p, types)
     return p
+
+
+def add_output_flags(p, types):
+    """The flags of what the report shows: metrics, crops, grid tiles, saved outputs, the LaTeX columns."""
+    p.add_argument('--metric', action='append', choices=list(NAMES), metavar='METRIC',
+                   help=f"a metric column (repeatable): {', '.join(NAMES)}; default the protocol's PSNR and SSIM")
+    p.add_argument('--lpips-weights', type=types['lpips_weights'], metavar='FILE',
+                   help="LPIPS weights: the state dict of lpips.LPIPS(net='alex') (needed by --metric lpips)")
+    p.add_argument('--crop', type=types['crop'], action='append', metavar='IMAGE:X,Y,SIZE',
+                   help='the crop box of one image (repeatable): left X, top Y, side SIZE in ground-truth pixels; '
+                   'IMAGE a file name, its stem or DATASET/NAME; other images get the automatic box')
+    p.add_argument('--grid-tile', type=types['grid_tile'], metavar='PIXELS',
+                   help='side of a zoomed crop in the grids and the HTML report (default 128)')
+    p.add_argument('--save-outputs', action='store_true',
+                   help="write each model's full-size output (PNG) under outputs/<model>/<dataset>/")
+    p.add_argument('--tex-columns', type=types['tex_columns'], metavar='LIST',
+                   help='extra columns of comparison.tex, comma-separated: params, flops, time (default params,flops;'
+                   " '' for none)")
 
 
 def main(argv=None):

@@ -12,6 +12,9 @@ from os import path as osp
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from converse_basicsr.data.io import OutputNameError, is_image_file, plan_output_names
+from converse_basicsr.evaluation import compare_metrics
+from converse_basicsr.evaluation.figures import parse_crop
+from converse_basicsr.evaluation.latex import EXTRA_COLUMNS
 from converse_basicsr.evaluation.protocols import file_tag
 from converse_basicsr.utils.options import (SPECS, OptionError, Spec, arg, check_device, check_entry, check_unique,
                                             check_writable_dir)
@@ -22,7 +25,9 @@ KEYS = {
     'name': Spec('str'), 'protocol': Spec('dict', nullable=False), 'datasets': Spec('dict'), 'models': Spec('list'),
     'device': Spec('str'), 'tile': SPECS['tile'], 'threads': SPECS['threads'], 'model_dir': Spec('str'),
     'flops_size': SPECS['positive_int'], 'crop': SPECS['positive_int'], 'plot': Spec('bool'),
-    'warmup': SPECS['non_negative_int'], 'results_root': Spec('str')
+    'warmup': SPECS['non_negative_int'], 'results_root': Spec('str'), 'crops': Spec('list'),
+    'grid_tile': Spec('int', minimum=16), 'save_outputs': Spec('bool'), 'metrics': Spec('list'),
+    'lpips_weights': Spec('str'), 'tex_columns': Spec('list')
 }
 TASKS = {'denoise': 'GaussianNoiseDataset', 'sr': 'BicubicDownsampleDataset', 'deblur': 'BlurKernelDataset'}
 PROTOCOL = {
@@ -33,7 +38,8 @@ PROTOCOL = {
 # The flags that carry a value: their spec (the YAML key of the same name, or the protocol's).
 FLAGS = {
     'sigma': PROTOCOL['sigma'], 'scale': PROTOCOL['scale'], 'tile': KEYS['tile'], 'threads': KEYS['threads'],
-    'flops_size': KEYS['flops_size'], 'name': KEYS['name'], 'model_dir': KEYS['model_dir'], 'kernel_path': Spec('str')
+    'flops_size': KEYS['flops_size'], 'name': KEYS['name'], 'model_dir': KEYS['model_dir'], 'kernel_path': Spec('str'),
+    'grid_tile': KEYS['grid_tile'], 'lpips_weights': KEYS['lpips_weights']
 }
 
 
@@ -44,7 +50,52 @@ def flag_types():
     types['results_root'] = arg(Spec('str'), lambda v: check_writable_dir(v, 'the value'))
     types['dataset'] = arg(Spec('str'), _dataset_flag)
     types['model'] = arg(Spec('str'))
+    types['crop'] = arg(Spec('str'), _crop_flag)
+    types['tex_columns'] = arg(Spec('str'), _tex_columns_flag)
     return types
+
+
+def _crop_flag(text):
+    try:
+        parse_crop(text)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    return text
+
+
+def _tex_columns_flag(text):
+    columns = [c.strip() for c in text.split(',') if c.strip()]
+    wrong = [c for c in columns if c not in EXTRA_COLUMNS]
+    if wrong:
+        raise OptionError(f"{wrong[0]!r} is not one of {', '.join(EXTRA_COLUMNS)} (comma-separated)")
+    return columns
+
+
+def _extra_errors(opt, errors):
+    """The keys of this issue's outputs: chosen crops, metric names, LaTeX columns, LPIPS weights."""
+    for index, crop in enumerate(opt.get('crops') or []):
+        try:
+            parse_crop(crop)
+        except ValueError as error:
+            errors.append(f'crops[{index}]: {error}')
+    names = opt.get('metrics') or []
+    wrong = [n for n in names if n not in compare_metrics.NAMES]
+    if wrong:
+        errors.append(f"metrics: {wrong[0]!r} is not one of {', '.join(compare_metrics.NAMES)}")
+    columns = [c for c in opt.get('tex_columns') or [] if c not in EXTRA_COLUMNS]
+    if columns:
+        errors.append(f"tex_columns: {columns[0]!r} is not one of {', '.join(EXTRA_COLUMNS)}")
+    if errors:
+        return
+    protocol_metrics = (opt.get('protocol') or {}).get('metrics')
+    if names and protocol_metrics:
+        errors.append('give the metrics once: --metric / metrics: or protocol.metrics, not both')
+    try:
+        metrics = compare_metrics.metric_options(names, 0) if names else protocol_metrics
+        compare_metrics.check_metric_options(metrics, opt.get('lpips_weights'),
+                                             'metrics' if names else 'protocol.metrics')
+    except OptionError as error:
+        errors.append(str(error))
 
 
 def _dataset_flag(text):
@@ -133,6 +184,7 @@ def check_compare_options(opt, source=None):
         _protocol_errors(opt.get('protocol') or {}, errors)
         _dataset_errors(opt.get('datasets') or {}, errors)
         _model_errors(opt.get('models') or [], errors)
+        _extra_errors(opt, errors)
     if not errors and not opt.get('datasets'):
         errors.append('no datasets given (datasets: {name: folder} or --dataset NAME=FOLDER)')
     if not errors and not opt.get('models'):

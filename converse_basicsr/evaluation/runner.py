@@ -10,9 +10,11 @@ YAML keys: ``name``; ``protocol`` (``task: denoise`` with ``sigma``, ``color``; 
 ``task: deblur`` with ``kernel_path`` (a .npy, a folder or a list) and ``sigma``); ``datasets`` (a mapping
 name → folder or → BasicSR dataset keys such as ``dataroot_gt``, ``meta_info``, ``optional``); ``models``
 (a list, see :func:`converse_basicsr.evaluation.model_entries.load_model`); ``device``, ``tile``, ``threads``,
-``model_dir``, ``flops_size``, ``crop``, ``plot``, ``warmup``. Outputs in ``results/<name>/``:
-``comparison.md``, ``comparison.csv``, ``per_image.csv``, ``grids/<dataset>/<image>.png`` and, with ``plot``,
-``psnr_vs_time.png``.
+``model_dir``, ``flops_size``, ``crop`` (the automatic crop's side), ``crops`` (chosen crops, ``IMAGE:X,Y,SIZE``),
+``grid_tile``, ``save_outputs``, ``metrics`` (``--metric`` names), ``lpips_weights``, ``tex_columns``, ``plot``,
+``warmup``, ``results_root``. Outputs in ``results/<name>/``: ``comparison.md``, ``comparison.csv``,
+``comparison.tex``, ``report.html``, ``per_image.csv``, ``grids/<dataset>/<image>.png``, with ``plot``
+``psnr_vs_time.png`` and with ``save_outputs`` ``outputs/<model>/<dataset>/<image>.png``.
 
 A model that fails (an exception, wrong output shape, non-finite output, out of memory) gets its error in its
 rows; the other models still run; the exit status is 1.
@@ -31,13 +33,15 @@ import yaml
 from tqdm import tqdm
 
 from basicsr.utils.options import ordered_yaml
-from converse_basicsr.evaluation import public_models
+from converse_basicsr.evaluation import compare_metrics, public_models
 from converse_basicsr.evaluation.compare_inputs import CompareError, Sample, make_inputs, protocol_datasets
 from converse_basicsr.evaluation.compare_options import check_compare_options, check_grid_names, datasets_from_flags
 from converse_basicsr.evaluation.measurement import PeakMemory, count_flops
 from converse_basicsr.evaluation.model_entries import DegradedInput, load_model, model_label
-from converse_basicsr.evaluation.protocols import file_tag, measure
-from converse_basicsr.evaluation.report import choose_crop, to_rgb_uint8, write_outputs
+from converse_basicsr.evaluation.figures import crop_boxes, to_rgb_uint8
+from converse_basicsr.evaluation.lpips import load_lpips
+from converse_basicsr.evaluation.protocols import file_tag
+from converse_basicsr.evaluation.report import write_outputs, write_png
 from converse_basicsr.hub import zoo
 from converse_basicsr.inference.description import ModelInfo, describe, takes_kernel
 from converse_basicsr.inference.memory import MemoryPlanner
@@ -102,7 +106,13 @@ class CompareOptions:
     threads: int = None
     model_dir: str = None
     flops_size: int = 256
-    crop: int = 48
+    crop: int = 48  # side of the automatic crop box
+    crops: tuple = ()  # chosen crop boxes, 'IMAGE:X,Y,SIZE' or {image, x, y, size}
+    grid_tile: int = 128
+    save_outputs: bool = False
+    metrics: tuple = None  # --metric names; None: the protocol's (or protocol.metrics)
+    lpips_weights: str = None
+    tex_columns: tuple = ('params', 'flops')
     warmup: int = 1
     plot: bool = False
     progress: bool = True
@@ -110,12 +120,14 @@ class CompareOptions:
 
 @dataclass
 class _Inputs:
-    """The degraded inputs of one comparison, their crop boxes, and the grid tiles collected per image."""
+    """The degraded inputs of one comparison, their crop boxes, and the panels (ground truth, degraded input,
+    each model: label, image, per-image values) collected per image."""
     samples: list
     metrics: dict
     gts: list
     boxes: list
-    tiles: list
+    panels: list
+    lpips: object = None
 
 
 def compare(models, datasets, protocol, options=None, **keywords):
@@ -128,38 +140,69 @@ def compare(models, datasets, protocol, options=None, **keywords):
         torch.set_num_threads(int(opts.threads))
     device = torch.device(opts.device)
     task, scale, dataset_opts, metrics = protocol_datasets(protocol, datasets)
+    metrics = _chosen_metrics(metrics, protocol, opts)  # an unknown metric or LPIPS without weights: stop here
+    lpips = load_lpips(opts.lpips_weights) if any(m['type'] in compare_metrics.OWN_TYPES
+                                                  for m in metrics.values()) else None
     samples = make_inputs(dataset_opts)
     public_models.check_paths(models, scale, samples[0].lq.shape[1])  # exit 2 before any row
     check_grid_names([(s.dataset, s.image) for s in samples])  # two images, one grid name: stop, naming both
+    inputs = _degraded_inputs(samples, metrics, scale, opts, lpips)  # a chosen crop off its image: stop here
     out_dir = osp.join(opts.results_root, file_tag(opts.name))
-    os.makedirs(out_dir, exist_ok=True)
-    inputs = _degraded_inputs(samples, metrics, scale, opts.crop)
-    rows, per_image, failed = [], [], []
+    os.makedirs(out_dir, exist_ok=True)  # nothing is created before this line
+    rows, per_image, failed, folders = [], [], [], set()
     bar = tqdm(total=len(models) * len(samples), desc='models x images', disable=not opts.progress, unit='img')
     for index, entry in enumerate(models):
         result, outputs, is_input = _run_entry(entry, index, inputs, task, scale, device, opts, bar)
         if result['error']:
             failed.append(result['model'])
+        elif opts.save_outputs:
+            _save_outputs(out_dir, result['model'], outputs, samples, folders)
         model_rows = _image_rows(result, outputs, inputs, is_input)
         per_image += model_rows
         rows += _dataset_rows(result, model_rows, samples, metrics)
     bar.close()
     setup = dict(task=task, protocol=protocol, device=str(device), threads=torch.get_num_threads(),
-                 flops_size=opts.flops_size, tile=opts.tile, warmup=opts.warmup)
-    files = write_outputs(out_dir, rows, per_image, metrics, samples, inputs.gts, inputs.boxes, inputs.tiles, setup,
-                          opts.plot)
+                 flops_size=opts.flops_size, tile=opts.tile, warmup=opts.warmup, plot=opts.plot,
+                 grid_tile=opts.grid_tile, tex_columns=opts.tex_columns)
+    images = list(zip(samples, inputs.gts, inputs.boxes, inputs.panels))
+    files = write_outputs(out_dir, rows, per_image, metrics, images, setup)
     return Comparison(rows, per_image, files, failed)
 
 
-def _degraded_inputs(samples, metrics, scale, crop):
-    """The ground truths as uint8, their crop boxes, and each grid's first tile: the degraded input."""
+def _chosen_metrics(metrics, protocol, opts):
+    """The protocol's metrics, or those of ``--metric`` names (at the protocol's crop); checked."""
+    if opts.metrics:
+        if (protocol or {}).get('metrics'):
+            raise CompareError('give the metrics once: --metric / metrics: or protocol.metrics, not both')
+        metrics = compare_metrics.metric_options(opts.metrics, next(iter(metrics.values()))['crop_border'])
+    compare_metrics.check_metric_options(metrics, opts.lpips_weights)
+    return metrics
+
+
+def _save_outputs(out_dir, label, outputs, samples, folders):
+    """Each output of one model as a lossless PNG under ``outputs/<model>/<dataset>/`` (as measured: uint8)."""
+    folder = file_tag(label)
+    folder = next(f'{folder}_{n}' for n in range(1, len(folders) + 2) if f'{folder}_{n}' not in folders) \
+        if folder in folders else folder  # two models whose labels give one folder name
+    folders.add(folder)
+    for i, out in outputs.items():
+        sample = samples[i]
+        image = to_rgb_uint8(out) if out.shape[1] == 3 else to_rgb_uint8(out)[..., 0]
+        write_png(osp.join(out_dir, 'outputs', folder, file_tag(sample.dataset), osp.splitext(sample.image)[0] +
+                           '.png'), image)
+
+
+def _degraded_inputs(samples, metrics, scale, opts, lpips):
+    """The ground truths as uint8, their crop boxes, and each image's first panels: the ground truth and the
+    degraded input."""
     gts = [to_rgb_uint8(s.gt) for s in samples]
-    boxes = [choose_crop(gt, crop) for gt in gts]  # (top, left, side) in ground-truth pixels
+    boxes = crop_boxes(samples, gts, opts.crops, opts.crop)  # (top, left, side) in ground-truth pixels
     degraded = [DegradedInput(scale)(s.lq) for s in samples]
-    baseline = [measure(lq, s.gt, metrics) for lq, s in zip(degraded, samples)]
-    tiles = [[(['degraded', f"PSNR {b.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(lq))]
-             for lq, b in zip(degraded, baseline)]
-    return _Inputs(samples, metrics, gts, boxes, tiles)
+    panels = [[dict(label='ground truth', image=gt, values={}),
+               dict(label='degraded input', image=to_rgb_uint8(lq),
+                    values=compare_metrics.measure_all(lq, s.gt, metrics, lpips))]
+              for gt, lq, s in zip(gts, degraded, samples)]
+    return _Inputs(samples, metrics, gts, boxes, panels, lpips)
 
 
 def _run_entry(entry, index, inputs, task, scale, device, opts, bar):
@@ -167,7 +210,7 @@ def _run_entry(entry, index, inputs, task, scale, device, opts, bar):
     failure is caught and written into ``result['error']``."""
     samples = inputs.samples
     result = {
-        'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
+        'entry': index, 'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
         'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
     }
     bar.set_postfix_str(result['model'])
@@ -209,14 +252,14 @@ def _image_rows(result, outputs, inputs, is_input):
     """One entry's per-image rows (two entries may share a label); adds its crops to the grids."""
     rows, label, metrics = [], result['model'], inputs.metrics
     for i, sample in enumerate(inputs.samples):
-        values = measure(outputs[i], sample.gt, metrics) if i in outputs and not result['error'] else {}
+        values = compare_metrics.measure_all(outputs[i], sample.gt, metrics, inputs.lpips) \
+            if i in outputs and not result['error'] else {}
         rows.append(
             dict(dataset=sample.dataset, image=sample.image, model=label, input_sha256=sample.sha256,
                  **{k: values.get(k, '')
                     for k in metrics}, crop_box='{1},{0},{2}'.format(*inputs.boxes[i]), error=result['error']))
         if values and not is_input:
-            inputs.tiles[i].append(([label,
-                                     f"PSNR {values.get('psnr', float('nan')):.2f} dB"], to_rgb_uint8(outputs[i])))
+            inputs.panels[i].append(dict(label=label, image=to_rgb_uint8(outputs[i]), values=values))
     return rows
 
 
@@ -225,9 +268,15 @@ def _dataset_rows(result, model_rows, samples, metrics):
     rows = []
     for dataset in dict.fromkeys(s.dataset for s in samples):
         measured = [r for r in model_rows if r['dataset'] == dataset]
-        means = {k: float(np.mean([r[k] for r in measured])) if not result['error'] else '' for k in metrics}
+        means = {k: _mean([r[k] for r in measured]) if not result['error'] else '' for k in metrics}
         rows.append(dict(dataset=dataset, images=len(measured), **means, **result))
     return rows
+
+
+def _mean(values):
+    """The mean of the defined values (NIQE is undefined on small images), or '' when none is."""
+    values = [v for v in values if v != '']
+    return float(np.mean(values)) if values else ''
 
 
 def options_from_args(args):
@@ -248,12 +297,16 @@ def options_from_args(args):
     opt['datasets'] = datasets_from_flags(args.dataset, opt.get('datasets'))  # a repeated NAME is an error
     if args.model:
         opt['models'] = list(args.model)
-    for key in ('name', 'model_dir', 'device', 'tile', 'threads', 'flops_size'):
-        if getattr(args, key) is not None:
+    for key in ('name', 'model_dir', 'device', 'tile', 'threads', 'flops_size', 'grid_tile', 'lpips_weights',
+                'results_root', 'tex_columns'):
+        if getattr(args, key, None) is not None:
             opt[key] = getattr(args, key)
+    for key, flag in (('crops', 'crop'), ('metrics', 'metric')):
+        if getattr(args, flag, None):
+            opt[key] = list(getattr(args, flag))
+    for key in ('plot', 'save_outputs'):
+        opt[key] = bool(getattr(args, key, False) or opt.get(key))
     opt['tile'] = parse_tile(opt.get('tile'))
-    opt['plot'] = bool(args.plot or opt.get('plot'))
-    opt['results_root'] = getattr(args, 'results_root', None) or opt.get('results_root', 'results')
     return check_compare_options(opt, args.opt)  # before anything runs or is written
 
 
@@ -263,9 +316,8 @@ def run_from_args(args):
         opt = options_from_args(args)
         fields = {f.name for f in dataclasses.fields(CompareOptions)}
         options = CompareOptions(**{k: v for k, v in opt.items() if k in fields and k != 'progress'})
-        options.results_root = args.results_root
         result = compare(opt['models'], opt.get('datasets'), opt.get('protocol'), options)
-    except (CompareError, zoo.ZooError, FileNotFoundError, KeyError, ValueError) as err:
+    except (CompareError, zoo.ZooError, FileNotFoundError, KeyError, ValueError) as err:  # OptionError too
         print(f'converse-compare: error: {err}', file=sys.stderr)
         return 2
     with open(result.files['comparison.md'], encoding='utf-8') as f:
