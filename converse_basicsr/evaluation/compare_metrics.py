@@ -7,6 +7,7 @@ no-reference score, lower is better, and undefined on images under 192 pixels a 
 scales): such an image gets an empty cell and the footnote says so.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -113,7 +114,9 @@ def measure_all(output, gt, metrics, lpips_net=None):
     values = {}
     for name, option in basic.items():
         try:
-            values.update(measure(output, gt, {name: option}))
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', RuntimeWarning)  # SSIM on a crop under its window: NaN, dropped
+                values.update(measure(output, gt, {name: option}))
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             values[name] = ''  # NIQE below 192 px a side
     for name, option in metrics.items():

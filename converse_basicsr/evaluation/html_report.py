@@ -18,7 +18,8 @@ th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after
 figcaption{font-size:12px;overflow-wrap:anywhere;white-space:pre-wrap}
 .slider{position:relative;width:SLIDEpx;height:SLIDEpx}.slider img{position:absolute;top:0;left:0;width:SLIDEpx;
 height:SLIDEpx}.slider .after{clip-path:inset(0 0 0 50%)}.slider input{position:absolute;bottom:-28px;left:0;
-width:SLIDEpx;margin:0}.pick{margin:6px 0 34px}.gt{max-width:320px;image-rendering:auto}
+width:SLIDEpx;margin:0}.pick{margin:6px 0}.compare{margin-bottom:48px}
+.gt{width:SLIDEpx;image-rendering:pixelated;margin-bottom:8px}
 """
 SCRIPT = """
 function cellValue(row, i) {
