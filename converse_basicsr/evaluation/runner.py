@@ -213,7 +213,7 @@ def _run_entry(entry, index, inputs, task, scale, device, opts, bar):
         'entry': index, 'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
         'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
     }
-    bar.set_postfix_str(result['model'])
+    bar.set_postfix_str(' '.join(result['model'].split()))
     outputs, is_input = {}, False
     try:
         spec = load_model(entry, task, scale, opts.model_dir)

@@ -15,18 +15,12 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from converse_basicsr import compare as cli
 from converse_basicsr.data.io import read_image
 from converse_basicsr.evaluation import figures
-from tests.evaluation.compare_fixture import CROP, LONG, NEWLINE, read_rows, run_compare
+from tests.evaluation.compare_fixture import CROP, LONG, NEWLINE, read_rows
 
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp('report')
-    cwd = os.getcwd()
-    os.chdir(root)  # results_root comes from the YAML only: nothing may go to ./results
-    try:
-        return run_compare(root)
-    finally:
-        os.chdir(cwd)
+@pytest.fixture
+def run(report_run):
+    return report_run
 
 
 def test_results_root_of_the_yaml_is_used(run):
