@@ -51,16 +51,18 @@ def add_output_flags(p, types):
                    help=f"a metric column (repeatable): {', '.join(NAMES)}; default the protocol's PSNR and SSIM")
     p.add_argument('--lpips-weights', type=types['lpips_weights'], metavar='FILE',
                    help="LPIPS weights: the state dict of lpips.LPIPS(net='alex') (needed by --metric lpips)")
-    p.add_argument('--crop', type=types['crop'], action='append', metavar='IMAGE:X,Y,SIZE',
-                   help='the crop box of one image (repeatable): left X, top Y, side SIZE in ground-truth pixels; '
-                   'IMAGE a file name, its stem or DATASET/NAME; other images get the automatic box')
+    p.add_argument(
+        '--crop', type=types['crop'], action='append', metavar='IMAGE:X,Y,SIZE',
+        help='the crop box of one image (repeatable): left X, top Y, side SIZE in ground-truth pixels; '
+        'IMAGE a file name, its stem or DATASET/NAME; other images get the automatic box')
     p.add_argument('--grid-tile', type=types['grid_tile'], metavar='PIXELS',
                    help='side of a zoomed crop in the grids and the HTML report (default 128)')
     p.add_argument('--save-outputs', action='store_true',
                    help="write each model's full-size output (PNG) under outputs/<model>/<dataset>/")
-    p.add_argument('--tex-columns', type=types['tex_columns'], metavar='LIST',
-                   help='extra columns of comparison.tex, comma-separated: params, flops, time (default params,flops;'
-                   " '' for none)")
+    p.add_argument(
+        '--tex-columns', type=types['tex_columns'], metavar='LIST',
+        help='extra columns of comparison.tex, comma-separated: params, flops, time (default params,flops;'
+        " '' for none)")
 
 
 def main(argv=None):

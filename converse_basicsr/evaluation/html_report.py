@@ -77,9 +77,8 @@ def _table(rows, metrics):
         cells = [(r['dataset'], r['dataset'], 't'), (r['model'], r['model'], 't'), (r['images'], r['images'], 'n')]
         cells += [(r[n], _number(r[n], compare_metrics.decimals(n, o)), 'n') for n, o in metrics.items()]
         flops = r['gflops_total']
-        cells += [(r['params'], '' if r['params'] == '' else f"{r['params']:,}", 'n'),
-                  (flops, _number(flops, 2), 'n'), (r['seconds_per_image'], _number(r['seconds_per_image'], 3), 'n'),
-                  (r['error'], r['error'], 't')]
+        cells += [(r['params'], '' if r['params'] == '' else f"{r['params']:,}", 'n'), (flops, _number(flops, 2), 'n'),
+                  (r['seconds_per_image'], _number(r['seconds_per_image'], 3), 'n'), (r['error'], r['error'], 't')]
         out.append('<tr>' + ''.join(f'<td class="{c}" data-sort="{html.escape(str(v), quote=True)}">{text(shown)}</td>'
                                     for v, shown, c in cells) + '</tr>')
     out.append('</tbody></table>')
@@ -91,13 +90,16 @@ def _image_section(index, sample, gt, box, panels, metrics, tile):
     top, left, side = box
     marked = gt.copy()
     cv2.rectangle(marked, (left, top), (left + side - 1, top + side - 1), (255, 0, 0), max(1, gt.shape[0] // 200))
-    out = [f'<section class="compare" id="image-{index}"><h3>{text(sample.dataset)} / {text(sample.image)}</h3>',
-           f'<p>Crop box {side} px at ({left}, {top}) of {gt.shape[1]}×{gt.shape[0]}.</p>',
-           f'<img class="gt" alt="ground truth" src="{data_uri(marked)}"><div class="crops">']
+    out = [
+        f'<section class="compare" id="image-{index}"><h3>{text(sample.dataset)} / {text(sample.image)}</h3>',
+        f'<p>Crop box {side} px at ({left}, {top}) of {gt.shape[1]}×{gt.shape[0]}.</p>',
+        f'<img class="gt" alt="ground truth" src="{data_uri(marked)}"><div class="crops">'
+    ]
     options = []
     for n, panel in enumerate(panels):
-        scores = '\n'.join(f'{compare_metrics.title(k, o)} {_number(panel["values"][k], compare_metrics.decimals(k, o))}'
-                           for k, o in metrics.items() if panel['values'].get(k, '') != '')
+        scores = '\n'.join(
+            f'{compare_metrics.title(k, o)} {_number(panel["values"][k], compare_metrics.decimals(k, o))}'
+            for k, o in metrics.items() if panel['values'].get(k, '') != '')
         crop = panel['image'][top:top + side, left:left + side]
         label = html.escape(panel['label'], quote=True)
         out.append(f'<figure><img alt="{label}" src="{data_uri(crop)}"><figcaption>{text(panel["label"])}'
@@ -105,8 +107,9 @@ def _image_section(index, sample, gt, box, panels, metrics, tile):
         options.append(f'<option value="{n}">{html.escape(" ".join(panel["label"].split()))}</option>')
     right = min(len(panels) - 1, 2)
     out.append('</div><div class="pick">before <select class="left">' + ''.join(options) + '</select> after '
-               '<select class="right">' + ''.join(o.replace('">', '" selected>', 1) if n == right else o
-                                                  for n, o in enumerate(options)) + '</select></div>')
+               '<select class="right">' +
+               ''.join(o.replace('">', '" selected>', 1) if n == right else o
+                       for n, o in enumerate(options)) + '</select></div>')
     slide = 2 * tile
     out.append(f'<div class="slider" style="width:{slide}px;height:{slide}px"><img class="before" alt="before">'
                '<img class="after" alt="after"><input type="range" min="0" max="100" value="50" '
@@ -119,9 +122,11 @@ def html_report(rows, metrics, notes, images, plot_png=None, tile=128):
     a panel ``{'label', 'image' (HWC uint8 RGB, ground-truth size), 'values' ({metric: value})}``, the ground
     truth first; ``notes``: the protocol lines; ``plot_png``: the plot's PNG bytes."""
     style = STYLE.replace('SLIDE', str(2 * tile)).replace('TILE', str(tile))
-    out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>converse-compare report</title>',
-           f'<style>{style}</style></head><body><h1>converse-compare report</h1>', '<h2>Table</h2>',
-           _table(rows, metrics), '<p>Click a column title to sort.</p>']
+    out = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>converse-compare report</title>',
+        f'<style>{style}</style></head><body><h1>converse-compare report</h1>', '<h2>Table</h2>',
+        _table(rows, metrics), '<p>Click a column title to sort.</p>'
+    ]
     out += [f'<p>{text(line)}</p>' for line in notes]
     if plot_png is not None:
         uri = 'data:image/png;base64,' + base64.b64encode(plot_png).decode('ascii')

@@ -11,8 +11,8 @@ from converse_basicsr.evaluation import compare_metrics
 EXTRA_COLUMNS = ('params', 'flops', 'time')
 SPECIAL = {
     '\\': r'\textbackslash{}', '&': r'\&', '%': r'\%', '$': r'\$', '#': r'\#', '_': r'\_', '{': r'\{', '}': r'\}',
-    '~': r'\textasciitilde{}', '^': r'\textasciicircum{}', '<': r'\textless{}', '>': r'\textgreater{}', '|':
-    r'\textbar{}', '\n': ' ', '\r': ' ', '\t': ' '
+    '~': r'\textasciitilde{}', '^': r'\textasciicircum{}', '<': r'\textless{}', '>': r'\textgreater{}',
+    '|': r'\textbar{}', '\n': ' ', '\r': ' ', '\t': ' '
 }
 
 
@@ -51,20 +51,21 @@ def latex_table(rows, metrics, notes, extras=('params', 'flops')):
     for dataset, name in columns:
         digits = compare_metrics.decimals(name, metrics[name])
         values = [_number(m.get(dataset, {}).get(name), digits) for m in models]
-        printed[dataset, name] = list(zip(values, _ranks(values, compare_metrics.lower_is_better(name,
-                                                                                                  metrics[name]))))
+        printed[dataset, name] = list(zip(values, _ranks(values, compare_metrics.lower_is_better(name, metrics[name]))))
     extras = [e for e in EXTRA_COLUMNS if e in extras]
     spec = 'l' + ''.join(' ' + 'c' * len(metrics) for _ in datasets) + (' ' + 'r' * len(extras) if extras else '')
     group = ' & '.join(rf'\multicolumn{{{len(metrics)}}}{{c}}{{{escape(d)}}}' for d in datasets)
     rules = ' '.join(rf'\cmidrule(lr){{{2 + i * len(metrics)}-{1 + (i + 1) * len(metrics)}}}'
                      for i in range(len(datasets)))
-    heads = [escape(compare_metrics.title(n, o)) + (r'$\downarrow$' if compare_metrics.lower_is_better(n, o) else r'$\uparrow$')
-             for n, o in metrics.items()]
+    heads = [
+        escape(compare_metrics.title(n, o)) +
+        (r'$\downarrow$' if compare_metrics.lower_is_better(n, o) else r'$\uparrow$') for n, o in metrics.items()
+    ]
     extra_heads = {'params': 'Params (M)', 'flops': 'GFLOPs', 'time': 's / image'}
     lines = [f'% {escape_comment(line)}' for line in notes]
     lines += [
-        rf'\begin{{tabular}}{{{spec}}}', r'\toprule', ' & '.join([''] + [group] + [''] * len(extras)) + r' \\',
-        rules, ' & '.join(['Model'] + heads * len(datasets) + [extra_heads[e] for e in extras]) + r' \\', r'\midrule'
+        rf'\begin{{tabular}}{{{spec}}}', r'\toprule', ' & '.join([''] + [group] + [''] * len(extras)) + r' \\', rules,
+        ' & '.join(['Model'] + heads * len(datasets) + [extra_heads[e] for e in extras]) + r' \\', r'\midrule'
     ]
     for index, model in enumerate(models):
         first = next(iter(model.values()))
@@ -81,8 +82,9 @@ def latex_table(rows, metrics, notes, extras=('params', 'flops')):
 def _extra(row, column):
     if row['error']:
         return '--'
-    key, digits, scale = {'params': ('params', 2, 1e-6), 'flops': ('gflops_total', 2, 1), 'time': ('seconds_per_image',
-                                                                                                  3, 1)}[column]
+    key, digits, scale = {
+        'params': ('params', 2, 1e-6), 'flops': ('gflops_total', 2, 1), 'time': ('seconds_per_image', 3, 1)
+    }[column]
     value = row.get(key)
     return '--' if value in ('', None) else f'{float(value) * scale:.{digits}f}'
 

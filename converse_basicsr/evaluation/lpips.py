@@ -14,8 +14,9 @@ from converse_basicsr.utils.options import OptionError
 
 # torchvision's AlexNet ``features``: index → (in, out, kernel, stride, padding) of its convolutions; the layers
 # the lpips package groups into slice1 … slice5 end after the ReLUs of features 1, 4, 7, 9 and 11.
-ALEX_CONVS = {0: (3, 64, 11, 4, 2), 3: (64, 192, 5, 1, 2), 6: (192, 384, 3, 1, 1), 8: (384, 256, 3, 1, 1),
-              10: (256, 256, 3, 1, 1)}
+ALEX_CONVS = {
+    0: (3, 64, 11, 4, 2), 3: (64, 192, 5, 1, 2), 6: (192, 384, 3, 1, 1), 8: (384, 256, 3, 1, 1), 10: (256, 256, 3, 1, 1)
+}
 SLICE_ENDS = (2, 5, 8, 10, 12)
 CHANNELS = (64, 192, 384, 256, 256)
 SHIFT = (-.030, -.088, -.188)

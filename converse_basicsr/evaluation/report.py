@@ -14,6 +14,7 @@ from converse_basicsr.evaluation.latex import describe_rounding, latex_table
 from converse_basicsr.evaluation.measurement import FLOPS_NOTE
 from converse_basicsr.evaluation.protocols import atomic_write_csv, file_tag
 
+
 def write_png(path, rgb):
     os.makedirs(osp.dirname(path), exist_ok=True)
     write_image(path, rgb)
@@ -24,8 +25,10 @@ def write_outputs(out_dir, rows, per_image, metrics, images, setup):
     ``images``: per image (sample, ground truth, crop box, panels) as :func:`.html_report.html_report` takes
     them; ``setup``: how it ran (``protocol``, ``device``, ``threads``, ``flops_size``, ``warmup``, ``tile``,
     ``plot``, ``grid_tile``, ``tex_columns``)."""
-    files = {name: osp.join(out_dir, name) for name in ('comparison.csv', 'per_image.csv', 'comparison.md',
-                                                         'comparison.tex', 'report.html')}
+    files = {
+        name: osp.join(out_dir, name)
+        for name in ('comparison.csv', 'per_image.csv', 'comparison.md', 'comparison.tex', 'report.html')
+    }
     files['grids'] = []
     metric_note = compare_metrics.describe(metrics)
     for row in rows:
@@ -50,8 +53,8 @@ def write_outputs(out_dir, rows, per_image, metrics, images, setup):
     notes = protocol_notes(rows, metrics, setup)
     write_text_atomic(files['comparison.md'], markdown(rows, metrics, notes))
     tex_notes = notes[:1] + [describe_rounding(metrics)] + notes[1:]
-    write_text_atomic(files['comparison.tex'], latex_table(rows, metrics, tex_notes, setup.get('tex_columns',
-                                                                                                 ('params', 'flops'))))
+    write_text_atomic(files['comparison.tex'],
+                      latex_table(rows, metrics, tex_notes, setup.get('tex_columns', ('params', 'flops'))))
     plot_png = figures.figure_png(figures.psnr_time_figure(rows, setup, plot_metric))
     write_text_atomic(files['report.html'], html_report(rows, metrics, notes, images, plot_png, tile))
     return files

@@ -36,10 +36,10 @@ from basicsr.utils.options import ordered_yaml
 from converse_basicsr.evaluation import compare_metrics, public_models
 from converse_basicsr.evaluation.compare_inputs import CompareError, Sample, make_inputs, protocol_datasets
 from converse_basicsr.evaluation.compare_options import check_compare_options, check_grid_names, datasets_from_flags
-from converse_basicsr.evaluation.measurement import PeakMemory, count_flops
-from converse_basicsr.evaluation.model_entries import DegradedInput, load_model, model_label
 from converse_basicsr.evaluation.figures import crop_boxes, to_rgb_uint8
 from converse_basicsr.evaluation.lpips import load_lpips
+from converse_basicsr.evaluation.measurement import PeakMemory, count_flops
+from converse_basicsr.evaluation.model_entries import DegradedInput, load_model, model_label
 from converse_basicsr.evaluation.protocols import file_tag
 from converse_basicsr.evaluation.report import write_outputs, write_png
 from converse_basicsr.hub import zoo
@@ -188,8 +188,9 @@ def _save_outputs(out_dir, label, outputs, samples, folders):
     for i, out in outputs.items():
         sample = samples[i]
         image = to_rgb_uint8(out) if out.shape[1] == 3 else to_rgb_uint8(out)[..., 0]
-        write_png(osp.join(out_dir, 'outputs', folder, file_tag(sample.dataset), osp.splitext(sample.image)[0] +
-                           '.png'), image)
+        write_png(
+            osp.join(out_dir, 'outputs', folder, file_tag(sample.dataset),
+                     osp.splitext(sample.image)[0] + '.png'), image)
 
 
 def _degraded_inputs(samples, metrics, scale, opts, lpips):
@@ -198,10 +199,11 @@ def _degraded_inputs(samples, metrics, scale, opts, lpips):
     gts = [to_rgb_uint8(s.gt) for s in samples]
     boxes = crop_boxes(samples, gts, opts.crops, opts.crop)  # (top, left, side) in ground-truth pixels
     degraded = [DegradedInput(scale)(s.lq) for s in samples]
-    panels = [[dict(label='ground truth', image=gt, values={}),
-               dict(label='degraded input', image=to_rgb_uint8(lq),
-                    values=compare_metrics.measure_all(lq, s.gt, metrics, lpips))]
-              for gt, lq, s in zip(gts, degraded, samples)]
+    panels = [[
+        dict(label='ground truth', image=gt, values={}),
+        dict(label='degraded input', image=to_rgb_uint8(lq),
+             values=compare_metrics.measure_all(lq, s.gt, metrics, lpips))
+    ] for gt, lq, s in zip(gts, degraded, samples)]
     return _Inputs(samples, metrics, gts, boxes, panels, lpips)
 
 
@@ -210,8 +212,8 @@ def _run_entry(entry, index, inputs, task, scale, device, opts, bar):
     failure is caught and written into ``result['error']``."""
     samples = inputs.samples
     result = {
-        'entry': index, 'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '', 'gflops_fft': '',
-        'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
+        'entry': index, 'model': model_label(entry, index), 'source': '', 'params': '', 'gflops_counted': '',
+        'gflops_fft': '', 'gflops_total': '', 'seconds_per_image': '', 'peak_memory_mib': '', 'error': ''
     }
     bar.set_postfix_str(' '.join(result['model'].split()))
     outputs, is_input = {}, False

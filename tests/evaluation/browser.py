@@ -45,9 +45,9 @@ class Browser:
             os.dup2(104, 4)
 
         self.process = subprocess.Popen([
-            executable, '--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe',
-            '--no-first-run', '--no-default-browser-check', f'--user-data-dir={self.profile}',
-            f'--window-size={width},{height}', 'about:blank'
+            executable, '--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe', '--no-first-run',
+            '--no-default-browser-check', f'--user-data-dir={self.profile}', f'--window-size={width},{height}',
+            'about:blank'
         ], preexec_fn=descriptors, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -56,8 +56,8 @@ class Browser:
         self.session = self.send('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
         self.send('Page.enable', session=True)
         self.send('Runtime.enable', session=True)
-        self.send('Emulation.setDeviceMetricsOverride', {
-            'width': width, 'height': height, 'deviceScaleFactor': 1, 'mobile': False}, session=True)
+        self.send('Emulation.setDeviceMetricsOverride',
+                  {'width': width, 'height': height, 'deviceScaleFactor': 1, 'mobile': False}, session=True)
 
     def _read(self):
         deadline = time.monotonic() + self.timeout
@@ -108,14 +108,14 @@ class Browser:
     def drag(self, x0, y0, x1, y1, steps=8):
         """A real left-button drag from (x0, y0) to (x1, y1), in viewport pixels."""
         self.send('Input.dispatchMouseEvent', {'type': 'mouseMoved', 'x': x0, 'y': y0}, session=True)
-        self.send('Input.dispatchMouseEvent', {'type': 'mousePressed', 'x': x0, 'y': y0, 'button': 'left',
-                                               'clickCount': 1}, session=True)
+        self.send('Input.dispatchMouseEvent',
+                  {'type': 'mousePressed', 'x': x0, 'y': y0, 'button': 'left', 'clickCount': 1}, session=True)
         for step in range(1, steps + 1):
             x, y = x0 + (x1 - x0) * step / steps, y0 + (y1 - y0) * step / steps
-            self.send('Input.dispatchMouseEvent', {'type': 'mouseMoved', 'x': x, 'y': y, 'button': 'left',
-                                                   'buttons': 1}, session=True)
-        self.send('Input.dispatchMouseEvent', {'type': 'mouseReleased', 'x': x1, 'y': y1, 'button': 'left',
-                                               'clickCount': 1}, session=True)
+            self.send('Input.dispatchMouseEvent',
+                      {'type': 'mouseMoved', 'x': x, 'y': y, 'button': 'left', 'buttons': 1}, session=True)
+        self.send('Input.dispatchMouseEvent',
+                  {'type': 'mouseReleased', 'x': x1, 'y': y1, 'button': 'left', 'clickCount': 1}, session=True)
 
     def click(self, x, y):
         self.drag(x, y, x, y, steps=1)
@@ -124,7 +124,8 @@ class Browser:
         """A PNG of the page (the whole page by default) written to ``path``."""
         params = {'format': 'png', 'captureBeyondViewport': full_page}
         if full_page:
-            width, height = self.evaluate('[document.documentElement.scrollWidth, document.documentElement.scrollHeight]')
+            width, height = self.evaluate(
+                '[document.documentElement.scrollWidth, document.documentElement.scrollHeight]')
             params['clip'] = {'x': 0, 'y': 0, 'width': width, 'height': height, 'scale': 1}
         with open(path, 'wb') as f:
             f.write(base64.b64decode(self.send('Page.captureScreenshot', params, session=True)['data']))

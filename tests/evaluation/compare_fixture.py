@@ -53,12 +53,13 @@ def run_compare(root, **extra):
         'Mini': write_images(root / 'mini', {'a.png': (48, 64), 'tiny.png': (20, 12)}, seed=3),
         'B_2': write_images(root / 'b2', {'b.png': (48, 48)}, seed=4),
     }
-    opt = dict(name='rep', protocol=dict(task='sr', scale=4), datasets=datasets, models=[
-        'input', 'bicubic',
-        dict(name=LONG, callable='tests.evaluation.compare_fixture:sharpened', kwargs={'scale': 4}),
-        dict(name=NEWLINE, callable='tests.helpers.compare_models:nearest_sr', kwargs={'scale': 4})
-    ], results_root=str(root / 'yaml_root'), crops=['Mini/a.png:{},{},{}'.format(*CROP)], crop=32, grid_tile=96,
-               save_outputs=True, plot=True, flops_size=16, warmup=0, tex_columns=['params', 'time'], **extra)
+    opt = dict(
+        name='rep', protocol=dict(task='sr', scale=4), datasets=datasets, models=[
+            'input', 'bicubic',
+            dict(name=LONG, callable='tests.evaluation.compare_fixture:sharpened', kwargs={'scale': 4}),
+            dict(name=NEWLINE, callable='tests.helpers.compare_models:nearest_sr', kwargs={'scale': 4})
+        ], results_root=str(root / 'yaml_root'), crops=['Mini/a.png:{},{},{}'.format(*CROP)], crop=32, grid_tile=96,
+        save_outputs=True, plot=True, flops_size=16, warmup=0, tex_columns=['params', 'time'], **extra)
     config = root / 'compare.yml'
     config.write_text(yaml.safe_dump(opt, sort_keys=False), encoding='utf-8')
     status = cli.main(['-opt', str(config)])

@@ -58,13 +58,16 @@ def test_latex_table_rounds_marks_and_escapes(run):
     rows = _tex_rows(tex)
     long_tex = ('my\\_converse\\_srresnet\\_finetuned\\_run (lr 1e-4, 300k it.) \\textbar{} v2 \\& 100\\% \\{best\\} '
                 '\\textasciitilde{}\\#\\_\\$\\textbackslash{}')
-    assert [r[0] for r in rows] == ['input', 'bicubic', long_tex, 'nearest then \\textless{}b\\textgreater{}box'
-                                    '\\textless{}/b\\textgreater{}']
+    assert [r[0] for r in rows] == [
+        'input', 'bicubic', long_tex, 'nearest then \\textless{}b\\textgreater{}box'
+        '\\textless{}/b\\textgreater{}'
+    ]
     csv_rows = {(r['dataset'], r['model']): r for r in run['rows']}
     for column, (dataset, metric, digits) in enumerate([('Mini', 'psnr', 2), ('Mini', 'ssim', 4), ('B_2', 'psnr', 2),
                                                         ('B_2', 'ssim', 4)], start=1):
-        printed = [f"{float(csv_rows[dataset, model][metric]):.{digits}f}" for model in
-                   ('input', 'bicubic', LONG, NEWLINE)]
+        printed = [
+            f"{float(csv_rows[dataset, model][metric]):.{digits}f}" for model in ('input', 'bicubic', LONG, NEWLINE)
+        ]
         ranked = sorted(set(printed), key=float, reverse=True)
         for row, value in zip(rows, printed):
             expected = f'\\textbf{{{value}}}' if value == ranked[0] else f'\\underline{{{value}}}' \
@@ -79,8 +82,9 @@ def _pdflatex():
         return found
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')  # the test set-up: about 40 s with chromium
     subprocess.run(['apt-get', 'update', '-q'], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'texlive-latex-base',
-                    'texlive-latex-recommended'], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([
+        'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'texlive-latex-base', 'texlive-latex-recommended'
+    ], check=True, env=env, stdout=subprocess.DEVNULL)
     return shutil.which('pdflatex')
 
 
@@ -138,8 +142,10 @@ def test_saved_outputs_are_the_measured_images(run):
 
 
 def test_plot_legend_has_every_full_label_without_overlap():
-    rows = [dict(dataset='S', model=label, entry=i, psnr=30 + 0.001 * i, seconds_per_image=0.1 + 1e-4 * i, error='')
-            for i, label in enumerate(['input', LONG, NEWLINE, 'ConverseMSRResNet', 'ConverseMSRResNet (2)'])]
+    rows = [
+        dict(dataset='S', model=label, entry=i, psnr=30 + 0.001 * i, seconds_per_image=0.1 + 1e-4 * i, error='')
+        for i, label in enumerate(['input', LONG, NEWLINE, 'ConverseMSRResNet', 'ConverseMSRResNet (2)'])
+    ]
     fig = figures.psnr_time_figure(rows, dict(device='cpu', threads=2))
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -156,16 +162,19 @@ def test_plot_legend_has_every_full_label_without_overlap():
 
 def test_metric_flag_chooses_channel_and_footnote_is_text(run, tmp_path):
     mini = run['datasets']['Mini']
-    status = cli.main(['--task', 'sr', '--scale', '4', '--dataset', f'M={mini}', '--model', 'bicubic', '--metric',
-                       'psnr_rgb', '--metric', 'ssim_y', '--name', 'rgb', '--results-root', str(tmp_path), '--crop',
-                       'a:0,0,16', '--save-outputs'])
+    status = cli.main([
+        '--task', 'sr', '--scale', '4', '--dataset', f'M={mini}', '--model', 'bicubic', '--metric', 'psnr_rgb',
+        '--metric', 'ssim_y', '--name', 'rgb', '--results-root',
+        str(tmp_path), '--crop', 'a:0,0,16', '--save-outputs'
+    ])
     assert status == 0
     [row] = read_rows(tmp_path / 'rgb' / 'comparison.csv')
     assert 'psnr_rgb' in row and 'ssim_y' in row and 'psnr' not in row
     per_image = {r['image']: r for r in read_rows(tmp_path / 'rgb' / 'per_image.csv')}
     assert per_image['a.png']['crop_box'] == '0,0,16'
-    saved, gt = (cv2.imread(str(p)) for p in (tmp_path / 'rgb' / 'outputs' / 'bicubic' / 'M' / 'a.png',
-                                               os.path.join(mini, 'a.png')))
+    saved, gt = (
+        cv2.imread(str(p))
+        for p in (tmp_path / 'rgb' / 'outputs' / 'bicubic' / 'M' / 'a.png', os.path.join(mini, 'a.png')))
     assert abs(calculate_psnr(saved, gt, 4, test_y_channel=False) - float(per_image['a.png']['psnr_rgb'])) < 1e-5
     assert abs(calculate_ssim(saved, gt, 4, test_y_channel=True) - float(per_image['a.png']['ssim_y'])) < 1e-5
     y = calculate_psnr(saved, gt, 4, test_y_channel=True)
@@ -179,10 +188,12 @@ def test_metric_flag_chooses_channel_and_footnote_is_text(run, tmp_path):
 def test_protocol_metrics_footnote_reads_as_text(run, tmp_path):
     import yaml
     config = tmp_path / 'c.yml'
-    config.write_text(yaml.safe_dump(dict(
-        name='m', protocol=dict(task='sr', scale=4, metrics=dict(psnr=dict(type='calculate_psnr', crop_border=4))),
-        datasets={'M': run['datasets']['Mini']}, models=['bicubic'], results_root=str(tmp_path), warmup=0),
-                                         sort_keys=False))
+    config.write_text(
+        yaml.safe_dump(
+            dict(name='m', protocol=dict(task='sr', scale=4,
+                                         metrics=dict(psnr=dict(type='calculate_psnr', crop_border=4))),
+                 datasets={'M': run['datasets']['Mini']}, models=['bicubic'], results_root=str(tmp_path), warmup=0),
+            sort_keys=False))
     assert cli.main(['-opt', str(config)]) == 0
     md = (tmp_path / 'm' / 'comparison.md').read_text(encoding='utf-8')
     assert 'Protocol: task sr, scale 4. Metrics on uint8 images: psnr: BasicSR calculate_psnr on all channels, ' \
@@ -197,8 +208,10 @@ def test_protocol_metrics_footnote_reads_as_text(run, tmp_path):
 ])
 def test_refused_runs_leave_nothing(run, tmp_path, capsys, argv, says):
     root = tmp_path / 'root'
-    status = cli.main(['--task', 'sr', '--dataset', f"M={run['datasets']['Mini']}", '--model', 'bicubic',
-                       '--results-root', str(root)] + argv)
+    status = cli.main([
+        '--task', 'sr', '--dataset', f"M={run['datasets']['Mini']}", '--model', 'bicubic', '--results-root',
+        str(root)
+    ] + argv)
     err = capsys.readouterr().err
     assert status == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not root.exists()
@@ -207,9 +220,10 @@ def test_refused_runs_leave_nothing(run, tmp_path, capsys, argv, says):
 def test_unknown_metric_type_in_yaml_is_one_line_and_leaves_nothing(run, tmp_path, capsys):
     import yaml
     config = tmp_path / 'c.yml'
-    config.write_text(yaml.safe_dump(dict(
-        name='m', protocol=dict(task='sr', scale=4, metrics=dict(lpips=dict(type='calculate_lpips'))),
-        datasets={'M': run['datasets']['Mini']}, models=['bicubic'], results_root=str(tmp_path / 'r'))))
+    config.write_text(
+        yaml.safe_dump(
+            dict(name='m', protocol=dict(task='sr', scale=4, metrics=dict(lpips=dict(type='calculate_lpips'))),
+                 datasets={'M': run['datasets']['Mini']}, models=['bicubic'], results_root=str(tmp_path / 'r'))))
     assert cli.main(['-opt', str(config)]) == 2
     err = capsys.readouterr().err
     assert 'lpips' in err and 'KeyError' not in err and len(err.strip().splitlines()) == 1, err

@@ -12,7 +12,8 @@ from tests.evaluation.compare_fixture import LONG, NEWLINE
 from tests.helpers.shared_files import REPO_ROOT
 
 ARTIFACTS = os.environ.get('CONVERSE_TEST_ARTIFACTS', str(REPO_ROOT / 'test-artifacts'))
-BOX = "(() => { const r = document.querySelector(SEL).getBoundingClientRect(); return [r.x, r.y, r.width, r.height] })()"
+BOX = ("(() => { const r = document.querySelector(SEL).getBoundingClientRect(); "
+       "return [r.x, r.y, r.width, r.height] })()")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr import compare as cli
 from converse_basicsr import test as entry
-from converse_basicsr.evaluation import report, runner
+from converse_basicsr.evaluation import figures, runner
 from converse_basicsr.inference import Restorer, run
 from tests.helpers.shared_files import REPO_ROOT, shared_path, shared_root
 
@@ -165,9 +165,10 @@ def test_crop_grid_has_the_tiles(sr_run, sr_sample):
     gt = tensor2img([gt_tensor[None]], rgb2bgr=False)
     height, width = gt.shape[:2]
     # full image | gt | degraded | bicubic, Converse-SRResNet, MSRResNet, custom ('input' shares the degraded tile)
-    tiles, tile, label, gap = 7, report.GRID_TILE, report.GRID_LABEL, report.GRID_GAP
+    tiles, tile, gap = 7, figures.GRID_TILE, figures.GRID_GAP
     full_width = round(width * tile / height)
-    assert grid.shape == (tile + label, full_width + (tiles - 1) * (tile + gap), 3)
+    assert grid.shape[1:] == (full_width + (tiles - 1) * (tile + gap), 3)
+    assert grid.shape[0] >= tile + 2 * figures.LINE_HEIGHT  # the label band: at least label and PSNR
     left, top, side = map(int, sr_run['per_image']['Converse-SRResNet']['crop_box'].split(','))
     assert side == 32 and 0 <= left <= width - side and 0 <= top <= height - side
     zoom = tile // side
