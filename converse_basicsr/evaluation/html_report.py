@@ -16,10 +16,11 @@ th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after
 .crops{display:flex;flex-wrap:wrap;gap:8px}.crops figure{margin:0;width:TILEpx}
 .crops img,.slider img{image-rendering:pixelated;width:TILEpx;height:TILEpx;display:block}
 figcaption{font-size:12px;overflow-wrap:anywhere;white-space:pre-wrap}
-.slider{position:relative;width:SLIDEpx;height:SLIDEpx}.slider img{position:absolute;top:0;left:0;width:SLIDEpx;
-height:SLIDEpx}.slider .after{clip-path:inset(0 0 0 50%)}.slider input{position:absolute;bottom:-28px;left:0;
-width:SLIDEpx;margin:0}.pick{margin:6px 0}.compare{margin-bottom:48px}
-.gt{width:SLIDEpx;image-rendering:pixelated;margin-bottom:8px}
+.slider{position:relative;width:SLIDEpx;height:SLIDEpx;margin-bottom:30px}.slider img{position:absolute;top:0;
+left:0;width:SLIDEpx;height:SLIDEpx}.slider .after{clip-path:inset(0 0 0 50%)}.slider input{position:absolute;
+bottom:-26px;left:0;width:SLIDEpx;margin:0}.pick{margin:0 0 6px}.compare{margin-bottom:40px}
+.view{display:flex;gap:16px;align-items:flex-start;margin-bottom:10px}.gt{width:SLIDEpx;image-rendering:pixelated}
+.notes p{font-size:12px;color:#444;margin:.3em 0}#plot{max-width:100%}select{max-width:280px}
 """
 SCRIPT = """
 function cellValue(row, i) {
@@ -92,28 +93,27 @@ def _image_section(index, sample, gt, box, panels, metrics, tile):
     cv2.rectangle(marked, (left, top), (left + side - 1, top + side - 1), (255, 0, 0), max(1, gt.shape[0] // 200))
     out = [
         f'<section class="compare" id="image-{index}"><h3>{text(sample.dataset)} / {text(sample.image)}</h3>',
-        f'<p>Crop box {side} px at ({left}, {top}) of {gt.shape[1]}×{gt.shape[0]}.</p>',
-        f'<img class="gt" alt="ground truth" src="{data_uri(marked)}"><div class="crops">'
+        f'<p>Crop box {side} px at ({left}, {top}) of {gt.shape[1]}×{gt.shape[0]}; the crops below, each with its '
+        'per-image metrics; the slider shows any two of them.</p>'
     ]
-    options = []
+    crops, options = ['<div class="crops">'], []
     for n, panel in enumerate(panels):
         scores = '\n'.join(
             f'{compare_metrics.title(k, o)} {_number(panel["values"][k], compare_metrics.decimals(k, o))}'
             for k, o in metrics.items() if panel['values'].get(k, '') != '')
         crop = panel['image'][top:top + side, left:left + side]
         label = html.escape(panel['label'], quote=True)
-        out.append(f'<figure><img alt="{label}" src="{data_uri(crop)}"><figcaption>{text(panel["label"])}'
-                   f'{"<br>" + text(scores) if scores else ""}</figcaption></figure>')
+        crops.append(f'<figure><img alt="{label}" src="{data_uri(crop)}"><figcaption>{text(panel["label"])}'
+                     f'{"<br>" + text(scores) if scores else ""}</figcaption></figure>')
         options.append(f'<option value="{n}">{html.escape(" ".join(panel["label"].split()))}</option>')
     right = min(len(panels) - 1, 2)
-    out.append('</div><div class="pick">before <select class="left">' + ''.join(options) + '</select> after '
-               '<select class="right">' +
-               ''.join(o.replace('">', '" selected>', 1) if n == right else o
-                       for n, o in enumerate(options)) + '</select></div>')
-    slide = 2 * tile
-    out.append(f'<div class="slider" style="width:{slide}px;height:{slide}px"><img class="before" alt="before">'
-               '<img class="after" alt="after"><input type="range" min="0" max="100" value="50" '
-               'aria-label="before/after"></div></section>')
+    chosen = [o.replace('">', '" selected>', 1) if n == right else o for n, o in enumerate(options)]
+    out.append(f'<div class="view"><img class="gt" alt="ground truth" src="{data_uri(marked)}"><div>'
+               f'<div class="pick">before <select class="left">{"".join(options)}</select> after '
+               f'<select class="right">{"".join(chosen)}</select></div>'
+               f'<div class="slider"><img class="before" alt="before"><img class="after" alt="after">'
+               '<input type="range" min="0" max="100" value="50" aria-label="before/after"></div></div></div>')
+    out += crops + ['</div></section>']
     return ''.join(out)
 
 
@@ -127,7 +127,7 @@ def html_report(rows, metrics, notes, images, plot_png=None, tile=128):
         f'<style>{style}</style></head><body><h1>converse-compare report</h1>', '<h2>Table</h2>',
         _table(rows, metrics), '<p>Click a column title to sort.</p>'
     ]
-    out += [f'<p>{text(line)}</p>' for line in notes]
+    out += ['<div class="notes">'] + [f'<p>{text(line)}</p>' for line in notes] + ['</div>']
     if plot_png is not None:
         uri = 'data:image/png;base64,' + base64.b64encode(plot_png).decode('ascii')
         out.append(f'<h2>Quality against time</h2><img id="plot" alt="quality against time" src="{uri}">')
