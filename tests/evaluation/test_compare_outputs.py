@@ -14,7 +14,7 @@ import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from converse_basicsr import compare as cli
 from converse_basicsr.data.io import read_image
-from converse_basicsr.evaluation import figures
+from converse_basicsr.evaluation import figures, runner
 from tests.evaluation.compare_fixture import CROP, LONG, NEWLINE, read_rows
 
 
@@ -142,10 +142,12 @@ def test_saved_outputs_are_the_measured_images(run):
 
 
 def test_plot_legend_has_every_full_label_without_overlap():
+    # four models within 0.01 dB and 3 % in time, and one far away that sets the axes' range
     rows = [
-        dict(dataset='S', model=label, entry=i, psnr=30 + 0.001 * i, seconds_per_image=0.1 + 1e-4 * i, error='')
-        for i, label in enumerate(['input', LONG, NEWLINE, 'ConverseMSRResNet', 'ConverseMSRResNet (2)'])
+        dict(dataset='S', model=label, entry=i, psnr=30 + 0.003 * i, seconds_per_image=1 + 0.01 * i, error='')
+        for i, label in enumerate([LONG, NEWLINE, 'ConverseMSRResNet', 'ConverseMSRResNet (2)'])
     ]
+    rows.append(dict(dataset='S', model='input', entry=4, psnr=20.0, seconds_per_image=1e-5, error=''))
     fig = figures.psnr_time_figure(rows, dict(device='cpu', threads=2))
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -231,4 +233,9 @@ def test_unknown_metric_type_in_yaml_is_one_line_and_leaves_nothing(run, tmp_pat
     assert cli.main(['-opt', str(config)]) == 2
     err = capsys.readouterr().err
     assert "'calculate_fid_score' is not one" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / 'r').exists()
+    with pytest.raises(ValueError, match='pip install lpips'):  # the Python API checks them too
+        runner.compare(['bicubic'], {'M': run['datasets']['Mini']},
+                       dict(task='sr', scale=4, metrics=dict(lpips=dict(type='calculate_lpips'))), name='api',
+                       results_root=str(tmp_path / 'r'), progress=False)
     assert not (tmp_path / 'r').exists()
