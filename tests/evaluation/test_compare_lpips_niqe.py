@@ -33,6 +33,7 @@ def lpips_state(seed=0):
     return state, alex
 
 
+@torch.no_grad()
 def lpips_here(alex, state, img, img2):
     """LPIPS of two uint8 RGB images on torchvision's AlexNet (the published formula, written out)."""
     shift, scale = state['scaling_layer.shift'], state['scaling_layer.scale']
