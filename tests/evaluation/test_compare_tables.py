@@ -4,7 +4,6 @@ deblurring input hash, which must change with the kernel even when the degraded 
 
 Black-box through the public ``converse_basicsr.compare.compare`` on small generated images (a few seconds).
 """
-import csv
 import hashlib
 from collections import defaultdict
 
@@ -16,6 +15,7 @@ from torch.nn import functional as F
 
 from basicsr.data import build_dataset
 from converse_basicsr.compare import compare
+from tests.evaluation.compare_fixture import read_rows
 from tests.helpers.training import smooth_image
 
 DENOISE = {'task': 'denoise', 'sigma': 25, 'color': 'gray'}
@@ -27,11 +27,6 @@ class BoxDenoiser(torch.nn.Module):
     def forward(self, x):
         weight = torch.full((x.shape[1], 1, 3, 3), 1 / 9, dtype=x.dtype)
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='reflect'), weight, groups=x.shape[1])
-
-
-def read_rows(path):
-    with open(path, newline='', encoding='utf-8') as f:
-        return list(csv.DictReader(f))
 
 
 def write_set(folder, sizes, seed):
