@@ -62,7 +62,7 @@ def add_output_flags(p, types):
     p.add_argument(
         '--tex-columns', type=types['tex_columns'], metavar='LIST',
         help='extra columns of comparison.tex, comma-separated: params, flops, time (default params,flops;'
-        " '' for none)")
+        ' none for none)')
 
 
 def main(argv=None):

@@ -64,7 +64,7 @@ def _crop_flag(text):
 
 
 def _tex_columns_flag(text):
-    columns = [c.strip() for c in text.split(',') if c.strip()]
+    columns = [] if text.strip() == 'none' else [c.strip() for c in text.split(',') if c.strip()]
     wrong = [c for c in columns if c not in EXTRA_COLUMNS]
     if wrong:
         raise OptionError(f"{wrong[0]!r} is not one of {', '.join(EXTRA_COLUMNS)} (comma-separated)")
