@@ -45,9 +45,9 @@ class Browser:
             os.dup2(104, 4)
 
         self.process = subprocess.Popen([
-            executable, '--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe', '--no-first-run',
-            '--no-default-browser-check', f'--user-data-dir={self.profile}', f'--window-size={width},{height}',
-            'about:blank'
+            executable, '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+            '--remote-debugging-pipe', '--no-first-run', '--no-default-browser-check',
+            f'--user-data-dir={self.profile}', f'--window-size={width},{height}', 'about:blank'
         ], preexec_fn=descriptors, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
