@@ -217,8 +217,8 @@ def load_failure(path, error):
             wanted = []
         wanted = [g for g in wanted if g not in {_global_name(t) for t in STATE_GLOBALS}]
         if wanted:
-            return f'it needs {", ".join(wanted)}, which no training state or model file holds (not loaded: ' \
-                   'files are read as data, weights_only=True)'
+            return f'it needs {", ".join(wanted)}, not a type that training states or model files hold; read as ' \
+                   'data with weights_only=True, nothing was run'
     return _cause(error)
 
 

@@ -206,7 +206,7 @@ def run(argv, root_path):
         if missing:
             raise OptionError(f'{opt_path}: ' + '; '.join(missing))
         if not data_only:  # BasicSR creates experiments/<name> there
-            check_writable_dir(os.path.join(root_path, 'experiments'), 'the working folder\'s experiments/')
+            check_writable_dir(os.path.join(root_path, 'experiments'), 'the experiments folder')
         if data_only:
             checked, bad = check_data(opt)
             for where, image, error in bad:

@@ -18,7 +18,9 @@ import yaml
 
 from converse_basicsr.utils.options import OptionError
 
-__all__ = ['MAX_NODES', 'YAMLRefused', 'SafeOrderedLoader', 'load_yaml', 'load_yaml_text', 'basicsr_reads_safely']
+__all__ = [
+    'MAX_NODES', 'YAMLRefused', 'SafeOrderedLoader', 'load_yaml', 'load_yaml_text', 'dump_yaml', 'basicsr_reads_safely'
+]
 
 MAX_NODES = 100_000  # expanded nodes; the largest shipped option file has under 400
 YAML_PREFIX = 'tag:yaml.org,2002:'
@@ -108,6 +110,18 @@ def load_yaml(path):
     except UnicodeDecodeError as error:
         raise YAMLRefused(f'{path}: not a UTF-8 text file ({error.reason} at byte {error.start})') from None
     return load_yaml_text(text, path)
+
+
+class _OrderedDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that writes an ``OrderedDict`` as a plain mapping, in its order."""
+
+
+_OrderedDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+
+
+def dump_yaml(data):
+    """``data`` (as :func:`load_yaml` gives it) as YAML text of plain mappings, keys in their order."""
+    return yaml.dump(data, Dumper=_OrderedDumper, sort_keys=False, allow_unicode=True)
 
 
 class _BasicSRLoader(SafeOrderedLoader):
