@@ -45,6 +45,15 @@ class SafeOrderedLoader(yaml.SafeLoader):
         raise YAMLRefused(f'{_where(self, node.start_mark)}: the YAML tag {_short_tag(node.tag)} is not allowed: '
                           'option files hold plain data only (nothing was run)')
 
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, OverflowError) as error:  # e.g. ``!!int abc``, ``!!bool maybe``
+            if isinstance(error, YAMLRefused):
+                raise
+            raise YAMLRefused(f'{_where(self, node.start_mark)}: {str(node.value)[:40]!r} is not a valid '
+                              f'{_short_tag(node.tag)} ({type(error).__name__})') from None
+
     def construct_ordered_mapping(self, node):
         # SafeConstructor's: ``<<: *base`` merge keys as yaml.safe_load reads them, unhashable keys refused
         return OrderedDict(self.construct_mapping(node))
@@ -97,6 +106,8 @@ def load_yaml_text(text, name='<options>'):
         raise YAMLRefused(f'{_where(loader, mark)}: not valid YAML: {error.problem or error.context}') from None
     except yaml.YAMLError as error:
         raise YAMLRefused(f'{name}: not valid YAML: {error}') from None
+    except RecursionError:
+        raise YAMLRefused(f'{name}: nested too deeply to be an option file') from None
     finally:
         loader.dispose()
 
