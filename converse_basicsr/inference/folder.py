@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from converse_basicsr.data.io import MAX_INPUT_PIXELS, check_not_inputs, check_pixel_limit, plan_output_names, \
-    truncation_note
+from converse_basicsr.data.io import (MAX_INPUT_PIXELS, check_not_inputs, check_pixel_limit, plan_output_names,
+                                      truncation_note)
 from converse_basicsr.inference.restorer import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
 from converse_basicsr.inference.tiling import parse_tile
 

@@ -27,8 +27,9 @@ def test_check_lmdb_accepts_a_whole_one_and_names_a_truncated_one(lmdb_folder):
     assert io.check_lmdb(str(lmdb_folder)) == str(lmdb_folder)
     for cut in (size - 1, size // 2, 3 * 4096):
         os.truncate(data, cut)
-        with pytest.raises(ValueError, match=rf"LMDB '{data}' is truncated: {cut} bytes, but its header declares "
-                           rf'{size} \(\d+ pages of 4096 bytes\)'):
+        with pytest.raises(
+                ValueError, match=rf"LMDB '{data}' is truncated: {cut} bytes, but its header declares "
+                rf'{size} \(\d+ pages of 4096 bytes\)'):
             io.check_lmdb(str(lmdb_folder))
     os.truncate(data, 0)
     with pytest.raises(ValueError, match=rf"LMDB '{data}' cannot be opened \(0 bytes\)"):

@@ -84,8 +84,10 @@ def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path,
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert status == 1 and grown < 150_000, (status, grown)  # decoding alone would take 400 MB, the model 3.5 GB
     errors = [line for line in err.splitlines() if line.startswith('error:')]
-    assert errors == [f'error: {bomb}: {bomb}: its header declares 400000000 pixels, more than the limit of '
-                      f'{MAX_INPUT_PIXELS} (--max-pixels raises it); not decoded']
+    assert errors == [
+        f'error: {bomb}: {bomb}: its header declares 400000000 pixels, more than the limit of '
+        f'{MAX_INPUT_PIXELS} (--max-pixels raises it); not decoded'
+    ]
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['good.png']
 
     status, _, err = _run(['--model', model, '-i', inputs / 'good.png', '-o', tmp_path / 'low', '--max-pixels', 479],

@@ -47,19 +47,23 @@ def _train_options(tmp_path, **changes):
 
 def _test_options(tmp_path, name='hostile'):
     return {
-        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0,
-        'datasets': {'test_1': {'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt':
-                                str(tmp_path / 'images'), 'color': 'gray', 'sigma': 25}},
-        'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 4, 'num_block': 1},
-        'path': {'pretrain_network_g': None},
+        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'datasets': {
+            'test_1': {
+                'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path / 'images'),
+                'color': 'gray', 'sigma': 25
+            }
+        }, 'network_g': {'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 4,
+                         'num_block': 1}, 'path': {'pretrain_network_g': None},
         'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}
     }
 
 
 def _compare_options(tmp_path):
-    return {'name': 'hostile', 'protocol': {'task': 'denoise', 'sigma': 25, 'color': 'gray'},
-            'datasets': {'tiny': str(tmp_path / 'images')}, 'device': 'cpu',
-            'models': [{'name': 'tiny', 'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 4, 'num_block': 1}]}
+    return {
+        'name': 'hostile', 'protocol': {'task': 'denoise', 'sigma': 25, 'color': 'gray'},
+        'datasets': {'tiny': str(tmp_path / 'images')}, 'device': 'cpu',
+        'models': [{'name': 'tiny', 'type': 'ConverseDnCNN', 'num_in_ch': 1, 'num_feat': 4, 'num_block': 1}]
+    }
 
 
 def _one_line(err):
@@ -156,7 +160,8 @@ def test_a_name_that_leaves_its_folder_is_refused(tmp_path, monkeypatch, capsys,
     path = _write(tmp_path / 'opt.yml', opt)
     monkeypatch.chdir(work)
     for _ in range(2):  # a second run used to archive the folder it escaped to
-        status = train.main(['-opt', str(path)], root_path=str(work)) if cmd == 'train' else test.main(['-opt', str(path)])
+        status = train.main(['-opt', str(path)], root_path=str(work)) if cmd == 'train' else test.main(
+            ['-opt', str(path)])
         message = _one_line(capsys.readouterr().err)
         assert status == 2 and "name must be a folder name" in message and "'../../precious'" in message
         assert 'holds a path separator' in message
@@ -207,6 +212,7 @@ def test_a_disk_that_fills_up_ends_the_run_with_a_failure(tmp_path, monkeypatch,
                 if real:
                     _fill(disk)
                 else:
+
                     def no_space(*args, **kwargs):
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

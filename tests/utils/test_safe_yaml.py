@@ -77,11 +77,15 @@ def test_basicsr_parse_options_reads_safely_inside_the_block_only(tmp_path, monk
 
 
 # ---------------------------------------------------------------------------------------------- property test
-SAFE_SCALARS = {'!!str': ['a', '3', 'two words'], '!!int': ['0', '12', '-3'], '!!float': ['1.5', '-0.25'],
-                '!!bool': ['true', 'false'], '!!null': ['~', 'null']}
-UNSAFE_TAGS = ['!!python/object/apply:os.system', '!!python/object/new:os.system', '!!python/object:os.system',
-               '!!python/name:os.system', '!!python/module:os', '!!python/tuple', '!!python/str', '!!python/none',
-               '!local', '!<tag:example.com,2000:app/thing>', '!!unknown']
+SAFE_SCALARS = {
+    '!!str': ['a', '3', 'two words'], '!!int': ['0', '12', '-3'], '!!float': ['1.5', '-0.25'],
+    '!!bool': ['true', 'false'], '!!null': ['~', 'null']
+}
+UNSAFE_TAGS = [
+    '!!python/object/apply:os.system', '!!python/object/new:os.system', '!!python/object:os.system',
+    '!!python/name:os.system', '!!python/module:os', '!!python/tuple', '!!python/str', '!!python/none', '!local',
+    '!<tag:example.com,2000:app/thing>', '!!unknown'
+]
 SHOWN = {tag: tag for tag in UNSAFE_TAGS} | {'!<tag:example.com,2000:app/thing>': 'tag:example.com,2000:app/thing'}
 PLAIN = ['x', 'name', '12', '-3', '0.5', 'true', 'null', '~', 'yes', '2e-3', "'quoted, text'", '"two words"']
 
@@ -176,8 +180,9 @@ def test_random_tags_and_anchors_are_refused_exactly_when_they_are_not_plain_dat
         lines += chain
         total += size
     text = '\n'.join(lines) + '\n'
-    refused_for = [why for why, yes in (('tag', doc.unsafe), ('recursive', doc.recursive),
-                                        ('bomb', total > MAX_NODES)) if yes]
+    refused_for = [
+        why for why, yes in (('tag', doc.unsafe), ('recursive', doc.recursive), ('bomb', total > MAX_NODES)) if yes
+    ]
     event('must be refused for: ' + ('+'.join(refused_for) or 'nothing'))  # --hypothesis-show-statistics
     try:
         got = load_yaml_text(text, 'opt.yml')
