@@ -2,6 +2,7 @@
 run code, run names that leave their folder, a disk that fills, a truncated LMDB, unreadable model files and a
 read-only working folder. Each ends in an exit status and one line; a marker file the payload would create
 never appears, and nothing is created outside (or, on a refusal, inside) ``experiments/`` and ``results/``."""
+import errno
 import os
 import subprocess
 import sys
@@ -178,12 +179,13 @@ def _mount_tmpfs(folder, options):
     return done.returncode == 0
 
 
-def _fill(folder):
-    """Write to ``folder`` until its file system is full."""
+def _fill(folder, leave=4096):
+    """Write to ``folder`` until its file system is full, then free ``leave`` bytes: the next save starts, and
+    the disk fills in the middle of it (where torch.save reports ``unexpected pos``, not the cause)."""
     with open(folder / 'filler', 'wb') as f:
         try:
             while True:
-                f.write(b'\0' * 65536)
+                f.write(b'\0' * 4096)
                 f.flush()
         except OSError:
             pass
@@ -191,19 +193,20 @@ def _fill(folder):
             f.close()
         except OSError:
             pass
+    os.truncate(folder / 'filler', max(0, os.path.getsize(folder / 'filler') - leave))
 
 
 def test_a_disk_that_fills_up_ends_the_run_with_a_failure(tmp_path, monkeypatch, capsys):
     """Row 4: the disk fills after iteration 2's checkpoint (a 3 MB tmpfs filled up; without root, the writes
     fail with ENOSPC by a patched ``open``): exit 1 naming the file and 'no space left on device'; the files of
     iteration 2 still load."""
-    import errno
     disk = tmp_path / 'disk'
     real = _mount_tmpfs(disk, 'size=3m')
     try:
         _images(tmp_path / 'images')
         opt = _train_options(tmp_path, name='full')
         opt['train']['total_iter'] = 4
+        opt['network_g']['num_feat'] = 16  # a model file over 8 KB: torch.save itself meets the full disk
         path = _write(tmp_path / 'full.yml', opt)
         original = SRModel.optimize_parameters
 
@@ -236,8 +239,55 @@ def test_a_disk_that_fills_up_ends_the_run_with_a_failure(tmp_path, monkeypatch,
             subprocess.run(['umount', '-l', str(disk)], check=True)  # -l: BasicSR's log file may stay open
 
 
-def _lmdb(folder, count=4, size=12):
-    """A ground-truth LMDB as ``GroundTruthImages`` reads it (keys + meta_info.txt), large enough to truncate."""
+class _FullDisk:
+    """A file on a disk with ``room`` bytes left: a write beyond raises ENOSPC (for the test without root)."""
+
+    def __init__(self, path, mode, room):
+        self.f, self.room = open(path, mode), room
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_save_that_fills_the_disk_half_way_names_the_cause(tmp_path, monkeypatch):
+    """Row 4, inside torch.save: the disk fills after the first kilobytes of a 2.4 MB file. torch reports
+    ``unexpected pos ...``; the message names the cause, and the file saved before is intact."""
+    disk = tmp_path / 'disk'
+    real = _mount_tmpfs(disk, 'size=1m')
+    try:
+        if not real:
+            monkeypatch.setattr(checkpoints, 'open', lambda path, mode: _FullDisk(path, mode, 100_000), raising=False)
+        monkeypatch.setattr(checkpoints.time, 'sleep', lambda seconds: None)
+        target = disk / 'net_g_8.pth'
+        if real:
+            checkpoints.save_atomically({'params': {'w': torch.zeros(1000)}}, str(target))
+        with pytest.raises(checkpoints.SaveError) as failed:
+            checkpoints.save_atomically({'params': {'w': torch.zeros(600_000)}}, str(target), 'model')
+        assert str(failed.value) == (f'the model {target} could not be saved: no space left on device (3 tries); '
+                                     'the files saved before it are kept')
+        assert os.listdir(disk) == (['net_g_8.pth'] if real else [])
+        if real:
+            assert checkpoints.load_model_file(target)['params']['w'].shape == (1000, )
+    finally:
+        if real:
+            subprocess.run(['umount', '-l', str(disk)], check=True)
+
+
+def _lmdb(folder, count=4, size=64):
+    """A ground-truth LMDB as ``GroundTruthImages`` reads it (keys + meta_info.txt); each image's PNG is larger
+    than a page, so it lies in overflow pages that a truncation cuts off."""
     env = lmdb.open(str(folder), map_size=1 << 24)
     rng = np.random.RandomState(0)
     names = []
@@ -245,7 +295,6 @@ def _lmdb(folder, count=4, size=12):
         for i in range(count):
             img = (rng.rand(size, size) * 255).astype(np.uint8)
             txn.put(f'{i}'.encode(), cv2.imencode('.png', img)[1].tobytes())
-            txn.put(f'pad{i}'.encode(), rng.bytes(20000))  # data pages beyond the header
             names.append(f'{i}.png ({size},{size},1) 1')
     env.close()
     (folder / 'meta_info.txt').write_text('\n'.join(names) + '\n')
