@@ -7,6 +7,7 @@ input, bad kernel, unwritable output, two inputs whose outputs would share a nam
 """
 import sys
 
+from converse_basicsr.data.io import MAX_INPUT_PIXELS
 from converse_basicsr.hub.zoo import ZOO, ZooError
 from converse_basicsr.inference.folder import UsageError, restore_folder
 from converse_basicsr.inference.restorer import ImageError
@@ -49,6 +50,10 @@ def build_parser():
     p.add_argument('--tile-pad', type=arg(SPECS['tile_pad']), default=32,
                    help='context pixels around each tile (default 32)')
     p.add_argument('--compare', action='store_true', help='also write <name>_compare.png: input | output')
+    p.add_argument(
+        '--max-pixels', type=arg(SPECS['positive_int']), default=MAX_INPUT_PIXELS,
+        help='refuse inputs whose header declares more pixels, before decoding (default '
+        f'{MAX_INPUT_PIXELS})')
     return p
 
 

@@ -22,11 +22,10 @@ import subprocess
 import sys
 from os import path as osp
 
-import yaml
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 from converse_basicsr.evaluation.protocols import per_image_csv_name  # noqa: E402
+from converse_basicsr.utils.safe_yaml import load_yaml  # noqa: E402
 
 DEFAULT_CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'test', '*.yml')))
 # The paper's models: network_g.type → (section of paper_tables.json, model name there, keys of its per-image
@@ -88,8 +87,7 @@ def max_abs_difference(measured, per_image, key):
 
 def table_rows(config, tables):
     """One row per dataset entry of ``config`` whose per-image CSV is under results/<name>/."""
-    with open(config, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
+    opt = load_yaml(config)
     rows = []
     for entry in opt.get('datasets', {}).values():
         path = osp.join('results', opt['name'], per_image_csv_name(entry['name']))

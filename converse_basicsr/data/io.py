@@ -14,10 +14,18 @@ training pipelines. A dataset entry names its ground-truth images with
   grayscale (BT.601 luma, OpenCV's conversion) in all three channels ``(H, W, 3)``: what a 3-channel model
   trained on gray images (Train400) is given, and since the BT.601 Y of a gray pixel ``v`` is
   ``16 + 219/255·v``, such a model's Y-channel PSNR is the SR protocol's Y-channel PSNR of the colour image.
+
+Files from others are checked before they are decoded or mapped: :func:`check_lmdb` compares an LMDB's
+``data.mdb`` with the size its own header declares (a truncated one would kill the process with SIGBUS),
+:func:`header_pixels` reads an image's size from its header (a 48 KB PNG may declare 400 million pixels), and
+:func:`truncation_note` says when a JPEG or PNG ends before its end marker (OpenCV decodes it partly, silently).
 """
 import os
+import re
+import struct
 import sys
 import tempfile
+import warnings
 from os import path as osp
 from pathlib import Path
 
@@ -35,6 +43,10 @@ TIFF_EXTENSIONS = ('.tif', '.tiff')
 FLOAT_INPUT_RANGE = (-1.0, 2.0)
 COLORS = ('rgb', 'gray', 'luma')
 BACKENDS = ('disk', 'lmdb')
+# converse-restore's default limit on an input's pixels (header width x height): a 10000 x 10000 image;
+# its --max-pixels raises it. Decoding takes 3 bytes per pixel before the model's own memory.
+MAX_INPUT_PIXELS = 100_000_000
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def read_meta_info(meta_info):
@@ -54,6 +66,30 @@ def list_images(folder):
     if not names:
         raise ValueError(f'dataroot_gt {folder!r} contains no images (extensions {", ".join(IMG_EXTENSIONS)})')
     return names
+
+
+def check_lmdb(folder):
+    """``folder`` if its ``data.mdb`` is as long as the environment's own header says (last page + 1 pages of the
+    header's page size); else a ``ValueError`` naming the file. Only the header pages are read: the data pages
+    of a truncated file would raise SIGBUS when touched."""
+    import lmdb
+    data = osp.join(folder, 'data.mdb')
+    if not osp.isfile(data):
+        raise ValueError(f'LMDB {folder!r} has no data.mdb (not an LMDB folder)')
+    size = osp.getsize(data)
+    try:
+        env = lmdb.open(folder, readonly=True, lock=False, readahead=False, max_readers=1)
+    except lmdb.Error as error:
+        raise ValueError(f'LMDB {data!r} cannot be opened ({size} bytes): {error}') from None
+    try:
+        page = env.stat()['psize']
+        needed = (env.info()['last_pgno'] + 1) * page
+    finally:
+        env.close()
+    if size < needed:
+        raise ValueError(f'LMDB {data!r} is truncated: {size} bytes, but its header declares {needed} '
+                         f'({needed // page} pages of {page} bytes); copy or create it again')
+    return folder
 
 
 class GroundTruthImages:
@@ -82,6 +118,7 @@ class GroundTruthImages:
         if self.backend == 'lmdb':
             if not dataroot.rstrip('/').endswith('.lmdb'):
                 raise ValueError(f"dataroot_gt {dataroot!r} must be a '*.lmdb' folder for io_backend type lmdb")
+            check_lmdb(dataroot)
             meta_info = meta_info or osp.join(dataroot, 'meta_info.txt')
             self.paths = [osp.splitext(name)[0] for name in read_meta_info(meta_info)]
             self.io_opt.setdefault('db_paths', [dataroot])
@@ -167,6 +204,85 @@ def read_image(path):
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     return img
+
+
+def header_pixels(path):
+    """The pixel count (width x height) that the header of the image file at ``path`` declares, read without
+    decoding the image (a ``.npy`` array's shape likewise); None when no header can be read."""
+    path = Path(path)
+    if path.suffix.lower() in ARRAY_EXTENSIONS:
+        try:
+            shape = np.load(path, mmap_mode='r', allow_pickle=False).shape
+        except Exception:  # noqa: BLE001  (read_image names the problem)
+            return None
+        return int(shape[0]) * int(shape[1]) if len(shape) >= 2 else None
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only
+                return img.width * img.height
+    except Image.DecompressionBombError as error:  # Pillow's own limit, far above most: its message has the count
+        match = re.search(r'\((\d+) pixels\)', str(error))
+        return int(match.group(1)) if match else 2 * Image.MAX_IMAGE_PIXELS + 1
+    except Exception:  # noqa: BLE001  (not a format Pillow reads: OpenCV's decoder decides)
+        return None
+
+
+def check_pixel_limit(path, limit=MAX_INPUT_PIXELS, option='--max-pixels'):
+    """An :class:`ImageError` when the header of ``path`` declares more than ``limit`` pixels (nothing decoded)."""
+    pixels = header_pixels(path)
+    if pixels is not None and pixels > limit:
+        raise ImageError(f'{path}: its header declares {pixels} pixels, more than the limit of {limit} ({option} '
+                         'raises it); not decoded')
+    return pixels
+
+
+def _jpeg_complete(data):
+    """Whether JPEG ``data`` reaches its end-of-image marker, walking its segments (entropy-coded data never holds
+    a marker other than a restart: 0xFF is stuffed as FF 00)."""
+    pos = 2
+    while True:
+        pos = data.find(b'\xff', pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return False
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker in (0x00, 0xFF, 0x01) or 0xD0 <= marker <= 0xD7:  # stuffed byte, fill, standalone markers
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if pos + 4 > len(data):
+            return False
+        pos += 2 + struct.unpack('>H', data[pos + 2:pos + 4])[0]  # a segment: skip its length
+
+
+def _png_complete(f, size):
+    """Whether the PNG file ``f`` (of ``size`` bytes) holds its chunks in full up to IEND."""
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= size:
+        f.seek(pos)
+        length, kind = struct.unpack('>I4s', f.read(8))
+        pos += 12 + length  # length, type, data, CRC
+        if kind == b'IEND':
+            return pos <= size
+    return False
+
+
+def truncation_note(path):
+    """A note when the JPEG or PNG file at ``path`` ends before its end marker (a file cut short, which OpenCV
+    decodes partly without an error), else None."""
+    with open(path, 'rb') as f:
+        head = f.read(8)
+        size = f.seek(0, os.SEEK_END)
+        if head[:2] == b'\xff\xd8':
+            f.seek(0)
+            complete, kind = _jpeg_complete(f.read()), 'JPEG'
+        elif head == PNG_SIGNATURE:
+            complete, kind = _png_complete(f, size), 'PNG'
+        else:
+            return None
+    return None if complete else f'{path} ends before its {kind} end marker: a truncated file, decoded only partly'
 
 
 def check_image(img, source):

@@ -21,6 +21,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.options import ordered_yaml
 from converse_basicsr.data.io import write_atomic
+from converse_basicsr.utils.safe_yaml import basicsr_reads_safely, load_yaml
 
 
 def drop_absent_optional_datasets(opt):
@@ -37,8 +38,7 @@ def drop_absent_optional_datasets(opt):
 def load_present_datasets(opt_file):
     """The options of ``opt_file`` without its absent optional datasets, and the path of a YAML file holding
     them (a temporary file when something was dropped: remove it after use; else ``opt_file`` itself)."""
-    with open(opt_file, encoding='utf-8') as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt = load_yaml(opt_file)
     skipped = drop_absent_optional_datasets(opt)
     if not opt.get('datasets'):
         raise FileNotFoundError(f'none of the datasets of {opt_file!r} is present; skipped: {", ".join(skipped)}')
@@ -135,8 +135,9 @@ def run_test_config(opt_file, extra_argv=()):
     _, run_file = load_present_datasets(opt_file)
     saved_argv, sys.argv = sys.argv, [sys.argv[0], '-opt', run_file] + list(extra_argv)  # parse_options reads it
     try:
-        test_pipeline(os.getcwd())
-        return write_per_image_csv(parse_options(os.getcwd(), is_train=False)[0])
+        with basicsr_reads_safely():  # BasicSR reads the file again: with the same safe loader
+            test_pipeline(os.getcwd())
+            return write_per_image_csv(parse_options(os.getcwd(), is_train=False)[0])
     finally:
         sys.argv = saved_argv
         if run_file != opt_file:

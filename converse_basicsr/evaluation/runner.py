@@ -29,10 +29,8 @@ from os import path as osp
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-from basicsr.utils.options import ordered_yaml
 from converse_basicsr.evaluation import compare_metrics, public_models
 from converse_basicsr.evaluation.compare_inputs import CompareError, Sample, make_inputs, protocol_datasets
 from converse_basicsr.evaluation.compare_options import check_compare_options, check_grid_names, datasets_from_flags
@@ -47,6 +45,7 @@ from converse_basicsr.inference.description import ModelInfo, describe, takes_ke
 from converse_basicsr.inference.memory import MemoryPlanner
 from converse_basicsr.inference.run import run
 from converse_basicsr.inference.tiling import parse_tile
+from converse_basicsr.utils.safe_yaml import load_yaml
 
 __all__ = ['Comparison', 'CompareOptions', 'Sample', 'compare', 'prepare_model', 'run_model', 'run_from_args']
 
@@ -286,8 +285,7 @@ def options_from_args(args):
     YAML given with ``-opt``."""
     opt = {}
     if args.opt:
-        with open(args.opt, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0]) or {}
+        opt = load_yaml(args.opt) or {}
     if args.task:
         opt['protocol'] = {'task': args.task}
     protocol = opt.setdefault('protocol', {})

@@ -2,6 +2,10 @@
 written, one :class:`~converse_basicsr.inference.restorer.Restorer` from the command's options, and every image
 restored with one line per image (a failed image is reported and writes nothing; the others still run).
 
+Inputs are files from others: an image whose header declares more than ``--max-pixels`` pixels (default
+``data.io.MAX_INPUT_PIXELS``) fails before it is decoded, and one that ends before its end marker (a truncated
+JPEG or PNG, which OpenCV decodes partly without an error) is restored with a note saying so.
+
 Exit status of :func:`restore_folder`: 0 all images restored; 1 some images failed; :class:`UsageError` (exit 2)
 for bad arguments (missing input, bad ``--arch-kwargs``, unwritable output, two inputs whose outputs would share
 a name or overwrite an input, a non-blind model without its kernel).
@@ -15,7 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from converse_basicsr.data.io import check_not_inputs, plan_output_names
+from converse_basicsr.data.io import (MAX_INPUT_PIXELS, check_not_inputs, check_pixel_limit, plan_output_names,
+                                      truncation_note)
 from converse_basicsr.inference.restorer import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
 from converse_basicsr.inference.tiling import parse_tile
 
@@ -90,15 +95,18 @@ def restore_folder(args):
     for message in restorer.messages:
         print(f'warning: {message}', file=sys.stderr)
     failed, start = [], time.time()
+    max_pixels = getattr(args, 'max_pixels', None) or MAX_INPUT_PIXELS
     for path in tqdm(inputs, desc=f'{restorer.name}', unit='img', file=sys.stderr):
         try:
+            check_pixel_limit(path, max_pixels)  # from the header, before anything is decoded
+            partly = truncation_note(path)
             out_path, result = restorer.restore_file(path, output, args.compare)
         except (ImageError, ValueError, RuntimeError, OSError) as err:
             failed.append(path)
             tqdm.write(f'error: {path}: {err}', file=sys.stderr)
             continue
         tiled = f', tiles of {result.tile}' if result.tile else ''
-        notes = ''.join(f'; note: {n}' for n in result.notes)
+        notes = ''.join(f'; note: {n}' for n in result.notes + ([partly] if partly else []))
         tqdm.write(f'{path} -> {out_path} ({result.image.shape[1]}x{result.image.shape[0]}, '
                    f'{result.image.dtype}{tiled}){notes}')
     print(f'restored {len(inputs) - len(failed)}/{len(inputs)} images with {restorer.name} on {restorer.device} '

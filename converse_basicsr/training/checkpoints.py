@@ -6,8 +6,16 @@ BasicSR's three tries on a failed write are kept. Before a run resumes, :func:`f
 checks the state it would use (it loads, has the keys, its ``iter`` is the one in its name, the model
 files of that iteration exist and load); with ``--auto_resume`` a bad one is named and the newest good
 one is used, and when none is good the run says so and starts clean.
+
+Files are data, never code: a training state loads with ``weights_only=True`` and an allow-list of exactly the
+types BasicSR's states hold beyond tensors (``STATE_GLOBALS``); a model file with ``weights_only=True`` alone.
+A state that needs anything else is treated as a corrupt one, and named. A save that still fails after the
+last try raises :class:`SaveError` naming the file and the cause (``no space left on device``): the run
+ends with a non-zero exit status, the files saved before it kept.
 """
+import collections
 import os
+import pickle
 import random
 import re
 import time
@@ -20,37 +28,78 @@ import torch.distributed as dist
 STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 TEMP_SUFFIX = '.tmp'  # temporary files: ``.<name>.<pid>.tmp``; BasicSR's scans for ``*.state`` never see them
 SAVE_TRIES = 3  # BasicSR's retry count
+# What a training state holds besides tensors and plain Python data: the MultiStepRestartLR scheduler's
+# ``milestones`` (a Counter) and numpy's random state (a uint32 array), found by loading real states.
+STATE_GLOBALS = (collections.Counter, np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+                 np.ndarray.__reduce__(np.zeros(1))[0])  # the last: numpy's array _reconstruct
 
 
 class ResumeError(ValueError):
     """An explicitly given ``path.resume_state`` that cannot be resumed from; the message names the file."""
 
 
+class SaveError(RuntimeError):
+    """A checkpoint or training state that could not be saved; the message names the file and the cause."""
+
+
+class _RecordingWriter:
+    """A binary file whose first failed write is kept: ``torch.save`` reports a failed write in its own words
+    (``unexpected pos 64 vs 0``), which would hide the cause (``No space left on device``)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self):
+        return self.f.flush()
+
+    def __getattr__(self, name):  # name, fileno, ...: the file's
+        return getattr(self.f, name)
+
+
+def _cause(error):
+    """An error in words: an ``OSError``'s own text in lower case (``no space left on device``), else its line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:1].lower() + error.strerror[1:]
+    if isinstance(error, OSError):
+        return str(error)
+    return f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'
+
+
 def save_atomically(obj, path, what='file', logger=None):
     """``torch.save(obj, path)`` through a temporary file and ``os.replace``; up to ``SAVE_TRIES`` tries.
 
-    On failure after the last try a warning is logged (BasicSR's behaviour: training goes on) and False
-    is returned; a half-written temporary file is removed."""
+    A failed try is logged as BasicSR does; a half-written temporary file is removed. After the last failed try
+    :class:`SaveError` names ``path`` and the cause (the file saved before under ``path``, if any, is kept)."""
     folder, name = osp.split(path)
     temp = osp.join(folder, f'.{name}.{os.getpid()}{TEMP_SUFFIX}')
+    cause = None
     for attempt in range(1, SAVE_TRIES + 1):
+        writer = None
         try:
             with open(temp, 'wb') as f:
-                torch.save(obj, f)
+                writer = _RecordingWriter(f)
+                torch.save(obj, writer)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, path)
             return True
         except Exception as error:  # noqa: BLE001  (BasicSR retries on any error, e.g. a full or flaky disk)
+            cause = _cause(writer.error if writer is not None and writer.error is not None else error)
             if osp.exists(temp):
                 os.remove(temp)
             if logger is not None:
-                logger.warning(f'Save {what} error: {error}, remaining retry times: {SAVE_TRIES - attempt}')
+                logger.warning(f'Save {what} error: {cause}, remaining retry times: {SAVE_TRIES - attempt}')
             if attempt < SAVE_TRIES:
                 time.sleep(1)
-    if logger is not None:
-        logger.warning(f'Still cannot save {path}. Just ignore it.')
-    return False
+    raise SaveError(f'the {what} {path} could not be saved: {cause} ({SAVE_TRIES} tries); the files saved before '
+                    'it are kept')
 
 
 def _process_alive(pid):
@@ -148,9 +197,33 @@ def save_network(model, net, net_label, current_iter, param_key='params'):
     save_atomically(save_dict, path, 'model', get_root_logger())
 
 
-def _load(path):
-    # Our own training-state or model file (optimizer/scheduler/RNG states hold non-tensor objects).
-    return torch.load(path, map_location='cpu', weights_only=False)
+def load_model_file(path):
+    """A model file (``net_g_<iter>.pth``, a pretrained network) as data: ``torch.load(weights_only=True)``."""
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def load_state_file(path):
+    """A training state as data: ``weights_only=True`` with ``STATE_GLOBALS`` allowed, nothing else."""
+    with torch.serialization.safe_globals(list(STATE_GLOBALS)):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def load_failure(path, error):
+    """Why ``path`` did not load, in one line: the globals a refused pickle asks for, or the error's first line."""
+    if isinstance(error, pickle.UnpicklingError) and 'weights_only' in str(error):
+        try:
+            wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001  (not a zip checkpoint: fall back to the error's text)
+            wanted = []
+        wanted = [g for g in wanted if g not in {_global_name(t) for t in STATE_GLOBALS}]
+        if wanted:
+            return f'it needs {", ".join(wanted)}, not a type that training states or model files hold; read as ' \
+                   'data with weights_only=True, nothing was run'
+    return _cause(error)
+
+
+def _global_name(obj):
+    return f'{obj.__module__}.{obj.__qualname__}'
 
 
 def model_files(opt, iteration):
@@ -166,9 +239,9 @@ def check_state(opt, path):
     """The training state at ``path`` if it and its model files are usable, else a ``ValueError`` saying why."""
     name = osp.basename(path)
     try:
-        state = _load(path)
-    except Exception as error:  # noqa: BLE001  (truncated, empty, not a pickle: all mean "unusable")
-        raise ValueError(f'{path} does not load ({type(error).__name__}: {error})') from None
+        state = load_state_file(path)
+    except Exception as error:  # noqa: BLE001  (truncated, empty, not a pickle, code in it: all mean "unusable")
+        raise ValueError(f'{path} does not load ({load_failure(path, error)})') from None
     if not isinstance(state, dict) or any(key not in state for key in STATE_KEYS):
         found = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise ValueError(f'{path} is not a training state (needs keys {list(STATE_KEYS)}, has {found})')
@@ -179,10 +252,10 @@ def check_state(opt, path):
         if not osp.isfile(model_path):
             raise ValueError(f'{path}: its model file {model_path} is missing')
         try:
-            weights = _load(model_path)
+            weights = load_model_file(model_path)
         except Exception as error:  # noqa: BLE001
             raise ValueError(f'{path}: its model file {model_path} does not load '
-                             f'({type(error).__name__}: {error})') from None
+                             f'({load_failure(model_path, error)})') from None
         if not isinstance(weights, dict) or not weights:
             raise ValueError(f'{path}: its model file {model_path} holds no weights')
     return state

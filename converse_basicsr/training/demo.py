@@ -8,13 +8,13 @@ from os import path as osp
 
 import numpy as np
 import torch
-import yaml
 from torch.nn import functional as F
 
 import converse_basicsr  # noqa: F401  (basicsr compatibility fixes and registries, before any basicsr import)
 from converse_basicsr.data.io import quantise, write_image, write_text_atomic
 from converse_basicsr.training.pipeline import run_command
 from converse_basicsr.utils.configs import resolve_config
+from converse_basicsr.utils.safe_yaml import dump_yaml, load_yaml
 
 CONFIG = 'train_demo_dncnn'  # options/demo/train_demo_dncnn.yml
 TRAIN_IMAGES = ('astronaut', 'brick', 'chelsea', 'coffee', 'grass', 'gravel', 'immunohistochemistry', 'moon', 'page',
@@ -73,8 +73,7 @@ def show_operator():
 
 def demo_options(config, data_root, iters=None):
     """The demo config with its dataroots at ``data_root``; with ``iters``, shortened to that many iterations."""
-    with open(config, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
+    opt = load_yaml(config)
     for split in ('train', 'val'):
         opt['datasets'][split]['dataroot_gt'] = osp.join(data_root, split)
     if iters is not None:
@@ -88,7 +87,7 @@ def demo_options(config, data_root, iters=None):
 def train(opt, output):
     """Train with ``opt`` (written to ``<output>/<name>.yml``, the exact options of the run) under ``output``."""
     opt_file = osp.join(output, f'{opt["name"]}.yml')
-    write_text_atomic(opt_file, yaml.safe_dump(opt, sort_keys=False))
+    write_text_atomic(opt_file, dump_yaml(opt))
     shutil.rmtree(osp.join(output, 'experiments', opt['name']), ignore_errors=True)  # the previous demo run
     net_opt = opt['network_g']
     network = f'{net_opt["type"]} ({net_opt["num_block"]} blocks, {net_opt["num_feat"]} features)'

@@ -7,19 +7,26 @@
 - :func:`check_color_channels`: a grayscale/RGB mismatch between a dataset's ``color`` and the network.
 - :func:`check_data`: decode every image / LMDB key of the package's datasets once (``converse-train
   --check-data``), listing each one that fails.
+- :func:`folder_name_errors`, :func:`input_file_errors`: names that become folders stay inside their folder
+  (``name``, a dataset's ``name``, ``val.suffix``); pretrained and spandrel model files can be read, as data,
+  and LMDB datasets are complete, before BasicSR creates anything.
+
+The file itself is read by :func:`load_options`, the package's safe YAML loader: plain data, never code.
 """
 import inspect
+import os
 import sys
 
-import yaml
-
-from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from converse_basicsr.data.io import check_lmdb
 from converse_basicsr.training.basicsr_keys import basicsr_key_errors, signature_table
-from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_value
+from converse_basicsr.training.checkpoints import load_failure, load_model_file
+from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_folder_name, check_value
+from converse_basicsr.utils.safe_yaml import load_yaml
 
 __all__ = [
-    'OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error', 'arch_options'
+    'OptionError', 'check_options', 'check_color_channels', 'check_data', 'load_options', 'kind_error', 'arch_options',
+    'folder_name_errors', 'input_file_errors'
 ]
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3, 'luma': 3}
@@ -31,8 +38,9 @@ PACKAGE = __name__.split('.', 1)[0]  # 'converse_basicsr'
 
 
 def load_options(path):
-    with open(path, encoding='utf-8') as f:
-        return yaml.load(f, Loader=ordered_yaml()[0])
+    """The option file at ``path`` read as plain data by the package's safe loader (``utils.safe_yaml``): a tag
+    that would run code, an alias bomb or a syntax error is an :class:`OptionError` naming the file and line."""
+    return load_yaml(path)
 
 
 def kind_error(key, value, kind):
@@ -65,6 +73,7 @@ def check_options(opt, path='<options>', is_train=True):
     errors = basicsr_key_errors(opt, is_train)
     if not isinstance(opt, dict):
         raise OptionError(f'{path}: {errors[0]}')
+    errors = folder_name_errors(opt) + errors  # first: a name that leaves its folder is the gravest
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
     for phase, dataset in datasets.items():
         cls = DATASET_REGISTRY._obj_map.get(
@@ -85,6 +94,57 @@ def check_options(opt, path='<options>', is_train=True):
         raise OptionError(f'{path}: {errors[0]}')
     if errors:
         raise OptionError(f'{path}: {len(errors)} bad option(s):\n  ' + '\n  '.join(errors))
+
+
+def folder_name_errors(opt):
+    """Error lines for the option values BasicSR turns into folder or file names (``name``: ``experiments/<name>``,
+    ``results/<name>``; a dataset's ``name``: a results sub-folder; ``val.suffix``: part of a result's file
+    name) that would leave their folder: the rule of :func:`converse_basicsr.utils.options.check_folder_name`."""
+    named = [('name', opt.get('name'))]
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    named += [(f'datasets.{phase}.name', entry.get('name')) for phase, entry in datasets.items()
+              if isinstance(entry, dict)]
+    if isinstance(opt.get('val'), dict):
+        named.append(('val.suffix', opt['val'].get('suffix')))
+    errors = []
+    for where, value in named:
+        try:
+            if isinstance(value, str):
+                check_folder_name(where, value)
+        except OptionError as error:
+            errors.append(str(error))
+    return errors
+
+
+def input_file_errors(opt):
+    """Error lines for the files a run reads that exist but cannot be used, found before BasicSR creates a
+    folder: a ``path.pretrain_network_*`` that does not load as a model file (read as data, ``weights_only``),
+    a network's ``path`` (SpandrelNet) that cannot be read, an ``lmdb`` dataroot that is truncated."""
+    errors = []
+    for key, value in (opt.get('path') if isinstance(opt.get('path'), dict) else {}).items():
+        if key.startswith('pretrain_network_') and isinstance(value, str) and os.path.isfile(value):
+            try:
+                load_model_file(value)
+            except Exception as error:  # noqa: BLE001  (unreadable, truncated, not a checkpoint, code in it)
+                errors.append(f'path.{key}: {value!r} cannot be read as a model file ({load_failure(value, error)})')
+    for key, net in opt.items():
+        if key.startswith('network_') and isinstance(net, dict) and isinstance(net.get('path'), str):
+            try:
+                with open(net['path'], 'rb') as f:
+                    f.read(1)
+            except OSError as error:
+                errors.append(f'{key}.path: {net["path"]!r} cannot be read ({error.strerror or error})')
+    for phase, dataset in (opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}).items():
+        backend = dataset.get('io_backend') if isinstance(dataset, dict) else None
+        if not (isinstance(backend, dict) and backend.get('type') == 'lmdb'):
+            continue
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if isinstance(dataset.get(key), str) and os.path.isdir(dataset[key]):
+                try:
+                    check_lmdb(dataset[key])
+                except ValueError as error:
+                    errors.append(f'datasets.{phase}.{key}: {error}')
+    return errors
 
 
 def network_in_channels(net_opt):
@@ -161,10 +221,8 @@ def check_data(opt, stream=None):
 
 def check_option_file(opt_file, is_train=False):
     """Raise :class:`OptionError` (one line naming the file and the key) for a BasicSR option file that cannot run:
-    unknown keys, wrong kinds, a dataroot or pretrained model that does not exist. ``converse-test`` calls it
-    before BasicSR creates ``results/<name>/``."""
-    import os
-
+    unknown keys, wrong kinds, a name that leaves its folder, a dataroot or pretrained model that does not exist
+    or cannot be used. ``converse-test`` calls it before BasicSR creates ``results/<name>/``."""
     from converse_basicsr.training.basicsr_keys import dataroot_errors
     if not os.path.isfile(opt_file):
         raise OptionError(f'-opt {opt_file}: no such file')
@@ -175,3 +233,6 @@ def check_option_file(opt_file, is_train=False):
         more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
         raise OptionError(f'{opt_file}: {missing[0]}{more}; run from a folder where these paths exist, or pass your '
                           'own copy with -opt FILE')
+    unusable = input_file_errors(opt)
+    if unusable:
+        raise OptionError(f'{opt_file}: ' + '; '.join(unusable))

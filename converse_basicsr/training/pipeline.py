@@ -15,6 +15,10 @@ BasicSR's loop it adds, for the duration of the call only:
 
 - **archives that never collide**: a run that starts clean renames an existing experiment folder with a
   timestamp, numbered when two clean starts fall in the same second.
+- **files as data**: BasicSR reads the option file with the package's safe YAML loader
+  (:func:`converse_basicsr.utils.safe_yaml.basicsr_reads_safely`), states and models load with ``weights_only``,
+  and a checkpoint that cannot be saved ends the run (:class:`~converse_basicsr.training.checkpoints.SaveError`,
+  exit status 1 from ``converse-train``).
 
 The hand-off from the model (which reads the state) to the sampler (built before it) goes through one
 :class:`TrainingRun` object per call, not through module or class attributes.
@@ -30,11 +34,13 @@ import basicsr.utils.misc
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import get_root_logger, get_time_str
 from converse_basicsr.training.basicsr_keys import dataroot_errors
-from converse_basicsr.training.checkpoints import ResumeError, load_resume_state, remove_stale_temps, set_rng_state
+from converse_basicsr.training.checkpoints import (ResumeError, SaveError, load_resume_state, remove_stale_temps,
+                                                   set_rng_state)
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
-                                                     load_options)
-from converse_basicsr.utils.options import SPECS, CheckedParser, arg, config_arg
+                                                     input_file_errors, load_options)
+from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_writable_dir, config_arg
+from converse_basicsr.utils.safe_yaml import basicsr_reads_safely
 
 
 class ResumableSampler(EnlargedSampler):
@@ -165,7 +171,7 @@ def train_pipeline(root_path):
     """BasicSR's ``train_pipeline(root_path)`` (options from ``sys.argv``) with the training fixes, checked
     resume and exact resume (see the module docstring)."""
     apply_training_fixes()
-    with TrainingRun().installed():
+    with TrainingRun().installed(), basicsr_reads_safely():
         basicsr.train.train_pipeline(root_path)
 
 
@@ -196,9 +202,11 @@ def run(argv, root_path):
         opt = load_options(opt_path)
         check_options(opt, opt_path, is_train=not data_only)  # --check-data trains nothing
         check_color_channels(opt)
-        missing = [] if data_only else dataroot_errors(opt)  # --check-data lists them itself
+        missing = [] if data_only else dataroot_errors(opt) or input_file_errors(opt)  # --check-data lists them
         if missing:
             raise OptionError(f'{opt_path}: ' + '; '.join(missing))
+        if not data_only:  # BasicSR creates experiments/<name> there
+            check_writable_dir(os.path.join(root_path, 'experiments'), 'the experiments folder')
         if data_only:
             checked, bad = check_data(opt)
             for where, image, error in bad:
@@ -218,9 +226,12 @@ def run(argv, root_path):
 
 def run_command(argv, root_path):
     """:func:`run` as the ``converse-train`` command: a bad option file, resume state or missing file is one
-    error line and exit status 2."""
+    error line and exit status 2; a checkpoint that could not be saved one line and exit status 1."""
     try:
         return run(argv, root_path)
     except (OptionError, ResumeError, FileNotFoundError) as error:
         print(f'converse-train: error: {error}', file=sys.stderr)
         return 2
+    except SaveError as error:
+        print(f'converse-train: error: {error}', file=sys.stderr)
+        return 1

@@ -19,7 +19,7 @@ from os import path as osp
 
 __all__ = [
     'OptionError', 'Spec', 'check_value', 'arg', 'CheckedParser', 'check_entry', 'did_you_mean', 'check_device',
-    'check_writable_dir', 'check_unique', 'SPECS', 'KIND_NAMES'
+    'check_writable_dir', 'check_unique', 'check_folder_name', 'SPECS', 'KIND_NAMES'
 ]
 
 
@@ -252,6 +252,36 @@ def check_writable_dir(value, name):
     if not os.access(probe, os.W_OK | os.X_OK):
         what = '' if probe == path else f' (its parent {probe})'
         raise OptionError(f'{name} {value}: the folder{what} is not writable')
+    return value
+
+
+FOLDER_NAME_BYTES = 200  # a file system's 255-byte limit, less room for BasicSR's "_archived_<time>" suffix
+FOLDER_NAME_RULE = ('a folder name: not empty, not "." or "..", no "/" or "\\", no control characters, '
+                    f'at most {FOLDER_NAME_BYTES} bytes')
+
+
+def check_folder_name(name, value):
+    """``value`` if it can be used as one folder's name inside another (a run's ``name``: ``experiments/<name>``,
+    ``results/<name>``); else :class:`OptionError` stating the rule. A path separator, ``..``, an absolute path
+    or a character the file system cannot hold would put files outside their folder or fail half-way."""
+    if not isinstance(value, str):
+        raise OptionError(f'{name} must be {FOLDER_NAME_RULE}; got {value!r} ({type(value).__name__})')
+    problem = None
+    if value.strip() in ('', '.', '..'):
+        problem = 'it names no folder of its own'
+    elif '/' in value or '\\' in value:
+        problem = 'it holds a path separator'
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = 'it holds a control character'
+    else:
+        try:
+            size = len(value.encode(sys.getfilesystemencoding()))
+        except UnicodeEncodeError:
+            size, problem = 0, f'the file system encoding ({sys.getfilesystemencoding()}) cannot hold it'
+        if size > FOLDER_NAME_BYTES:
+            problem = f'it is {size} bytes long'
+    if problem:
+        raise OptionError(f'{name} must be {FOLDER_NAME_RULE}; got {value!r} ({problem})')
     return value
 
 
