@@ -97,6 +97,17 @@ def make_description(arch, kwargs=None, scale=None, in_channels=None, out_channe
     })
 
 
+def describe_network(net_opt, net=None, name=None):
+    """The description of the network built from the ``network_g`` entry ``net_opt`` (``net``: the built network,
+    whose detected values a ``SpandrelNet`` carries); None when ``net_opt`` names no type."""
+    if not isinstance(net_opt, dict) or not isinstance(net_opt.get('type'), str):
+        return None
+    kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
+    detected = getattr(net, 'spandrel_info', None) or {}
+    return make_description(net_opt['type'], kwargs, detected.get('scale'), detected.get('in_channels'),
+                            detected.get('out_channels'), name)
+
+
 def attach(state_dict, description):
     """``state_dict`` as an OrderedDict whose ``_metadata`` carries ``description`` (the tensors are not copied)."""
     out = OrderedDict(state_dict)

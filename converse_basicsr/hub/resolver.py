@@ -156,19 +156,13 @@ def _file(path, arch=None, arch_kwargs=None):
     checkpoint, metadata = read_checkpoint(path)
     description = read_description(checkpoint, path, metadata)
     state = canonical_state_dict(checkpoint, path)
-    if description is None:
-        found = run_yaml_network(path)
-        if found is not None:
-            description = make_description(found[0], found[1], name=Path(found[2]).stem)
-            path_note = f'{path} (network from {found[2]})'
-        else:
-            path_note = str(path)
-    else:
-        path_note = str(path)
+    found = run_yaml_network(path) if description is None else None
+    if found is not None:
+        description = make_description(found[0], found[1], name=Path(found[2]).stem)
     if description is not None:
         _contradictions(path, description, arch, arch_kwargs)
         module, info = _described(path, state, description, arch_kwargs)
-        info['source'] = path_note
+        info['network_from'] = found[2] if found else str(path)
         return module, info, 'arch' if arch else 'described'
     if arch is not None:
         module = _load_weights(build_arch(arch, arch_kwargs), state, path, arch, arch_kwargs)

@@ -123,13 +123,13 @@ class SpandrelNetArch(Architecture[torch.nn.Module]):
         return self.registry.load({k[len('net.'):]: v for k, v in state_dict.items()})
 
 
-ARCHITECTURES = [ConverseArch(name) for name in INFERENCES]
+ARCHITECTURES = [ConverseArch(name) for name in INFERENCES] + [SpandrelNetArch(MAIN_REGISTRY)]
 
 
 def install(registry=MAIN_REGISTRY):
     """Add this package's archs to spandrel's ``registry`` (default: the one ``ModelLoader()`` uses), detected
     before every arch already there; calling it again changes nothing. Returns the arch ids added."""
-    archs = ARCHITECTURES + [SpandrelNetArch(registry)]
+    archs = [a if not isinstance(a, SpandrelNetArch) else SpandrelNetArch(registry) for a in ARCHITECTURES]
     ours = {a.id for a in archs}
     others = tuple(s.architecture.id for s in registry.architectures() if s.architecture.id not in ours)
     added = registry.add(*[ArchSupport.from_architecture(a, before=others) for a in archs], ignore_duplicates=True)

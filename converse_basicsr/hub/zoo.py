@@ -21,6 +21,7 @@ import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr.archs import converse_arch_names
+from converse_basicsr.utils.imports import IMPORT_HINT
 
 from .state_dicts import ZooError, read_state_dict
 
@@ -173,12 +174,13 @@ def build_arch(arch, kwargs=None, device='cpu'):
     if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
         arch = f'{arch}_basicsr'
     if arch not in ARCH_REGISTRY:
-        raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
+        raise ZooError(f'unknown arch {arch!r} (registered Converse archs: {", ".join(converse_arch_names())}); '
+                       f'{IMPORT_HINT}')
     try:
         with torch.device(device):
             return ARCH_REGISTRY.get(arch)(**(kwargs or {}))
-    except TypeError as err:
-        raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
+    except (TypeError, ValueError) as err:  # arguments the arch refuses (ConverseUp: an unknown base)
+        raise ZooError(f'arch {arch!r} cannot be built with arch kwargs {kwargs}: {err}') from err
 
 
 def state_dict_matches(arch, kwargs, state_dict):
