@@ -88,8 +88,8 @@ def read_checkpoint(path):
     ``.pth`` / ``.pt`` / ``.ckpt`` with ``torch.load(weights_only=True)``, ``.safetensors`` with safetensors."""
     path = Path(path)
     if path.suffix.lower() not in EXTENSIONS:
-        raise ZooError(f'{path}: unsupported checkpoint extension {path.suffix!r} (expected {", ".join(EXTENSIONS)}'
-                       ', or .onnx)')
+        raise ZooError(f'{path} is not a PyTorch checkpoint: unsupported checkpoint extension {path.suffix!r} '
+                       f'(expected {", ".join(EXTENSIONS)}, or .onnx)')
     try:
         if path.suffix.lower() == '.safetensors':
             from safetensors import safe_open

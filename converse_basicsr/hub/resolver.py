@@ -151,18 +151,45 @@ def _detected(path, state):
     return module, info, 'spandrel'
 
 
+def _own_description(path, checkpoint, metadata):
+    """``(description, where it came from)`` of a read checkpoint: its own, else its run's YAML; (None, None)."""
+    description = read_description(checkpoint, path, metadata)
+    if description is not None:
+        return description, str(path)
+    found = run_yaml_network(path)
+    if found is None:
+        return None, None
+    return make_description(found[0], found[1], name=Path(found[2]).stem), found[2]
+
+
+def describe_file(path, checkpoint, metadata=None):
+    """The description a read checkpoint should carry: its own, its run's YAML's, the zoo entry of a published
+    file (same sha256), or the Converse arch its shapes show with the defaults for the rest (the one "assumed"
+    line printed); None for other projects' archs."""
+    description, _ = _own_description(path, checkpoint, metadata)
+    if description is not None:
+        return description
+    digest = sha256sum(path)
+    entry = next((e for e in ZOO.values() if e.sha256 == digest), None)
+    if entry is not None:
+        return make_description(entry.arch, entry.kwargs)
+    guess = infer_arch(canonical_state_dict(checkpoint, path))
+    if guess is None:
+        return None
+    for note in _assumed_note(path, guess[0], guess[1], set(guess[1])):
+        print(note, file=sys.stderr)
+    return make_description(*guess)
+
+
 def _file(path, arch=None, arch_kwargs=None):
     """A checkpoint file: read once, then routed by its description, its run folder, its checksum or its keys."""
     checkpoint, metadata = read_checkpoint(path)
-    description = read_description(checkpoint, path, metadata)
+    description, origin = _own_description(path, checkpoint, metadata)
     state = canonical_state_dict(checkpoint, path)
-    found = run_yaml_network(path) if description is None else None
-    if found is not None:
-        description = make_description(found[0], found[1], name=Path(found[2]).stem)
     if description is not None:
         _contradictions(path, description, arch, arch_kwargs)
         module, info = _described(path, state, description, arch_kwargs)
-        info['network_from'] = found[2] if found else str(path)
+        info['network_from'] = origin
         return module, info, 'arch' if arch else 'described'
     if arch is not None:
         module = _load_weights(build_arch(arch, arch_kwargs), state, path, arch, arch_kwargs)
