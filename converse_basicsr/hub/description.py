@@ -47,8 +47,18 @@ def plain(value, where='description'):
     raise ZooError(f'{where}: {type(value).__name__} {value!r} cannot be written into a checkpoint description')
 
 
+def is_plain(value):
+    """Whether :func:`plain` accepts ``value``."""
+    try:
+        plain(value)
+        return True
+    except ZooError:
+        return False
+
+
 def full_kwargs(arch, kwargs=None):
-    """Every constructor argument of the registered ``arch`` (``kwargs`` over the signature's defaults)."""
+    """Every constructor argument of the registered ``arch``: ``kwargs`` over the signature's defaults (a default
+    that is no plain value, such as SwinIR's ``norm_layer=nn.LayerNorm``, is left to the constructor)."""
     from basicsr.utils.registry import ARCH_REGISTRY
     kwargs = dict(kwargs or {})
     if arch not in ARCH_REGISTRY:
@@ -61,6 +71,7 @@ def full_kwargs(arch, kwargs=None):
         name: p.default
         for name, p in params.items()
         if p.default is not inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and is_plain(p.default)
     }
     full.update(kwargs)
     return full
