@@ -25,11 +25,13 @@ def build_parser():
     models = ', '.join(f'{e.name} ({e.task})' for e in ZOO.values())
     p = CheckedParser(prog='converse-restore', description='Restore images with a Converse model.')
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument('--model', help=f'zoo name [{models}], a checkpoint file (the network it describes, '
-                        'else detected), or package.module:callable')
+    source.add_argument(
+        '--model', help=f'zoo name [{models}], a checkpoint file (the network it describes, '
+        'else detected), or package.module:callable')
     source.add_argument('--onnx', help='an exported .onnx file (converse-export), run by ONNX Runtime')
-    p.add_argument('--arch', help='arch type for a checkpoint that does not describe its network (e.g. '
-                   'ConverseDnCNN); default: the file\'s description, the run\'s YAML beside models/, or detected')
+    p.add_argument(
+        '--arch', help='arch type for a checkpoint that does not describe its network (e.g. '
+        'ConverseDnCNN); default: the file\'s description, the run\'s YAML beside models/, or detected')
     p.add_argument('--arch-kwargs', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\' (needs --arch)')
     p.add_argument(
         '--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '

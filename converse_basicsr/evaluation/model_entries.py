@@ -137,7 +137,8 @@ def entry_kind(entry):
         entry['onnx'] = entry.pop('path')
     kind = next((key for key in LOADERS if key in entry), None)
     if kind is None:
-        raise CompareError(f'cannot read model entry {entry!r}: give a zoo name, type (+ path), callable, path or module')
+        raise CompareError(
+            f'cannot read model entry {entry!r}: give a zoo name, type (+ path), callable, path or module')
     return kind, entry
 
 

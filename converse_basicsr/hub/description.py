@@ -70,8 +70,8 @@ def full_kwargs(arch, kwargs=None):
     full = {
         name: p.default
         for name, p in params.items()
-        if p.default is not inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        and is_plain(p.default)
+        if p.default is not inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL,
+                                                                       p.VAR_KEYWORD) and is_plain(p.default)
     }
     full.update(kwargs)
     return full

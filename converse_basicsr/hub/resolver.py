@@ -248,8 +248,8 @@ def route(source, arch=None):
                    'package.module:callable nor an .onnx file')
 
 
-def resolve(source, *, arch=None, arch_kwargs=None, model_dir=None, device='cpu', label=None, url=None,
-            progress=True, seed=0):
+def resolve(source, *, arch=None, arch_kwargs=None, model_dir=None, device='cpu', label=None, url=None, progress=True,
+            seed=0):
     """``source`` (see the module docstring) as a :class:`ResolvedModel` on ``device``. ``arch`` /
     ``arch_kwargs``: the registered arch to build (for a file, checked against its description); ``seed``: the
     initialisation of an untrained ``arch`` (``source=None``). Errors are :class:`~.zoo.ZooError` naming the

@@ -25,10 +25,26 @@ S = Spec
 TEXT, FLAG, MAPPING, ANY = S('str'), S('bool'), S('dict'), None
 POSITIVE = S('number', positive=True)
 TOP = {
-    'name': TEXT, 'model_type': TEXT, 'scale': S('int', minimum=1), 'num_gpu': ANY, 'manual_seed': S('int'),
-    'datasets': MAPPING, 'network_*': MAPPING, 'path': MAPPING, 'train': MAPPING, 'val': MAPPING, 'logger': MAPPING,
-    'dist_params': MAPPING, 'find_unused_parameters': FLAG, 'is_train': FLAG, 'dist': FLAG, 'rank': S('int'),
-    'world_size': S('int'), 'auto_resume': FLAG, 'root_path': TEXT, 'high_order_degradation': FLAG,
+    'name': TEXT,
+    'model_type': TEXT,
+    'scale': S('int', minimum=1),
+    'num_gpu': ANY,
+    'manual_seed': S('int'),
+    'datasets': MAPPING,
+    'network_*': MAPPING,
+    'path': MAPPING,
+    'train': MAPPING,
+    'val': MAPPING,
+    'logger': MAPPING,
+    'dist_params': MAPPING,
+    'find_unused_parameters': FLAG,
+    'is_train': FLAG,
+    'dist': FLAG,
+    'rank': S('int'),
+    'world_size': S('int'),
+    'auto_resume': FLAG,
+    'root_path': TEXT,
+    'high_order_degradation': FLAG,
     IMPORTS_KEY: S('list')  # this package's: the user's modules, imported before the checks
 }
 BLOCKS = {

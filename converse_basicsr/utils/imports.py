@@ -8,14 +8,14 @@ import sys
 from converse_basicsr.utils.options import OptionError
 
 IMPORTS_KEY = 'custom_imports'  # the YAML key: modules to import before the file is checked
-IMPORT_HINT = (f'if it is your own, import the module that registers it: {IMPORTS_KEY}: [my_module] in the YAML, '
-               'or --import my_module')
+IMPORT_HINT = (f'if it is your own, import the module that registers it: {IMPORTS_KEY}: [my_module] in the '
+               'YAML, or --import my_module')
 
 
 def import_module(name, where):
     """The module ``name`` (from ``sys.path``, else the current folder); a module that cannot be found is an
-    :class:`OptionError` starting with ``where`` (the option and its value) and saying where it was looked for. A module that exists but
-    fails on one of its own imports raises as it is: the user's traceback to see."""
+    :class:`OptionError` starting with ``where`` (the option and its value) and saying where it was looked for.
+    A module that exists but fails on one of its own imports raises as it is: the user's traceback to see."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
@@ -34,8 +34,7 @@ def import_user_modules(names, option='--import'):
     archs, datasets and models they register exist before any check; returns the modules."""
     if names is None:
         return []
-    if isinstance(names, str) or not isinstance(names, (list, tuple)) or \
-            not all(isinstance(n, str) and n.strip() for n in names):
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in names):
         raise OptionError(f'{option} must be a list of module names such as [my_arch], got {names!r}')
     return [import_module(name.strip(), f'{option} {name.strip()}') for name in names]
 

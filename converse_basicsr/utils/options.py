@@ -292,10 +292,10 @@ def fail(prog, error, stream=None):
 def add_import_option(parser):
     """``--import MODULE`` (repeatable, into ``args.imports``): the user's modules, imported before any check
     (:func:`converse_basicsr.utils.imports.import_user_modules`); the flag every entry point shares."""
-    parser.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
-                        type=arg(SPECS['text']),
-                        help='import MODULE first (repeatable): a module of yours that registers archs, datasets '
-                        'or models, found on PYTHONPATH or in the current folder')
+    parser.add_argument(
+        '--import', dest='imports', action='append', default=[], metavar='MODULE', type=arg(SPECS['text']),
+        help='import MODULE first (repeatable): a module of yours that registers archs, datasets '
+        'or models, found on PYTHONPATH or in the current folder')
     return parser
 
 

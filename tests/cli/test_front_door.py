@@ -45,8 +45,10 @@ def test_restore_refuses_mps_at_the_flag(monkeypatch, tmp_path, image_dir, capsy
 def test_unknown_base_arch_is_a_usage_error_and_writes_nothing(tmp_path, image_dir, capsys):
     torch.save(torch.nn.Conv2d(1, 1, 3).state_dict(), tmp_path / 'w.pth')
     rc = restore.main([
-        '--model', str(tmp_path / 'w.pth'), '--arch', 'ConverseUp', '--arch-kwargs', '{"base": {"type": "TinySR"}}',
-        '-i', str(image_dir), '-o', str(tmp_path / 'out')
+        '--model',
+        str(tmp_path / 'w.pth'), '--arch', 'ConverseUp', '--arch-kwargs', '{"base": {"type": "TinySR"}}', '-i',
+        str(image_dir), '-o',
+        str(tmp_path / 'out')
     ])
     err = capsys.readouterr().err
     assert rc == 2 and "'TinySR' is not a registered arch" in err and '--import' in err and 'Traceback' not in err

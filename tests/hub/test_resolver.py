@@ -44,8 +44,8 @@ def test_described_checkpoint_rebuilds_the_saved_settings_everywhere(tmp_path):
     # the same through a plain state dict (its _metadata) and a .safetensors file (its metadata)
     torch.save(attach(net.state_dict(), make_description('ConverseDnCNN', SETTINGS)), tmp_path / 'plain.pth')
     from safetensors.torch import save_file
-    save_file(net.state_dict(), tmp_path / 'n.safetensors', metadata=safetensors_metadata(make_description(
-        'ConverseDnCNN', SETTINGS)))
+    save_file(net.state_dict(), tmp_path / 'n.safetensors',
+              metadata=safetensors_metadata(make_description('ConverseDnCNN', SETTINGS)))
     for other in ('plain.pth', 'n.safetensors'):
         assert torch.equal(resolve(tmp_path / other).module(x), net(x)), other
 
@@ -104,8 +104,8 @@ def test_converse_up_on_a_spandrel_net_passes_the_option_check(tmp_path):
     _, path = _swinir(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        assert converse_up_errors('network_g', {'type': 'ConverseUp', 'base': {'type': 'SpandrelNet', 'path': str(path)}
-                                                }) == []
+        assert converse_up_errors('network_g',
+                                  {'type': 'ConverseUp', 'base': {'type': 'SpandrelNet', 'path': str(path)}}) == []
 
 
 @torch.no_grad()

@@ -42,8 +42,7 @@ def _images(folder, count=4, size=24):
 
 def _train(tmp_path, name, network, **top):
     opt = {
-        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 7, **top,
-        'datasets': {
+        'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 7, **top, 'datasets': {
             'train': {
                 'name': 'tiny', 'type': 'GaussianNoiseDataset', 'dataroot_gt': _images(tmp_path / f'{name}_data'),
                 'io_backend': {'type': 'disk'}, 'color': 'gray', 'sigma': 25, 'gt_size': 16, 'use_hflip': False,
@@ -52,8 +51,8 @@ def _train(tmp_path, name, network, **top):
         }, 'network_g': network, 'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         'train': {
             'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-2}, 'total_iter': 2, 'warmup_iter': -1,
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10],
+                          'gamma': 0.5}, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}
         }, 'logger': {'print_freq': 1, 'save_checkpoint_freq': 10, 'use_tb_logger': False}
     }
     (tmp_path / f'{name}.yml').write_text(yaml.safe_dump(opt))
