@@ -96,7 +96,7 @@ def _onnx(entry, label, task, scale, model_dir):
     """An exported file run by ONNX Runtime (needs the ``export`` extra), checked against the task."""
     from converse_basicsr.export.runtime import load_for_task
     module = load_for_task(entry['onnx'], task, scale)
-    return ModelSpec(label or os.path.splitext(os.path.basename(entry['onnx']))[0], module, f"onnx {entry['onnx']}")
+    return ModelSpec(label or os.path.basename(entry['onnx']), module, f"onnx {entry['onnx']}")
 
 
 def _path(entry, label, task, scale, model_dir):

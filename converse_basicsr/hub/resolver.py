@@ -276,7 +276,7 @@ def resolve(source, *, arch=None, arch_kwargs=None, model_dir=None, device='cpu'
     elif kind == 'callable':
         default = str(source)
     elif kind == 'onnx':
-        default = Path(str(source)).stem
+        default = Path(str(source)).name
     else:
         default = info['type']
     return ResolvedModel(module.to(device).eval(), info, label or default, kind)

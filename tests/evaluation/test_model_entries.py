@@ -38,4 +38,4 @@ def test_onnx_file_by_path_is_an_onnx_row(tmp_path):
     spec = load_model(str(path), 'denoise', 1)
     x = torch.rand(1, 1, 9, 11)
     with torch.no_grad():
-        assert spec.name == 'dncnn' and torch.allclose(spec.module(x), net(x), atol=1e-5)
+        assert spec.name == 'dncnn.onnx' and torch.allclose(spec.module(x), net(x), atol=1e-5)
