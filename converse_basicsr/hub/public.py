@@ -107,22 +107,14 @@ def read_state_dict_file(path):
     return canonical_state_dict(read_checkpoint(path)[0], path)
 
 
-def strip_net_prefix(state):
-    """A ``SpandrelNet`` fine-tune's state dict (every key under ``net.``, as :class:`SpandrelModule` saves it)
-    without the prefix; None for any other state dict."""
-    if state and all(k.startswith('net.') for k in state):
-        return {k[len('net.'):]: v for k, v in state.items()}
-    return None
-
-
 def detect(state, path='state dict'):
     """``(nn.Module in eval mode, PublicModel)`` for a state dict spandrel (with our archs) recognises; a
-    ``SpandrelNet`` fine-tune (keys under ``net.``) comes back as the :class:`SpandrelModule` it was saved from."""
+    ``SpandrelNet`` fine-tune (keys under ``net.``: ``spandrel_arches.SpandrelNetArch``) comes back as the
+    :class:`SpandrelModule` it was saved from."""
     from spandrel import MAIN_REGISTRY, UnsupportedModelError
     install()
-    inner = strip_net_prefix(state)
     try:
-        descriptor = MAIN_REGISTRY.load(inner if inner is not None else state)
+        descriptor = MAIN_REGISTRY.load(state)
     except UnsupportedModelError:
         raise ZooError(f'{path}: no loader recognises this checkpoint (tried: {ROUTES}; '
                        f'first keys {list(state)[:4]})') from None
@@ -130,7 +122,7 @@ def detect(state, path='state dict'):
         raise ZooError(f'{path}: detected but could not be loaded ({type(err).__name__}: {err})') from None
     ours = descriptor.architecture.id.startswith(ARCH_PREFIX)
     # our archs keep their own forward (USRNet: forward(x, kernel, sf)) and attributes (periodic_boundary)
-    module = descriptor.model if ours and inner is None else SpandrelModule(descriptor)
+    module = descriptor.model if ours else SpandrelModule(descriptor)
     req = descriptor.size_requirements
     info = PublicModel(
         str(path), descriptor.architecture.name, descriptor.scale, descriptor.input_channels,

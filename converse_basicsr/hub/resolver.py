@@ -27,7 +27,7 @@ import torch
 from converse_basicsr.utils.imports import import_target
 
 from .description import full_kwargs, make_description, plain, read_description, run_yaml_network
-from .public import canonical_state_dict, detect, read_checkpoint, strip_net_prefix
+from .public import canonical_state_dict, detect, read_checkpoint
 from .shape_inference import infer_arch
 from .zoo import ZOO, ZooError, build_arch, checkpoint_path, sha256sum
 
@@ -141,12 +141,12 @@ def _detected(path, state):
         module = _load_weights(build_arch(entry.arch, entry.kwargs), state, path, entry.arch, entry.kwargs)
         return module, _info(entry.arch, entry.kwargs, path, entry=entry), 'zoo'
     module, found = detect(state, path)
-    guess = infer_arch(state, found.arch) if strip_net_prefix(state) is None else None
+    guess = infer_arch(state, found.arch)
     if guess is not None:  # one of ours: the shapes tell some settings, the others are the arch's defaults
         arch, kwargs = guess
         info = _info(arch, kwargs, path)
         info['assumed'] = _assumed_note(path, arch, kwargs, set(kwargs))
-    else:  # spandrel reads the hyper-parameters from the weights; a fine-tune re-saved is a SpandrelNet
+    else:  # spandrel reads the hyper-parameters from the weights
         info = _plain_info(found.arch, f'{path}', found.scale, found.in_channels, found.out_channels)
     return module, info, 'spandrel'
 

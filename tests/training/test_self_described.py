@@ -1,6 +1,10 @@
 """What converse-train writes describes its network: restored by path (copied alone), compared and loaded through
 spandrel as trained; and a user's own arch, imported with ``custom_imports`` / ``--import``, trains and restores."""
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,9 +14,10 @@ import yaml
 
 import converse_basicsr.spandrel_support as cs
 from basicsr.utils.registry import ARCH_REGISTRY
-from converse_basicsr import restore, train
+from converse_basicsr import train
 from converse_basicsr.evaluation.model_entries import check_paths, load_model
 from converse_basicsr.inference.restorer import Restorer
+from tests.helpers.shared_files import REPO_ROOT
 
 MY_ARCH = '''
 from torch import nn
@@ -82,7 +87,7 @@ def test_trained_converse_dncnn_keeps_its_settings_by_path(tmp_path, monkeypatch
         assert (spandrel.ModelLoader().load_from_file(alone).model(x) - expected).abs().max() <= 1e-5
 
 
-def test_own_arch_trains_with_custom_imports_and_restores_with_import(tmp_path, monkeypatch, capsys):
+def test_own_arch_trains_with_custom_imports_and_restores_with_import(tmp_path, monkeypatch):
     user = tmp_path / 'user'
     user.mkdir()
     (user / 'my_arch.py').write_text(MY_ARCH)
@@ -92,5 +97,14 @@ def test_own_arch_trains_with_custom_imports_and_restores_with_import(tmp_path, 
     image_dir = user / 'in'
     image_dir.mkdir()
     cv2.imwrite(str(image_dir / 'a.png'), (np.random.RandomState(2).rand(20, 20) * 255).astype(np.uint8))
-    rc = restore.main(['--import', 'my_arch', '--model', str(saved), '-i', str(image_dir), '-o', str(user / 'out')])
-    assert rc == 0 and (user / 'out' / 'a.png').is_file(), capsys.readouterr().err
+    # a fresh process, run from the user's folder: nothing but --import registers TinyDn; the console script
+    # (unlike python -m) does not put the current folder on sys.path
+    script = Path(sys.executable).parent / 'converse-restore'
+    command = [str(script)] if script.is_file() else [sys.executable, '-m', 'converse_basicsr.restore']
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(
+        command +
+        ['--import', 'my_arch', '--model',
+         str(saved), '-i', str(image_dir), '-o',
+         str(user / 'out')], cwd=user, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and (user / 'out' / 'a.png').is_file(), proc.stderr
