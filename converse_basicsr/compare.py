@@ -3,14 +3,18 @@
 The command line only: the runner, its options and the YAML keys are in
 :mod:`converse_basicsr.evaluation.runner`; ``compare`` and ``load_model`` are re-exported for the Python API.
 """
+import os
 import sys
 
 from converse_basicsr.evaluation.compare_metrics import NAMES
 from converse_basicsr.evaluation.compare_options import flag_types
 from converse_basicsr.evaluation.model_entries import load_model  # noqa: F401  (public name)
 from converse_basicsr.evaluation.runner import CompareOptions, compare, run_from_args  # noqa: F401  (public names)
-from converse_basicsr.utils.options import CheckedParser
+from converse_basicsr.utils.checks import ConverseError
+from converse_basicsr.utils.imports import import_user_modules, import_yaml_modules
+from converse_basicsr.utils.options import CheckedParser, add_import_option, fail
 from converse_basicsr.utils.runtime import retain_freed_memory
+from converse_basicsr.utils.safe_yaml import load_yaml
 
 
 def build_parser():
@@ -29,8 +33,8 @@ def build_parser():
                    help='a test set (repeatable)')
     p.add_argument(
         '--model', type=types['model'], action='append', default=[], metavar='MODEL',
-        help="input, bicubic, a zoo name, package.module:callable, or a checkpoint file "
-        "(.pth/.pt/.ckpt/.safetensors, arch detected) (repeatable)")
+        help="[LABEL=]SOURCE: input, bicubic, a zoo name, package.module:callable, a checkpoint file "
+        "(.pth/.pt/.ckpt/.safetensors: as it describes itself, else detected) or an .onnx file (repeatable)")
     p.add_argument('--model-dir', type=types['model_dir'],
                    help='where zoo checkpoints are (default $CONVERSE_MODEL_DIR or the cache)')
     p.add_argument('--device', type=types['device'], help='torch device (default cpu)')
@@ -42,7 +46,14 @@ def build_parser():
     p.add_argument('--results-root', type=types['results_root'],
                    help='where results/<name>/ goes (default: the YAML results_root, else results)')
     add_output_flags(p, types)
-    return p
+    return add_import_option(p)
+
+
+def import_modules(args):
+    """The ``--import`` modules, then the ``custom_imports`` of the ``-opt`` YAML (read with the safe loader)."""
+    import_user_modules(args.imports)
+    if args.opt and os.path.isfile(args.opt):
+        import_yaml_modules(load_yaml(args.opt), args.opt)
 
 
 def add_output_flags(p, types):
@@ -69,6 +80,10 @@ def main(argv=None):
     """Console entry point (``converse-compare``): 0 when every model ran, 1 when one failed, 2 bad options."""
     args = build_parser().parse_args(argv)
     retain_freed_memory()  # the same CPU memory policy as converse-test, for the same numbers and speed
+    try:
+        import_modules(args)
+    except ConverseError as err:
+        return fail('converse-compare', err)
     return run_from_args(args)
 
 

@@ -8,10 +8,12 @@ input, bad kernel, unwritable output, two inputs whose outputs would share a nam
 import sys
 
 from converse_basicsr.data.io import MAX_INPUT_PIXELS
-from converse_basicsr.hub.zoo import ZOO, ZooError
-from converse_basicsr.inference.folder import UsageError, restore_folder
+from converse_basicsr.hub.zoo import ZOO
+from converse_basicsr.inference.folder import restore_folder
 from converse_basicsr.inference.restorer import ImageError
-from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_device
+from converse_basicsr.utils.checks import ConverseError
+from converse_basicsr.utils.imports import import_user_modules
+from converse_basicsr.utils.options import SPECS, CheckedParser, add_import_option, arg, check_device
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
@@ -24,9 +26,13 @@ def build_parser():
     models = ', '.join(f'{e.name} ({e.task})' for e in ZOO.values())
     p = CheckedParser(prog='converse-restore', description='Restore images with a Converse model.')
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument('--model', help=f'zoo name [{models}] or a checkpoint file')
+    source.add_argument(
+        '--model', help=f'zoo name [{models}], a checkpoint file (the network it describes, '
+        'else detected), or package.module:callable')
     source.add_argument('--onnx', help='an exported .onnx file (converse-export), run by ONNX Runtime')
-    p.add_argument('--arch', help='arch type for a custom checkpoint (e.g. ConverseDnCNN); default: from the zoo')
+    p.add_argument(
+        '--arch', help='arch type for a checkpoint that does not describe its network (e.g. '
+        'ConverseDnCNN); default: the file\'s description, the run\'s YAML beside models/, or detected')
     p.add_argument('--arch-kwargs', help='JSON kwargs of --arch, e.g. \'{"num_in_ch": 1}\' (needs --arch)')
     p.add_argument(
         '--model-dir', help='where zoo checkpoints are cached (default $CONVERSE_MODEL_DIR or '
@@ -54,7 +60,7 @@ def build_parser():
         '--max-pixels', type=arg(SPECS['positive_int']), default=MAX_INPUT_PIXELS,
         help='refuse inputs whose header declares more pixels, before decoding (default '
         f'{MAX_INPUT_PIXELS})')
-    return p
+    return add_import_option(p)
 
 
 def main(argv=None):
@@ -62,8 +68,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     retain_freed_memory()
     try:
+        import_user_modules(args.imports)
         return restore_folder(args)
-    except (UsageError, ZooError, ImageError, ValueError) as err:
+    except (ConverseError, ImageError, ValueError) as err:
         print(f'converse-restore: error: {err}', file=sys.stderr)
         return 2
 

@@ -13,7 +13,8 @@ import converse_basicsr  # noqa: F401  (registries)
 from converse_basicsr.evaluation.protocols import run_test_config
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import check_option_file
-from converse_basicsr.utils.options import SPECS, CheckedParser, OptionError, arg, config_arg, fail
+from converse_basicsr.utils.imports import import_user_modules
+from converse_basicsr.utils.options import SPECS, CheckedParser, OptionError, add_import_option, arg, config_arg, fail
 from converse_basicsr.utils.runtime import retain_freed_memory
 
 
@@ -24,7 +25,9 @@ def run(argv=None):
     source.add_argument('-opt', type=arg(SPECS['text']), help='path to the test option YAML file')
     source.add_argument('--config', type=config_arg('test'),
                         help='a shipped test config by name, e.g. test_converse_dncnn_sigma25')
+    add_import_option(parser)
     known, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    import_user_modules(known.imports)  # then the file's custom_imports, in check_option_file
     check_option_file(known.opt or known.config)  # keys, kinds, paths: before BasicSR creates results/<name>/
     return run_test_config(known.opt or known.config, rest)
 

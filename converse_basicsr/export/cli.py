@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from ..hub import zoo
-from ..utils.options import SPECS, CheckedParser, OptionError, Spec, arg
+from ..utils.imports import import_user_modules
+from ..utils.options import SPECS, CheckedParser, OptionError, Spec, add_import_option, arg
 from .exporter import DEFAULT_OPSET, ExportError, to_onnx
 
 
@@ -39,7 +40,7 @@ def build_parser():
     p.add_argument('--scale', type=arg(SPECS['scale']), default=1,
                    help='sf of a kernel-conditioned model (Converse-USRNet), '
                    'fixed in the file (default 1)')
-    return p
+    return add_import_option(p)
 
 
 def _static(value):
@@ -80,6 +81,7 @@ def run(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        import_user_modules(args.imports)
         return run(args)
     except (ExportError, zoo.ZooError, ValueError, OSError) as err:
         print(f'converse-export: error: {err}', file=sys.stderr)

@@ -5,14 +5,13 @@ Files are read without running code: ``.pth`` / ``.pt`` / ``.ckpt`` with ``torch
 ``state_dict``, ``model``, ``module.`` prefixes, ...) and detected by spandrel 0.4.2's archs plus this package's
 (``spandrel_arches.install()``). Every failure is a :class:`~.zoo.ZooError` naming the file and the routes tried.
 """
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .spandrel_arches import ARCH_PREFIX, install
-from .zoo import ZooError, load_pretrained
+from .state_dicts import ZooError
 
 EXTENSIONS = ('.pth', '.pt', '.ckpt', '.safetensors')
 ROUTES = 'zoo checkpoints (sha256, then names and shapes), spandrel 0.4.2 archs with the Converse archs installed'
@@ -37,9 +36,22 @@ class PublicModel:
                 f'min input {self.min_size}, tiling {self.tiling.lower()} ({self.path})')
 
 
+def pad_to_size(x, pad_w, pad_h):
+    """``x`` padded on the right and bottom as spandrel pads for its size requirements: ``reflect`` as far as
+    the image allows (``size - 1`` pixels), ``replicate`` beyond."""
+    h, w = x.shape[-2:]
+    reflect_w, reflect_h = min(pad_w, w - 1), min(pad_h, h - 1)
+    if reflect_w or reflect_h:
+        x = torch.nn.functional.pad(x, (0, reflect_w, 0, reflect_h), mode='reflect')
+    if pad_w > reflect_w or pad_h > reflect_h:
+        x = torch.nn.functional.pad(x, (0, pad_w - reflect_w, 0, pad_h - reflect_h), mode='replicate')
+    return x
+
+
 class SpandrelModule(torch.nn.Module):
     """A spandrel descriptor's network as a plain ``forward(x)``: its ``call_fn`` (kernels, noise maps), the input
-    padded to the descriptor's size requirements and the padding cropped off; no clamping, gradients kept."""
+    padded to the descriptor's size requirements (:func:`pad_to_size`, as spandrel does) and the padding cropped
+    off; no clamping, gradients kept."""
 
     def __init__(self, descriptor):
         super().__init__()
@@ -54,40 +66,53 @@ class SpandrelModule(torch.nn.Module):
         h, w = x.shape[-2:]
         pad_w, pad_h = self.size_requirements.get_padding(w, h)
         if pad_w or pad_h:
-            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
+            x = pad_to_size(x, pad_w, pad_h)
         return self._call(self.net, x)[..., :h * self.upscale, :w * self.upscale]
 
 
-def read_state_dict_file(path):
-    """The canonical state dict of ``path`` (no code run on load); a ZooError naming the file otherwise."""
+def canonical_state_dict(checkpoint, path):
+    """The state dict of tensors in a loaded checkpoint, unwrapped as spandrel does (``params_ema``, ``params``,
+    ``state_dict``, ``model``, ``module.`` prefixes, ...); a ZooError naming ``path`` when it holds none."""
     from spandrel import canonicalize_state_dict
-    path = Path(path)
-    if path.suffix.lower() not in EXTENSIONS:
-        raise ZooError(f'{path}: unsupported checkpoint extension {path.suffix!r} (expected {", ".join(EXTENSIONS)})')
-    try:
-        if path.suffix.lower() == '.safetensors':
-            from safetensors.torch import load_file
-            state = load_file(str(path), device='cpu')
-        else:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # corrupt, truncated, or a pickle of more than tensors: refused, never executed
-        first = str(err).splitlines()[0] if str(err) else ''
-        raise ZooError(f'cannot read checkpoint {path}: not a plain state dict of tensors '
-                       f'({type(err).__name__}: {first[:200]})') from None
-    if not isinstance(state, dict):
-        raise ZooError(f'{path} does not hold a state dict (got {type(state).__name__})')
-    state = canonicalize_state_dict(state)
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f'{path} does not hold a state dict (got {type(checkpoint).__name__})')
+    state = canonicalize_state_dict(checkpoint)
     state = {k: v for k, v in state.items() if torch.is_tensor(v)} if isinstance(state, dict) else {}
     if not state:
         raise ZooError(f'{path} holds no tensors a loader could use')
     return state
 
 
-def load_any(path):
-    """``(nn.Module in eval mode, PublicModel)`` for any checkpoint spandrel (with our archs) recognises."""
+def read_checkpoint(path):
+    """``(checkpoint, safetensors metadata or None)`` of ``path``, read once and without running code:
+    ``.pth`` / ``.pt`` / ``.ckpt`` with ``torch.load(weights_only=True)``, ``.safetensors`` with safetensors."""
+    path = Path(path)
+    if path.suffix.lower() not in EXTENSIONS:
+        raise ZooError(f'{path} is not a PyTorch checkpoint: unsupported checkpoint extension {path.suffix!r} '
+                       f'(expected {", ".join(EXTENSIONS)}, or .onnx)')
+    try:
+        if path.suffix.lower() == '.safetensors':
+            from safetensors import safe_open
+            with safe_open(str(path), framework='pt', device='cpu') as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+        return torch.load(path, map_location='cpu', weights_only=True), None
+    except Exception as err:  # corrupt, truncated, or a pickle of more than tensors: refused, never executed
+        first = str(err).splitlines()[0] if str(err) else ''
+        raise ZooError(f'cannot read checkpoint {path}: not a plain state dict of tensors '
+                       f'({type(err).__name__}: {first[:200]})') from None
+
+
+def read_state_dict_file(path):
+    """The canonical state dict of ``path`` (no code run on load); a ZooError naming the file otherwise."""
+    return canonical_state_dict(read_checkpoint(path)[0], path)
+
+
+def detect(state, path='state dict'):
+    """``(nn.Module in eval mode, PublicModel)`` for a state dict spandrel (with our archs) recognises; a
+    ``SpandrelNet`` fine-tune (keys under ``net.``: ``spandrel_arches.SpandrelNetArch``) comes back as the
+    :class:`SpandrelModule` it was saved from."""
     from spandrel import MAIN_REGISTRY, UnsupportedModelError
     install()
-    state = read_state_dict_file(path)
     try:
         descriptor = MAIN_REGISTRY.load(state)
     except UnsupportedModelError:
@@ -106,24 +131,19 @@ def load_any(path):
     return module.eval(), info
 
 
-def load_model_file(name_or_path, arch=None, **kwargs):
-    """``zoo.load_pretrained(..., return_entry=True)``; a file it cannot place (no ``arch`` given) goes through
-    :func:`load_any`: ``(module, None)``. Errors name the file and every route tried."""
-    try:
-        return load_pretrained(name_or_path, arch=arch, return_entry=True, **kwargs)
-    except ZooError as err:
-        if arch is not None or not os.path.isfile(str(name_or_path)) or 'cannot infer the arch' not in str(err):
-            raise
-    module, _ = load_any(name_or_path)
-    return module.to(kwargs.get('device', 'cpu')), None
+def load_any(path):
+    """``(nn.Module in eval mode, PublicModel)`` for any checkpoint spandrel (with our archs) recognises."""
+    return detect(read_state_dict_file(path), path)
 
 
-def check_protocol(info, scale, channels):
-    """A ZooError naming the file and the detected values when the model does not fit the protocol."""
-    problems = []
-    if info.scale != scale:
-        problems.append(f'scale x{info.scale}, the protocol x{scale}')
-    if info.in_channels != channels or info.out_channels != channels:
-        problems.append(f'{info.in_channels}->{info.out_channels} channels, the protocol {channels}')
+def check_protocol(model, scale, channels):
+    """A ZooError naming the source and the detected values when a :class:`~.resolver.ResolvedModel` does not fit
+    the protocol (values the source does not tell are not checked)."""
+    info, problems = model.info, []
+    if info.get('scale') not in (None, scale):
+        problems.append(f"scale x{info['scale']}, the protocol x{scale}")
+    found = {info.get('in_channels'), info.get('out_channels')} - {None}
+    if found and found != {channels}:
+        problems.append(f"{info.get('in_channels')}->{info.get('out_channels')} channels, the protocol {channels}")
     if problems:
-        raise ZooError(f'{info.path}: detected {info.arch} does not fit the protocol ({"; ".join(problems)})')
+        raise ZooError(f"{info['source']}: {model.label} does not fit the protocol ({'; '.join(problems)})")

@@ -2,7 +2,10 @@
 
 After :func:`install`, ``spandrel.ModelLoader().load_from_file(path)`` loads the published checkpoints and
 anything ``converse-train`` writes (``params`` / ``params_ema``, ConverseUp conversions of EDSR, MSRResNet
-and RRDBNet included). Detection is :func:`~.shape_inference.infer_arch`: a guess from the shapes that must
+and RRDBNet included), rebuilt with the settings of the checkpoint's description (:mod:`.description`, read
+from the state dict's ``_metadata``; a ``.safetensors`` file's metadata never reaches spandrel's archs, so
+there the shapes and the arch defaults decide), and networks fine-tuned through ``SpandrelNet`` (keys under
+``net.``). Detection is :func:`~.shape_inference.infer_arch`: a guess from the shapes that must
 match the arch's names and shapes exactly, so it claims no other arch's checkpoint; ours are registered ahead
 of spandrel's own archs (SCUNet's detector claims the published Converse-DnCNN otherwise).
 
@@ -20,6 +23,7 @@ import torch
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements
 
 from ..ops import Converse2D
+from .description import KEY
 from .shape_inference import INFERENCES, infer_arch
 from .zoo import build_arch
 
@@ -77,6 +81,9 @@ class ConverseArch(Architecture[torch.nn.Module]):
         if guess is None:
             raise ValueError(f'not a {self.arch_type} state dict')
         arch, kwargs = guess
+        described = (getattr(state_dict, '_metadata', None) or {}).get(KEY)
+        if isinstance(described, dict) and described.get('type') == arch:  # written by this package: its settings
+            kwargs = dict(described.get('kwargs') or {})
         model = build_arch(arch, kwargs)
         scale = scale_of(arch, kwargs)
         non_blind = arch == 'ConverseUSRNet'
@@ -103,14 +110,27 @@ def _tags(kwargs):
     return [f'{flat[k]}{s}' if s != 'x' else f'x{flat[k]}' for k, s in short.items() if k in flat]
 
 
-ARCHITECTURES = [ConverseArch(name) for name in INFERENCES]
+class SpandrelNetArch(Architecture[torch.nn.Module]):
+    """A network fine-tuned through ``SpandrelNet`` and saved wrapped (every key under ``net.``): the wrapped
+    network, detected by the registry it is loaded through."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        super().__init__(id=ARCH_PREFIX + 'SpandrelNet', name='SpandrelNet',
+                         detect=lambda state_dict: bool(state_dict) and all(k.startswith('net.') for k in state_dict))
+
+    def load(self, state_dict):
+        return self.registry.load({k[len('net.'):]: v for k, v in state_dict.items()})
+
+
+ARCHITECTURES = [ConverseArch(name) for name in INFERENCES] + [SpandrelNetArch(MAIN_REGISTRY)]
 
 
 def install(registry=MAIN_REGISTRY):
     """Add this package's archs to spandrel's ``registry`` (default: the one ``ModelLoader()`` uses), detected
     before every arch already there; calling it again changes nothing. Returns the arch ids added."""
-    ours = {a.id for a in ARCHITECTURES}
+    archs = [a if not isinstance(a, SpandrelNetArch) else SpandrelNetArch(registry) for a in ARCHITECTURES]
+    ours = {a.id for a in archs}
     others = tuple(s.architecture.id for s in registry.architectures() if s.architecture.id not in ours)
-    added = registry.add(*[ArchSupport.from_architecture(a, before=others) for a in ARCHITECTURES],
-                         ignore_duplicates=True)
+    added = registry.add(*[ArchSupport.from_architecture(a, before=others) for a in archs], ignore_duplicates=True)
     return [a.architecture.id for a in added]

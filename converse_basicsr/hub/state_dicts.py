@@ -8,10 +8,12 @@ from typing import NamedTuple
 
 import torch
 
+from converse_basicsr.utils.checks import ConverseError
+
 BASICSR_PARAM_KEYS = ('params_ema', 'params')  # the keys BasicSR saves networks under, preferred first
 
 
-class ZooError(ValueError):
+class ZooError(ConverseError):
     """A model name, checkpoint file or checkpoint content that cannot be used."""
 
 

@@ -21,8 +21,9 @@ import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr.archs import converse_arch_names
+from converse_basicsr.utils.imports import IMPORT_HINT
 
-from .state_dicts import ZooError, read_state_dict
+from .state_dicts import ZooError
 
 MODEL_DIR_ENV = 'CONVERSE_MODEL_DIR'
 BASE_URL_ENV = 'CONVERSE_MODEL_BASE_URL'
@@ -173,12 +174,13 @@ def build_arch(arch, kwargs=None, device='cpu'):
     if arch not in ARCH_REGISTRY and f'{arch}_basicsr' in ARCH_REGISTRY:  # BasicSR registers a few with a suffix
         arch = f'{arch}_basicsr'
     if arch not in ARCH_REGISTRY:
-        raise ZooError(f'unknown arch {arch!r}; registered Converse archs: {", ".join(converse_arch_names())}')
+        raise ZooError(f'unknown arch {arch!r} (registered Converse archs: {", ".join(converse_arch_names())}); '
+                       f'{IMPORT_HINT}')
     try:
         with torch.device(device):
             return ARCH_REGISTRY.get(arch)(**(kwargs or {}))
-    except TypeError as err:
-        raise ZooError(f'arch {arch!r} does not accept arch kwargs {kwargs}: {err}') from err
+    except (TypeError, ValueError) as err:  # arguments the arch refuses (ConverseUp: an unknown base)
+        raise ZooError(f'arch {arch!r} cannot be built with arch kwargs {kwargs}: {err}') from err
 
 
 def state_dict_matches(arch, kwargs, state_dict):
@@ -187,51 +189,13 @@ def state_dict_matches(arch, kwargs, state_dict):
     return expected.keys() == state_dict.keys() and all(expected[k].shape == state_dict[k].shape for k in expected)
 
 
-def _matches(entry, state_dict):
-    return state_dict_matches(entry.arch, entry.kwargs, state_dict)
-
-
-def infer_entry(path, state_dict):
-    """The zoo entry a checkpoint file belongs to: same sha256, else same parameter names and shapes."""
-    digest = sha256sum(path)
-    for entry in ZOO.values():
-        if entry.sha256 == digest:
-            return entry
-    for entry in ZOO.values():
-        if _matches(entry, state_dict):
-            return entry
-    raise ZooError(f'cannot infer the arch of {path}: its parameters match no zoo model '
-                   f'({", ".join(ZOO)}); give the arch and its kwargs (--arch, --arch-kwargs)')
-
-
 def load_pretrained(name_or_path, device='cpu', model_dir=None, arch=None, arch_kwargs=None, url=None, progress=True,
                     return_entry=False):
-    """The arch with the checkpoint's weights loaded strictly, in eval mode, on ``device``.
-
-    ``name_or_path``: a zoo name (``converse_dncnn``, ``converse_srresnet``, ``conversenet``,
-    ``converse_usrnet``) or a checkpoint file (plain state dict or BasicSR ``{'params': ...}``).
-    For a file, ``arch`` (a registered arch type) with ``arch_kwargs`` builds the network; without
-    ``arch`` it is inferred from the zoo table. ``return_entry=True`` also returns the zoo entry
-    (``None`` for a custom arch).
-    """
-    name_or_path = str(name_or_path)
-    if name_or_path in ZOO:
-        entry = ZOO[name_or_path]
-        path = checkpoint_path(name_or_path, model_dir, url, progress)
-    elif Path(name_or_path).is_file():
-        path, entry = Path(name_or_path), None
-    else:
-        raise ZooError(f'unknown model {name_or_path!r}: neither a zoo name ({", ".join(ZOO)}) nor an existing file')
-    state_dict = read_state_dict(path)
-    if arch is None:
-        entry = entry or infer_entry(path, state_dict)
-        arch, arch_kwargs = entry.arch, entry.kwargs
-    else:
-        entry = None
-    model = build_arch(arch, arch_kwargs, device='cpu')
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as err:
-        raise ZooError(f'checkpoint {path} does not fit arch {arch} {arch_kwargs or {}}: {err}') from err
-    model = model.to(device).eval()
-    return (model, entry) if return_entry else model
+    """The network of a zoo name or checkpoint file, weights loaded strictly, in eval mode, on ``device``: a
+    shorthand for :func:`converse_basicsr.hub.resolver.resolve` (the one model front door; see there for how a
+    file is read). ``return_entry=True`` also returns the zoo entry (``None`` unless the source is a zoo name or
+    a published file)."""
+    from .resolver import resolve  # the resolver builds on this module
+    resolved = resolve(name_or_path, arch=arch, arch_kwargs=arch_kwargs, model_dir=model_dir, device=device, url=url,
+                       progress=progress)
+    return (resolved.module, resolved.info['entry']) if return_entry else resolved.module

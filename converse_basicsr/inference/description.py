@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from converse_basicsr.utils.checks import check_int, is_int
+from converse_basicsr.utils.options import check_device as check_options_device
 
 __all__ = ['ModelInfo', 'describe', 'check_device', 'takes_kernel', 'MAX_PROBE_SIZE']
 
@@ -15,16 +16,9 @@ PROBE_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, AssertionError)
 
 
 def check_device(device):
-    """``device`` as a ``torch.device``: the CPU or an available CUDA device, else ``ValueError``."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f'unknown device {device!r} (expected e.g. cpu, cuda, cuda:1): {err}') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {str(device)!r} requested but CUDA is not available')
-    if device.type not in ('cpu', 'cuda'):
-        raise ValueError(f'device {str(device)!r} is not supported (cpu or cuda)')
-    return device
+    """``device`` as a ``torch.device`` by the one device rule (:func:`converse_basicsr.utils.options.check_device`:
+    the CPU or a CUDA device this machine has), else an ``OptionError`` (a ``ValueError``)."""
+    return torch.device(check_options_device(device, 'device'))
 
 
 def takes_kernel(model):

@@ -23,9 +23,10 @@ from converse_basicsr.data.io import (MAX_INPUT_PIXELS, check_not_inputs, check_
                                       truncation_note)
 from converse_basicsr.inference.restorer import IMAGE_EXTENSIONS, ImageError, Restorer, output_names
 from converse_basicsr.inference.tiling import parse_tile
+from converse_basicsr.utils.checks import ConverseError
 
 
-class UsageError(Exception):
+class UsageError(ConverseError):
     """Bad command-line input: reported in one line, exit status 2."""
 
 
@@ -41,10 +42,7 @@ def build_restorer(args):
         raise UsageError(f'--arch-kwargs must be a JSON object, got {args.arch_kwargs!r}')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)  # reported from restorer.messages instead
-        model = args.model
-        if getattr(args, 'onnx', None):  # an exported file behind the nn.Module interface (export extra)
-            from converse_basicsr.export.runtime import load_onnx
-            model = load_onnx(args.onnx)
+        model = getattr(args, 'onnx', None) or args.model  # an .onnx file is one more source of the resolver
         return Restorer(model, device=args.device, half=args.half, tile=parse_tile(args.tile, '--tile'),
                         tile_pad=args.tile_pad, scale=args.scale, kernel=args.kernel, model_dir=args.model_dir,
                         arch=args.arch, arch_kwargs=kwargs, kernel_check=not args.no_kernel_check)
@@ -87,8 +85,8 @@ def restore_folder(args):
     :class:`UsageError` for bad arguments."""
     inputs = list_inputs(args.input)
     check_outputs(inputs, Path(args.output), args.compare)
+    restorer = build_restorer(args)  # a model that cannot be built leaves no output folder behind
     output = prepare_output(args.output)
-    restorer = build_restorer(args)
     if restorer.kernel_size and restorer.kernel is None:
         raise UsageError(f'model {restorer.name} is non-blind: give its {restorer.kernel_size}x{restorer.kernel_size} '
                          'blur kernel with --kernel FILE.npy')

@@ -19,8 +19,8 @@ import torch
 from converse_basicsr.data.io import (ARRAY_EXTENSIONS, IMG_EXTENSIONS, TIFF_EXTENSIONS, ImageError, check_image,
                                       check_not_inputs, quantise, read_image, write_image)
 from converse_basicsr.data.kernels import load_kernel
-from converse_basicsr.hub import zoo
-from converse_basicsr.hub.public import load_model_file
+from converse_basicsr.hub.resolver import resolve
+from converse_basicsr.hub.zoo import ZOO
 from converse_basicsr.inference.description import check_device, declared, describe
 from converse_basicsr.inference.memory import MemoryPlanner, available_memory, peak_tensor_bytes
 from converse_basicsr.inference.run import choose_tile, run
@@ -67,7 +67,8 @@ class Restorer:
             expected output scale, checked against the measured one (``None``: not checked).
         kernel: default blur kernel (array or ``.npy``) for non-blind models. ``kernel_check=False``
             accepts kernels that are not normalised blur kernels (see ``data.kernels.load_kernel``).
-        model_dir, arch, arch_kwargs, url: passed to :func:`converse_basicsr.hub.zoo.load_pretrained`.
+        model_dir, arch, arch_kwargs, url: passed to :func:`converse_basicsr.hub.resolver.resolve` (the file's
+            own description wins where they are silent; a value contradicting it is an error).
 
     On construction the model is probed with small inputs: ``self.min_size`` is the smallest square
     input it runs on (the operator pads, so tiny inputs fail) and ``self.scale`` the measured ratio of
@@ -87,12 +88,12 @@ class Restorer:
         self.tile, self.tile_pad = check_tile(tile, tile_pad)
         if isinstance(model, torch.nn.Module):
             self.model, self.entry, self.name = model, None, type(model).__name__
-        else:
-            # a file the zoo cannot place goes through spandrel's detection (hub.public)
-            self.model, self.entry = load_model_file(model, device='cpu', model_dir=model_dir, arch=arch,
-                                                     arch_kwargs=arch_kwargs, url=url)
+        else:  # the one front door: zoo name, checkpoint (described, detected), arch, callable
+            resolved = resolve(model, arch=arch, arch_kwargs=arch_kwargs, model_dir=model_dir, url=url)
+            self.model, self.entry = resolved.module, resolved.info['entry']
+            arch_kwargs = resolved.info['kwargs']
             # a file is named by its path even when its arch was recognised from the zoo
-            self.name = str(model) if str(model) not in zoo.ZOO else self.entry.name
+            self.name = resolved.label if resolved.kind == 'zoo' and str(model) in ZOO else str(model)
         self.model = self.model.to(self.device).eval()
         if self.half:
             self.model.half()

@@ -17,6 +17,7 @@ from torch import nn
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr.nn.convert import convert_upsamplers
+from converse_basicsr.utils.imports import IMPORT_HINT
 
 DEFAULT_BASE = {'type': 'MSRResNet'}  # ConverseUp() alone: MSRResNet ×4 with the paper's Converse2D upsampler
 _WRAPPED = {}
@@ -56,6 +57,8 @@ class ConverseUp(nn.Module):
             raise ValueError("network_g.base needs a 'type': a registered arch such as EDSR or RRDBNet")
         if base_type == cls.__name__:
             raise ValueError('network_g.base cannot be ConverseUp itself')
+        if base_type not in ARCH_REGISTRY:
+            raise ValueError(f'network_g.base.type {base_type!r} is not a registered arch; {IMPORT_HINT}')
         net = ARCH_REGISTRY.get(base_type)(**base)
         net, report = convert_upsamplers(net, kernel_size, padding, padding_mode, eps, exclude=exclude, inplace=True)
         net.__class__ = _wrapped_class(type(net))

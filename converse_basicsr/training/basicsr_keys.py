@@ -18,16 +18,34 @@ import sys
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+from converse_basicsr.utils.imports import IMPORT_HINT, IMPORTS_KEY
 from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_value, did_you_mean
 
 S = Spec
 TEXT, FLAG, MAPPING, ANY = S('str'), S('bool'), S('dict'), None
 POSITIVE = S('number', positive=True)
 TOP = {
-    'name': TEXT, 'model_type': TEXT, 'scale': S('int', minimum=1), 'num_gpu': ANY, 'manual_seed': S('int'),
-    'datasets': MAPPING, 'network_*': MAPPING, 'path': MAPPING, 'train': MAPPING, 'val': MAPPING, 'logger': MAPPING,
-    'dist_params': MAPPING, 'find_unused_parameters': FLAG, 'is_train': FLAG, 'dist': FLAG, 'rank': S('int'),
-    'world_size': S('int'), 'auto_resume': FLAG, 'root_path': TEXT, 'high_order_degradation': FLAG
+    'name': TEXT,
+    'model_type': TEXT,
+    'scale': S('int', minimum=1),
+    'num_gpu': ANY,
+    'manual_seed': S('int'),
+    'datasets': MAPPING,
+    'network_*': MAPPING,
+    'path': MAPPING,
+    'train': MAPPING,
+    'val': MAPPING,
+    'logger': MAPPING,
+    'dist_params': MAPPING,
+    'find_unused_parameters': FLAG,
+    'is_train': FLAG,
+    'dist': FLAG,
+    'rank': S('int'),
+    'world_size': S('int'),
+    'auto_resume': FLAG,
+    'root_path': TEXT,
+    'high_order_degradation': FLAG,
+    IMPORTS_KEY: S('list')  # this package's: the user's modules, imported before the checks
 }
 BLOCKS = {
     'train': {
@@ -140,7 +158,8 @@ def _registered(where, kind, value, names, errors, entry=None):
     if not isinstance(value, str):
         errors.append(f'{where} must be the name of a {kind}, got {value!r} ({type(value).__name__})')
         return False
-    errors.append(f'{where} {value!r} is not a known {kind}{did_you_mean(value, names)}')
+    hint = f'; {IMPORT_HINT}' if kind.startswith('arch') else ''
+    errors.append(f'{where} {value!r} is not a known {kind}{did_you_mean(value, names)}{hint}')
     return False
 
 

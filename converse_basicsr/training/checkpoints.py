@@ -25,6 +25,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from converse_basicsr.hub.description import KEY as DESCRIPTION_KEY
+from converse_basicsr.hub.description import attach, describe_network
+
 STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 TEMP_SUFFIX = '.tmp'  # temporary files: ``.<name>.<pid>.tmp``; BasicSR's scans for ``*.state`` never see them
 SAVE_TRIES = 3  # BasicSR's retry count
@@ -191,8 +194,13 @@ def save_network(model, net, net_label, current_iter, param_key='params'):
         raise ValueError(f'save_network: {len(nets)} network(s) but {len(keys)} param key(s)')
     save_dict = {}
     for one_net, key in zip(nets, keys):
-        state_dict = model.get_bare_model(one_net).state_dict()
-        save_dict[key] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
+        bare = model.get_bare_model(one_net)
+        state_dict = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in bare.state_dict().items()}
+        # how to rebuild the net, beside the weights (hub.description; BasicSR's load_network reads only `key`)
+        description = describe_network(model.opt.get(f'network_{net_label[4:]}'), bare, model.opt.get('name'))
+        save_dict[key] = state_dict if description is None else attach(state_dict, description)
+        if description is not None:
+            save_dict[DESCRIPTION_KEY] = description
     path = osp.join(model.opt['path']['models'], f'{net_label}_{label}.pth')
     save_atomically(save_dict, path, 'model', get_root_logger())
 

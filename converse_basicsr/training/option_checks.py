@@ -21,6 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 from converse_basicsr.data.io import check_lmdb
 from converse_basicsr.training.basicsr_keys import basicsr_key_errors, signature_table
 from converse_basicsr.training.checkpoints import load_failure, load_model_file
+from converse_basicsr.utils.imports import import_yaml_modules
 from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_folder_name, check_value
 from converse_basicsr.utils.safe_yaml import load_yaml
 
@@ -227,6 +228,7 @@ def check_option_file(opt_file, is_train=False):
     if not os.path.isfile(opt_file):
         raise OptionError(f'-opt {opt_file}: no such file')
     opt = load_options(opt_file)
+    import_yaml_modules(opt, opt_file)  # custom_imports: [MODULE, ...], before the arch names are checked
     check_options(opt, opt_file, is_train=is_train)
     missing = dataroot_errors(opt)
     if missing:

@@ -39,7 +39,8 @@ from converse_basicsr.training.checkpoints import (ResumeError, SaveError, load_
 from converse_basicsr.training.compat import apply_training_fixes
 from converse_basicsr.training.option_checks import (OptionError, check_color_channels, check_data, check_options,
                                                      input_file_errors, load_options)
-from converse_basicsr.utils.options import SPECS, CheckedParser, arg, check_writable_dir, config_arg
+from converse_basicsr.utils.imports import import_user_modules, import_yaml_modules
+from converse_basicsr.utils.options import SPECS, CheckedParser, add_import_option, arg, check_writable_dir, config_arg
 from converse_basicsr.utils.safe_yaml import basicsr_reads_safely
 
 
@@ -176,14 +177,17 @@ def train_pipeline(root_path):
 
 
 def parse_entry_arguments(argv):
-    """Split the package's own arguments (``--config NAME``, ``--check-data``) from BasicSR's; returns
+    """Split the package's own arguments (``--config NAME``, ``--check-data``, ``--import MODULE``, imported here)
+    from BasicSR's; returns
     ``(option file or None, check_data, BasicSR's argv)`` with ``--config`` turned into ``-opt PATH``."""
     parser = CheckedParser(prog='converse-train', add_help=False)
     parser.add_argument('-opt', type=arg(SPECS['text']))
     parser.add_argument('--config', type=config_arg('train'),
                         help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
     parser.add_argument('--check-data', action='store_true')
+    add_import_option(parser)
     known, rest = parser.parse_known_args(argv)
+    import_user_modules(known.imports)  # the user's archs, datasets, models: before the file is checked
     if known.config:
         if known.opt:
             raise OptionError('give -opt PATH or --config NAME, not both')
@@ -200,6 +204,7 @@ def run(argv, root_path):
     opt_path, data_only, basicsr_argv = parse_entry_arguments(argv)
     if opt_path:  # without -opt, BasicSR's parser prints the usage
         opt = load_options(opt_path)
+        import_yaml_modules(opt, opt_path)  # custom_imports: [MODULE, ...]
         check_options(opt, opt_path, is_train=not data_only)  # --check-data trains nothing
         check_color_channels(opt)
         missing = [] if data_only else dataroot_errors(opt) or input_file_errors(opt)  # --check-data lists them

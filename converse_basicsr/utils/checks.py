@@ -1,8 +1,12 @@
 """Argument checks shared by the library and the command lines: one definition of "an integer" and of "a number"
-(``bool`` is neither)."""
+(``bool`` is neither), and :class:`ConverseError`, the base class of the package's errors about bad input."""
 from numbers import Integral, Real
 
-__all__ = ['is_int', 'is_real', 'check_int']
+__all__ = ['ConverseError', 'is_int', 'is_real', 'check_int']
+
+
+class ConverseError(ValueError):
+    """The base of the errors a bad option, model or input raises: entry points print it and exit with status 2."""
 
 
 def is_int(value):

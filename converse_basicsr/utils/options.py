@@ -17,13 +17,15 @@ import sys
 from dataclasses import dataclass
 from os import path as osp
 
+from converse_basicsr.utils.checks import ConverseError
+
 __all__ = [
     'OptionError', 'Spec', 'check_value', 'arg', 'CheckedParser', 'check_entry', 'did_you_mean', 'check_device',
     'check_writable_dir', 'check_unique', 'check_folder_name', 'SPECS', 'KIND_NAMES'
 ]
 
 
-class OptionError(ValueError):
+class OptionError(ConverseError):
     """An option that cannot work; the message names the option (and the file) and what is expected."""
 
 
@@ -38,7 +40,7 @@ KIND_NAMES = {
     'numbers': 'a list of numbers',
     'range': 'a list [lo, hi] of two numbers',
     'tile': "an integer or 'auto'",
-    'device': 'a torch device (cpu, cuda, cuda:1, mps)',
+    'device': 'a torch device (cpu, cuda, cuda:1)',
 }
 
 
@@ -213,8 +215,12 @@ def check_entry(where, entry, table, owner, errors):
     return errors
 
 
+SUPPORTED_DEVICES = ('cpu', 'cuda')  # where the operator's FFT solve, tiling and memory planning are measured
+
+
 def check_device(value, name='--device'):
-    """``value`` if it names a torch device that this machine has (``cpu``, ``cuda[:i]``, ``mps``, ...)."""
+    """``value`` if it names a device of :data:`SUPPORTED_DEVICES` that this machine has (``cpu``, ``cuda[:i]``):
+    the one device rule of the flags, the YAML checks and ``Restorer``."""
     import torch
     try:
         device = torch.device(value)
@@ -227,10 +233,8 @@ def check_device(value, name='--device'):
                               f'CUDA build: {torch.version.cuda or "no"}); use --device cpu')
         if device.index is not None and device.index >= count:
             raise OptionError(f'{name} {value}: this machine has {count} CUDA device(s) (0-{count - 1})')
-    elif device.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
-        raise OptionError(f'{name} {value}: MPS is not available on this machine; use --device cpu')
-    elif device.type not in ('cpu', 'cuda', 'mps'):
-        raise OptionError(f'{name} must be cpu, cuda[:N] or mps: unknown device {value!r}')
+    elif device.type not in SUPPORTED_DEVICES:
+        raise OptionError(f'{name} {value}: {device.type} devices are not supported; use cpu or cuda[:N]')
     return value
 
 
@@ -313,6 +317,16 @@ def fail(prog, error, stream=None):
     """Print ``error`` as ``<prog>: error: <message>`` (one line per message line) and return exit status 2."""
     print(f'{prog}: error: {error}', file=stream or sys.stderr)
     return 2
+
+
+def add_import_option(parser):
+    """``--import MODULE`` (repeatable, into ``args.imports``): the user's modules, imported before any check
+    (:func:`converse_basicsr.utils.imports.import_user_modules`); the flag every entry point shares."""
+    parser.add_argument(
+        '--import', dest='imports', action='append', default=[], metavar='MODULE', type=arg(SPECS['text']),
+        help='import MODULE first (repeatable): a module of yours that registers archs, datasets '
+        'or models, found on PYTHONPATH or in the current folder')
+    return parser
 
 
 def config_arg(kind):

@@ -126,15 +126,18 @@ def test_convert_script_round_trip_and_basicsr_format(zoo_dir, tmp_path):
     assert script.main([str(src), str(tmp_path / 'x.pth'), '--to', 'plain']) == 2  # already plain: refused
     published = torch.load(src, weights_only=True)
     as_basicsr = torch.load(wrapped, weights_only=True)
-    assert list(as_basicsr) == ['params'] and as_basicsr['params'].keys() == published.keys()
+    # BasicSR's layout plus the description, under a key BasicSR's load_network never reads
+    assert list(as_basicsr) == ['params', 'converse_basicsr'] and as_basicsr['params'].keys() == published.keys()
+    assert as_basicsr['converse_basicsr']['type'] == 'ConverseNet'
     back = torch.load(plain, weights_only=True)
     assert back.keys() == published.keys() and all(torch.equal(back[k], v) for k, v in published.items())
-    # a BasicSR file (and an EMA one) loads, the arch inferred from the zoo by parameter names/shapes
+    assert back._metadata['converse_basicsr'] == as_basicsr['converse_basicsr']  # a plain state dict carries it too
+    # a BasicSR file (and an EMA one) loads: rebuilt from its description, or detected from its names and shapes
     ema = tmp_path / 'ema.pth'
     torch.save({'params': {k: torch.zeros_like(v) for k, v in published.items()}, 'params_ema': published}, ema)
     for path in (wrapped, ema):
-        model, entry = zoo.load_pretrained(path, return_entry=True)
-        assert entry.name == 'conversenet'
+        model = zoo.load_pretrained(path)
+        assert type(model).__name__ == 'ConverseNet'
         assert torch.equal(model.state_dict()['conv1.weight'], published['conv1.weight'])
 
 
