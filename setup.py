@@ -41,7 +41,7 @@ setup(
     package_data={'converse_basicsr.options': ['**/*.yml']},
     python_requires='>=3.9',
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.5',  # weights_only loads with safe_globals (training states, converse_basicsr.training.checkpoints)
         'torchvision',
         'basicsr==1.4.2',
         'numpy',

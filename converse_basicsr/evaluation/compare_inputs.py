@@ -18,9 +18,10 @@ import torch
 import converse_basicsr  # noqa: F401  (registries)
 from basicsr.data import build_dataset
 from converse_basicsr.evaluation.protocols import drop_absent_optional_datasets
+from converse_basicsr.utils.checks import ConverseError
 
 
-class CompareError(ValueError):
+class CompareError(ConverseError):
     """A comparison option (protocol, dataset or model entry) that cannot be used."""
 
 

@@ -10,12 +10,13 @@ output names: two images of one dataset whose crop grids would get one name (``x
 import os
 from os import path as osp
 
-from basicsr.utils.registry import DATASET_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 from converse_basicsr.data.io import OutputNameError, is_image_file, plan_output_names
 from converse_basicsr.evaluation import compare_metrics
 from converse_basicsr.evaluation.figures import parse_crop
 from converse_basicsr.evaluation.latex import EXTRA_COLUMNS
 from converse_basicsr.evaluation.protocols import file_tag
+from converse_basicsr.utils.imports import IMPORT_HINT
 from converse_basicsr.utils.options import (SPECS, OptionError, Spec, arg, check_device, check_entry, check_unique,
                                             check_writable_dir)
 
@@ -27,7 +28,7 @@ KEYS = {
     'flops_size': SPECS['positive_int'], 'crop': SPECS['positive_int'], 'plot': Spec('bool'),
     'warmup': SPECS['non_negative_int'], 'results_root': Spec('str'), 'crops': Spec('list'),
     'grid_tile': Spec('int', minimum=16), 'save_outputs': Spec('bool'), 'metrics': Spec('list'),
-    'lpips_weights': Spec('str'), 'tex_columns': Spec('list')
+    'lpips_weights': Spec('str'), 'tex_columns': Spec('list'), 'custom_imports': Spec('list')
 }
 TASKS = {'denoise': 'GaussianNoiseDataset', 'sr': 'BicubicDownsampleDataset', 'deblur': 'BlurKernelDataset'}
 PROTOCOL = {
@@ -156,6 +157,11 @@ def _dataset_errors(datasets, errors):
                           f'({type(entry).__name__})')
 
 
+def _known_arch(name):
+    """True for an arch BasicSR's ``ARCH_REGISTRY.get`` finds (its own archs also under the ``_basicsr`` suffix)."""
+    return name in ARCH_REGISTRY or f'{name}_basicsr' in ARCH_REGISTRY
+
+
 def _model_errors(models, errors):
     for index, entry in enumerate(models):
         where = f'models[{index}]'
@@ -164,6 +170,8 @@ def _model_errors(models, errors):
         elif not isinstance(entry, (str, dict)) and type(entry).__module__.split('.')[0] != 'torch':
             errors.append(f'{where} must be a model name, a checkpoint path or a mapping, got {entry!r} '
                           f'({type(entry).__name__})')
+        elif isinstance(entry, dict) and isinstance(entry.get('type'), str) and not _known_arch(entry['type']):
+            errors.append(f"{where}.type {entry['type']!r} is not a known arch; {IMPORT_HINT}")
     labels = [label for label in map(entry_label, models) if label is not None]
     try:
         check_unique('model label', labels)
