@@ -223,6 +223,21 @@ def fix_realesrgan_device():
         _patch(cls, '_dequeue_and_enqueue', _dequeue_and_enqueue)
 
 
+def fix_realesrgan_filter_strides():
+    """RealESRGANModel / RealESRNetModel blur with BasicSR's ``filter2D``, which calls ``.view`` on ``F.pad``'s result.
+    On the CPU ``F.pad`` keeps the strides of a non-contiguous input (DiffJPEG's output, before the second blur),
+    and the view fails. Those two models' ``filter2D`` makes its input contiguous first (same values)."""
+    from basicsr.models import realesrgan_model, realesrnet_model
+
+    for module in (realesrgan_model, realesrnet_model):
+        original = module.filter2D
+
+        def filter2D(img, kernel, original=original):  # noqa: N802  (BasicSR's name)
+            return original(img.contiguous(), kernel)
+
+        _patch(module, 'filter2D', filter2D)
+
+
 def fix_swinir_window_size():
     """``SwinIRModel.test`` pads the input to a multiple of ``opt['network_g']['window_size']``: a ``KeyError``
     when the YAML does not name it, as for ``ConverseUp`` on a SwinIR base or any arch without windows. Take the
@@ -253,6 +268,7 @@ TRAINING_FIXES = [
     fix_plain_state_dict_loading,
     fix_optimizers,
     fix_realesrgan_device,
+    fix_realesrgan_filter_strides,
     fix_swinir_window_size,
 ]
 FIXES = IMPORT_FIXES + TRAINING_FIXES
