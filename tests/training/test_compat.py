@@ -35,7 +35,7 @@ PATCHED = {
     'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device', 'get_optimizer'],
     'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm'],
     'RealESRGANModel': ['__init__', '_dequeue_and_enqueue'], 'RealESRNetModel': ['__init__', '_dequeue_and_enqueue'],
-    'SwinIRModel': ['test']
+    'SwinIRModel': ['test'], 'realesrgan_model': ['filter2D'], 'realesrnet_model': ['filter2D']
 }
 UNTOUCHED = {'BaseModel': ['resume_training'], 'EnlargedSampler': ['__init__', '__iter__', 'set_epoch']}
 
@@ -51,7 +51,8 @@ OWNERSHIP_SCRIPT = textwrap.dedent('''
     from basicsr.utils import dist_util
     owners = {{'BaseModel': BaseModel, 'EnlargedSampler': EnlargedSampler, 'basicsr.train': basicsr.train,
               'dist_util': dist_util, 'RealESRGANModel': RealESRGANModel, 'RealESRNetModel': RealESRNetModel,
-              'SwinIRModel': SwinIRModel}}
+              'SwinIRModel': SwinIRModel, 'realesrgan_model': sys.modules['basicsr.models.realesrgan_model'],
+              'realesrnet_model': sys.modules['basicsr.models.realesrnet_model']}}
     root = os.path.dirname(basicsr.__file__)
 
     def basicsr_own(fn):
@@ -336,3 +337,16 @@ def test_fix_swinir_window_size():
     assert model.output.shape == (1, 1, 7, 9) and 'window_size' not in model.opt['network_g']
     with pytest.raises(KeyError, match='window_size'):
         type(model).test.__wrapped__(model)
+
+
+@pytest.mark.parametrize('module', ['realesrgan_model', 'realesrnet_model'])
+def test_fix_realesrgan_filter_strides(module):
+    """The models' blur on a non-contiguous batch (DiffJPEG's output has such strides)."""
+    import importlib
+    filter2d = importlib.import_module(f'basicsr.models.{module}').filter2D
+    img = torch.rand(2, 5, 7, 3).permute(0, 3, 1, 2)  # (2, 3, 5, 7), not contiguous
+    kernel = torch.rand(2, 3, 3)
+    out = filter2d(img, kernel)
+    assert torch.equal(out, filter2d.__wrapped__(img.contiguous(), kernel))
+    with pytest.raises(RuntimeError, match='view size is not compatible'):  # BasicSR's, on the CPU
+        filter2d.__wrapped__(img, kernel)
