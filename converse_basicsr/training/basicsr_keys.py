@@ -27,23 +27,21 @@ FREQUENCY = S('number', minimum=1, nullable=False)  # BasicSR divides by it (``i
 PROBABILITY, PROBABILITIES = S('number', minimum=0, maximum=1), S('numbers', minimum=0, maximum=1)
 # The top-level keys BasicSR's RealESRNetModel / RealESRGANModel read for their degradations (all required while
 # ``high_order_degradation`` is on, BasicSR's default), with each model's own USM keys.
-REAL_ESRGAN = {
-    **{f'{key}{n}': spec
-       for n in ('', '2') for key, spec in (('resize_prob', PROBABILITIES), ('resize_range', S('numbers', minimum=0)),
-                                            ('gaussian_noise_prob', PROBABILITY), ('noise_range', S('numbers', minimum=0)),
-                                            ('poisson_scale_range', S('numbers', minimum=0)),
-                                            ('gray_noise_prob', PROBABILITY), ('jpeg_range', S('numbers', minimum=0,
-                                                                                               maximum=100)))},
-    'second_blur_prob': PROBABILITY, 'gt_size': S('int', minimum=1)
+DEGRADATION = {
+    'resize_prob': PROBABILITIES, 'resize_range': S('numbers', minimum=0), 'gaussian_noise_prob': PROBABILITY,
+    'noise_range': S('numbers', minimum=0), 'poisson_scale_range': S('numbers', minimum=0),
+    'gray_noise_prob': PROBABILITY, 'jpeg_range': S('numbers', minimum=0, maximum=100)
 }
+REAL_ESRGAN = {f'{key}{n}': spec for n in ('', '2') for key, spec in DEGRADATION.items()}
+REAL_ESRGAN.update(second_blur_prob=PROBABILITY, gt_size=S('int', minimum=1))
 REAL_ESRGAN_USM = {'RealESRNetModel': ('gt_usm', ), 'RealESRGANModel': ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm')}
+USM_FLAGS = {key: FLAG for keys in REAL_ESRGAN_USM.values() for key in keys}
 TOP = {
     'name': TEXT, 'model_type': TEXT, 'scale': S('int', minimum=1), 'num_gpu': ANY, 'manual_seed': S('int'),
     'datasets': MAPPING, 'network_*': MAPPING, 'path': MAPPING, 'train': MAPPING, 'val': MAPPING, 'logger': MAPPING,
     'dist_params': MAPPING, 'find_unused_parameters': FLAG, 'is_train': FLAG, 'dist': FLAG, 'rank': S('int'),
     'world_size': S('int'), 'auto_resume': FLAG, 'root_path': TEXT, 'high_order_degradation': FLAG,
-    'queue_size': S('int', minimum=1), **REAL_ESRGAN, **{k: FLAG
-                                                         for keys in REAL_ESRGAN_USM.values() for k in keys}
+    'queue_size': S('int', minimum=1), **REAL_ESRGAN, **USM_FLAGS
 }
 BLOCKS = {
     'train': {

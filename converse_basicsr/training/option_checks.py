@@ -142,8 +142,9 @@ def check_data(opt, stream=None):
         cls = registered(DATASET_REGISTRY, dataset_opt.get('type'))
         where = f'datasets.{phase}'
         if cls is None or not _is_ours(cls):
-            print(f'{where}: NOT CHECKED: {dataset_opt.get("type")} is not a {PACKAGE} dataset, and only those '
-                  'can be checked', file=stream)
+            print(
+                f'{where}: NOT CHECKED: {dataset_opt.get("type")} is not a {PACKAGE} dataset, and only those '
+                'can be checked', file=stream)
             skipped.append(f'{where} ({dataset_opt.get("type")})')
             continue
         entry = dict(dataset_opt, phase=phase.split('_')[0], scale=opt.get('scale', 1))

@@ -189,17 +189,19 @@ def entry_parser():
     parser.add_argument('-opt', type=arg(SPECS['text']), metavar='PATH', help='the BasicSR option file (YAML)')
     parser.add_argument('--config', type=config_arg('train'),
                         help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
-    parser.add_argument('--check-data', action='store_true',
-                        help='check the option file, decode every image of its datasets once, list the bad ones '
-                        'and train nothing')
+    parser.add_argument(
+        '--check-data', action='store_true',
+        help='check the option file, decode every image of its datasets once, list the bad ones '
+        'and train nothing')
     return parser
 
 
 def print_help(parser, stream=None):
     """``converse-train --help``: the flags of ``parser`` (the package's), then BasicSR's that it passes on."""
-    full = argparse.ArgumentParser(prog=parser.prog, parents=[parser], epilog=EXIT_STATUS,
-                                   description='Train a model from a BasicSR option file, with checked options '
-                                   "and an exact resume; BasicSR's flags are passed on to its train_pipeline.")
+    full = argparse.ArgumentParser(
+        prog=parser.prog, parents=[parser], epilog=EXIT_STATUS,
+        description='Train a model from a BasicSR option file, with checked options '
+        "and an exact resume; BasicSR's flags are passed on to its train_pipeline.")
     group = full.add_argument_group("BasicSR's flags")
     for flags, kwargs in BASICSR_FLAGS:
         if not any(flag in full._option_string_actions for flag in flags):

@@ -1,4 +1,4 @@
-"""BasicSR's image recipes with Converse generators, as option dicts, for the recipe tests (tests/training/test_recipes.py).
+"""BasicSR's image recipes with Converse generators, as option dicts, for tests/training/test_recipes.py.
 
 :func:`recipe` writes the option file of one (model_type, generator) pair as a BasicSR user would (BasicSR's
 datasets, losses, discriminators; Real-ESRGAN's degradation keys from BasicSR's ``train_realesrgan_x4plus.yml``),
@@ -18,9 +18,9 @@ KERNELS = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso'
 REAL_DATASET = {
     'blur_kernel_size': 21, 'kernel_list': KERNELS, 'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
     'sinc_prob': 0.1, 'blur_sigma': [0.2, 3], 'betag_range': [0.5, 4], 'betap_range': [1, 2], 'blur_kernel_size2': 21,
-    'kernel_list2': KERNELS, 'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob2': 0.1,
-    'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
-    'use_hflip': True, 'use_rot': False
+    'kernel_list2': KERNELS, 'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12,
+                                              0.03], 'sinc_prob2': 0.1, 'blur_sigma2': [0.2, 1.5],
+    'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8, 'use_hflip': True, 'use_rot': False
 }
 # ... and the model's degradations (top-level keys)
 REAL_MODEL = {
@@ -40,12 +40,16 @@ GENERATORS = {
     'ConverseMSRResNet': ({'type': 'ConverseMSRResNet', 'num_feat': 8, 'num_block': 1}, 4),
     'ConverseUpMSRResNet': ({'type': 'ConverseUpMSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': 2}, 2),
     'ConverseUp[RRDBNet]': ({'type': 'ConverseUp', 'base': dict(_RRDB, scale=4)}, 4),
-    'ConverseUp[EDSR]': ({'type': 'ConverseUp', 'base': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3,
-                                                         'num_feat': 8, 'num_block': 1, 'upscale': 2}}, 2),
-    'ConverseUp[SwinIR]': ({'type': 'ConverseUp', 'base': {'type': 'SwinIR', 'in_chans': 3, 'embed_dim': 12,
-                                                           'depths': [1], 'num_heads': [2], 'window_size': 4,
-                                                           'img_size': 16, 'upscale': 2,
-                                                           'upsampler': 'pixelshuffle'}}, 2),
+    'ConverseUp[EDSR]': ({
+        'type': 'ConverseUp',
+        'base': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
+    }, 2),
+    'ConverseUp[SwinIR]': ({
+        'type': 'ConverseUp', 'base': {
+            'type': 'SwinIR', 'in_chans': 3, 'embed_dim': 12, 'depths': [1], 'num_heads': [2], 'window_size': 4,
+            'img_size': 16, 'upscale': 2, 'upsampler': 'pixelshuffle'
+        }
+    }, 2),
     'SpandrelNet': ({'type': 'SpandrelNet', 'path': '{spandrel_file}'}, 4),
 }
 
@@ -65,8 +69,9 @@ def write_data(root):
             image = smooth_image(rng, size)
             cv2.imwrite(str(gt / f'{i}.png'), image)
             for scale, folder in lq.items():
-                cv2.imwrite(str(folder / f'{i}.png'),
-                            cv2.resize(image, (size // scale, size // scale), interpolation=cv2.INTER_CUBIC))
+                cv2.imwrite(
+                    str(folder / f'{i}.png'),
+                    cv2.resize(image, (size // scale, size // scale), interpolation=cv2.INTER_CUBIC))
         paths.update({f'{role}gt': str(gt), f'{role}lq': {k: str(v) for k, v in lq.items()}})
     meta = root / 'meta_info.txt'
     meta.write_text(''.join(f'{i}.png\n' for i in range(2)))
@@ -95,7 +100,7 @@ def recipe(name, model_type, generator, data, network_d=None, perceptual=False, 
     """The option dict of ``model_type`` with the generator ``generator`` (a key of :data:`GENERATORS`). For the
     Real-ESR models ``degrade=False`` is BasicSR's ``high_order_degradation: false`` (paired data, no synthesis)."""
     network_g, scale = GENERATORS[generator]
-    network_g = {k: (v.format(spandrel_file=data['spandrel']) if isinstance(v, str) else v) for k, v in network_g.items()}
+    network_g = {k: v.format(spandrel_file=data['spandrel']) if isinstance(v, str) else v for k, v in network_g.items()}
     gan, real = model_type in GAN_MODELS, model_type.startswith('RealESR')
     if gan and network_d is None:
         network_d = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 4}
@@ -110,29 +115,32 @@ def recipe(name, model_type, generator, data, network_d=None, perceptual=False, 
     train = {
         'ema_decay': 0.999 if gan else 0, 'optim_g': {'type': optimizer, 'lr': 1e-4},
         'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5}, 'total_iter': 2, 'warmup_iter': -1,
-        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
-        'perceptual_opt': {'type': 'PerceptualLoss', 'layer_weights': {'conv2_2': 1}, 'vgg_type': 'vgg19',
-                           'perceptual_weight': 1.0, 'style_weight': 0} if perceptual else None
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'perceptual_opt': {
+            'type': 'PerceptualLoss', 'layer_weights': {'conv2_2': 1}, 'vgg_type': 'vgg19', 'perceptual_weight': 1.0,
+            'style_weight': 0
+        } if perceptual else None
     }
     opt = {
-        'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {
-            'train': train_set, 'val': {'name': 'val', 'type': 'PairedImageDataset', 'dataroot_gt': data['val_gt'],
-                                        'dataroot_lq': data['val_lq'][scale], 'io_backend': {'type': 'disk'}}
-        }, 'network_g': network_g, 'path': {'pretrain_network_g': None, 'resume_state': None}, 'train': train,
-        'val': {'val_freq': 10**9, 'save_img': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': scale}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False}
+        'name': name, 'model_type': model_type, 'scale': scale, 'num_gpu': 0, 'manual_seed': 0, 'datasets': {
+            'train': train_set, 'val': {
+                'name': 'val', 'type': 'PairedImageDataset', 'dataroot_gt': data['val_gt'],
+                'dataroot_lq': data['val_lq'][scale], 'io_backend': {'type': 'disk'}
+            }
+        }, 'network_g': network_g, 'path': {'pretrain_network_g': None, 'resume_state': None}, 'train': train, 'val': {
+            'val_freq': 10**9, 'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': scale}}
+        }, 'logger': {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False}
     }
     if gan:
         opt['network_d'] = network_d
-        train.update(optim_d={'type': 'Adam', 'lr': 1e-4}, net_d_iters=1, net_d_init_iters=0,
-                     gan_opt={'type': 'GANLoss', 'gan_type': 'vanilla', 'real_label_val': 1.0,
-                              'fake_label_val': 0.0, 'loss_weight': 0.1})
+        train.update(
+            optim_d={'type': 'Adam', 'lr': 1e-4}, net_d_iters=1, net_d_init_iters=0, gan_opt={
+                'type': 'GANLoss', 'gan_type': 'vanilla', 'real_label_val': 1.0, 'fake_label_val': 0.0,
+                'loss_weight': 0.1
+            })
     if real and not degrade:
         opt['high_order_degradation'] = False
     elif real:
         opt.update(REAL_MODEL, gt_size=gt_size)
-        opt.update({'gt_usm': True} if model_type == 'RealESRNetModel' else
-                   {'l1_gt_usm': True, 'percep_gt_usm': True, 'gan_gt_usm': False})
+        opt.update({'gt_usm': True} if model_type ==
+                   'RealESRNetModel' else {'l1_gt_usm': True, 'percep_gt_usm': True, 'gan_gt_usm': False})
     return opt

@@ -17,8 +17,10 @@ from converse_basicsr.training.option_checks import OptionError, check_color_cha
 from tests.helpers.recipes import recipe
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DATA = {'gt': 'gt', 'lq': {1: 'lq1', 2: 'lq2', 4: 'lq4'}, 'val_gt': 'v', 'val_lq': {1: 'v1', 2: 'v2', 4: 'v4'},
-        'meta': 'meta.txt', 'spandrel': 'net.pth'}  # never read: check_options does not open files
+DATA = {
+    'gt': 'gt', 'lq': {1: 'lq1', 2: 'lq2', 4: 'lq4'}, 'val_gt': 'v', 'val_lq': {1: 'v1', 2: 'v2', 4: 'v4'},
+    'meta': 'meta.txt', 'spandrel': 'net.pth'
+}  # never read: check_options does not open files
 REAL_ESRGAN = osp.join(REPO, 'options', 'train', 'gan', 'train_ConverseUp_RRDBNet_RealESRGAN_x4.yml')
 
 
@@ -65,7 +67,8 @@ def test_optimizers_converse_train_builds_pass(optimizer):
 
 @pytest.mark.parametrize('optimizer', ['LBFGS', 'SparseAdam', 'Adagrad'])
 def test_other_optimizers_are_refused(optimizer):
-    assert f"train.optim_g.type {optimizer!r} is not a known torch.optim optimizer" in _errors(_opt(optimizer=optimizer))
+    message = f'train.optim_g.type {optimizer!r} is not a known torch.optim optimizer'
+    assert message in _errors(_opt(optimizer=optimizer))
 
 
 @pytest.mark.parametrize('where', [('val', 'val_freq'), ('logger', 'print_freq'), ('logger', 'save_checkpoint_freq'),
@@ -121,11 +124,15 @@ def test_rgb_by_default_dataset_into_a_gray_network_is_refused(tmp_path, monkeyp
     (tmp_path / 'img').mkdir()
     opt = {
         'name': 'default_rgb', 'model_type': 'SRModel', 'num_gpu': 0, 'network_g': {'type': 'ConverseDnCNN'},
-        'datasets': {'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path / 'img'),
-                               'sigma': 25, 'gt_size': 8}},
-        'path': {}, 'train': {'total_iter': 1, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                              'scheduler': {'type': 'MultiStepLR', 'milestones': [10]},
-                              'pixel_opt': {'type': 'L1Loss'}}, 'logger': {'print_freq': 1, 'save_checkpoint_freq': 1}
+        'datasets': {
+            'train': {
+                'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path / 'img'), 'sigma': 25,
+                'gt_size': 8
+            }
+        }, 'path': {}, 'train': {
+            'total_iter': 1, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10]}, 'pixel_opt': {'type': 'L1Loss'}
+        }, 'logger': {'print_freq': 1, 'save_checkpoint_freq': 1}
     }
     config = tmp_path / 'c.yml'
     config.write_text(yaml.dump(opt))
@@ -164,10 +171,11 @@ def test_check_data_says_what_it_could_not_check(tmp_path, monkeypatch, capsys):
     for folder in ('gt', 'lq4', 'v', 'v4'):
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / '0.png'), np.zeros((8, 8, 3), np.uint8))
-    opt = recipe('paired', 'SRModel', 'ConverseMSRResNet', {
-        'gt': str(tmp_path / 'gt'), 'lq': {4: str(tmp_path / 'lq4')}, 'val_gt': str(tmp_path / 'v'),
-        'val_lq': {4: str(tmp_path / 'v4')}, 'spandrel': ''
-    })
+    opt = recipe(
+        'paired', 'SRModel', 'ConverseMSRResNet', {
+            'gt': str(tmp_path / 'gt'), 'lq': {4: str(tmp_path / 'lq4')}, 'val_gt': str(tmp_path / 'v'),
+            'val_lq': {4: str(tmp_path / 'v4')}, 'spandrel': ''
+        })
     config = tmp_path / 'paired.yml'
     config.write_text(yaml.dump(opt))
     monkeypatch.chdir(tmp_path)

@@ -42,8 +42,7 @@ DEFAULT_ROWS = {
 ROWS = [
     pytest.param(model_type, generator, *(DEFAULT_ROWS[model_type][1:] if default else (None, True, 'Adam', True)),
                  id=f'{model_type}-{generator}', marks=() if default else pytest.mark.slow)
-    for model_type in MODEL_TYPES for generator in GENERATORS
-    for default in [DEFAULT_ROWS[model_type][0] == generator]
+    for model_type in MODEL_TYPES for generator in GENERATORS for default in [DEFAULT_ROWS[model_type][0] == generator]
 ]
 
 
