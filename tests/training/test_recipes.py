@@ -3,11 +3,11 @@ CPU (tiny widths), saves, resumes once (``--auto_resume``) and validates.
 
 Rows: each model_type of :data:`tests.helpers.recipes.MODEL_TYPES` × each generator of ``GENERATORS`` (every
 registered Converse arch BasicSR's SR models can call, ConverseUp on RRDBNet/EDSR/SwinIR, a SpandrelNet file).
-The default run keeps one row per model_type (the two of issue 37's "done when" among them); ``-m slow`` runs
-the rest. The perceptual loss runs BasicSR's own VGG code on a random-weight VGG19 file written where BasicSR
-looks for it (``basicsr.archs.vgg_arch.VGG_PRETRAIN_PATH``, pointed into the test's folder): nothing is
-downloaded; the other rows switch it off with ``perceptual_opt: ~``. The shipped SRGAN- and Real-ESRGAN-style
-configs (options/train/gan/) run here too, shrunk the same way.
+The default run keeps one row per model_type (the two of issue 37's "done when" among them), with the perceptual
+loss off (``perceptual_opt: ~``); ``-m slow`` runs the rest, each with the perceptual loss: BasicSR's own VGG code
+on a random-weight VGG19 file written where BasicSR looks for it (``basicsr.archs.vgg_arch.VGG_PRETRAIN_PATH``,
+pointed into the test's folder), so nothing is downloaded. The shipped SRGAN- and Real-ESRGAN-style configs
+(options/train/gan/) run here too (``-m slow``), shrunk the same way.
 """
 import glob
 import logging
@@ -29,11 +29,12 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GAN_CONFIGS = sorted(glob.glob(osp.join(REPO, 'options', 'train', 'gan', '*.yml')))
 VGG_D = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 128}
 # The default run: one row per model_type, (generator, discriminator, perceptual loss, optimizer, Real-ESRGAN's
-# degradations). RealESRNetModel trains on paired data there (high_order_degradation: false, BasicSR's fine-tuning
+# degradations). The perceptual loss (two VGG19 builds per row, ~10 s here) runs in the slow rows and the shipped
+# GAN configs. RealESRNetModel trains on paired data there (high_order_degradation: false, BasicSR's fine-tuning
 # mode): the synthesis on BasicSR's fixed 400² crops costs ~10 s per iteration here; RealESRGANModel runs it.
 DEFAULT_ROWS = {
     'SRModel': ('ConverseDnCNN', None, False, 'AdamW', True),
-    'SRGANModel': ('ConverseMSRResNet', VGG_D, True, 'Adam', True),
+    'SRGANModel': ('ConverseMSRResNet', VGG_D, False, 'Adam', True),
     'ESRGANModel': ('ConverseUp[EDSR]', None, False, 'RMSprop', True),
     'RealESRNetModel': ('SpandrelNet', None, False, 'Adam', False),
     'RealESRGANModel': ('ConverseUp[RRDBNet]', None, False, 'Adam', True),
@@ -102,7 +103,7 @@ def test_recipe_trains_saves_resumes_and_validates(model_type, generator, networ
     assert ('Loss [PerceptualLoss] is created.' in first) == perceptual
     assert f'Model [{model_type}] is created.' in first
     if perceptual:
-        assert 'l_g_percep: ' in first
+        assert re.search(r'l_(g_)?percep: ', first)
     if network_d:
         assert f'Network [{network_d["type"]}] is created.' in first
 
