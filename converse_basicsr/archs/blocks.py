@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ..ops import Converse2D
-from ..ops.converse2d import check_input, check_scale  # noqa: F401  (check_input re-exported for the archs)
+from ..ops.converse2d import check_input, check_scale, is_channels_last  # noqa: F401  (check_input: for the archs)
 from .inference_path import run_branch, scaled, works_in_place
 
 OPERATORS = ('converse', 'conv', 'convtranspose')
@@ -114,6 +114,13 @@ def residual_stream(x):
     if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
         x = x.float()
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def in_layout_of(x, out):
+    """``out`` in the memory format of the arch's input ``x``: channels last for a channels-last input, else
+    contiguous NCHW. The blocks run channels last inside (:func:`residual_stream`); what an arch returns must be
+    what its caller gave, as BasicSR's discriminators and losses call ``.view`` on the output."""
+    return out.contiguous(memory_format=torch.channels_last if is_channels_last(x) else torch.contiguous_format)
 
 
 class ConverseBlock(nn.Module):

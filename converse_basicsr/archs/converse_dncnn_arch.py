@@ -3,7 +3,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .blocks import ConverseBlock, check_input
+from .blocks import ConverseBlock, check_input, in_layout_of
 
 
 @ARCH_REGISTRY.register()
@@ -40,4 +40,4 @@ class ConverseDnCNN(nn.Module):
 
     def forward(self, x):
         check_input(x, self.num_in_ch, 'x')
-        return self.m_tail(self.m_body(self.m_head(x)))
+        return in_layout_of(x, self.m_tail(self.m_body(self.m_head(x))))

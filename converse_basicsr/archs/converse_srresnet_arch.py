@@ -5,7 +5,7 @@ from torch.nn import functional as F
 from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .blocks import ConverseBlock, check_input, make_operator
+from .blocks import ConverseBlock, check_input, in_layout_of, make_operator
 
 UPSCALES = (2, 3, 4)
 
@@ -87,7 +87,7 @@ class ConverseMSRResNet(nn.Module):
         check_input(x, self.num_in_ch, 'x')
         out = _upsample(self, self.conv_body(self.act(self.conv_first(x))), self.act)
         out = self.conv_last(self.act(self.conv_hres(out)))
-        return out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False)
+        return in_layout_of(x, out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False))
 
 
 @ARCH_REGISTRY.register()

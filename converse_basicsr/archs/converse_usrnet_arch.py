@@ -7,7 +7,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..ops import converse2d
 from ..ops.converse2d import check_scale
-from .blocks import OPERATORS, ConverseBlockAlpha, ConverseBody, check_input
+from .blocks import OPERATORS, ConverseBlockAlpha, ConverseBody, check_input, in_layout_of
 
 
 def _apply_in(layer, x):
@@ -143,8 +143,7 @@ class ConverseUSRNet(nn.Module):
             dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
             kernel_feat = self.kernelnet(kernel.to(dtype))
             kernels = [_apply_in(conv, kernel_feat) for conv in self.convs]
-        x = self.conv1(x)
+        out = self.conv1(x)
         for i in range(self.num_iter):
-            x = self.d(x, kernels[i], sf if i == 0 else 1)
-            x = self.p(x)
-        return self.conv2(x)
+            out = self.p(self.d(out, kernels[i], sf if i == 0 else 1))
+        return in_layout_of(x, self.conv2(out))

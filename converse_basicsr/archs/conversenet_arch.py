@@ -3,7 +3,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .blocks import ConverseBlock, ConverseBody, check_input
+from .blocks import ConverseBlock, ConverseBody, check_input, in_layout_of
 
 
 @ARCH_REGISTRY.register()
@@ -39,7 +39,7 @@ class ConverseNet(nn.Module):
 
     def forward(self, x):
         check_input(x, self.num_in_ch, 'x')
-        x = self.conv1(x)
+        out = self.conv1(x)
         for _ in range(self.num_iter):
-            x = self.p(x)
-        return self.conv2(x)
+            out = self.p(out)
+        return in_layout_of(x, self.conv2(out))

@@ -18,34 +18,32 @@ import sys
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+from converse_basicsr.training.compat import OPTIMIZERS
 from converse_basicsr.utils.imports import IMPORT_HINT, IMPORTS_KEY
 from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_value, did_you_mean
 
 S = Spec
 TEXT, FLAG, MAPPING, ANY = S('str'), S('bool'), S('dict'), None
-POSITIVE = S('number', positive=True)
+FREQUENCY = S('number', minimum=1, nullable=False)  # BasicSR divides by it (``iter % freq``, ``len * ratio``)
+PROBABILITY, PROBABILITIES = S('number', minimum=0, maximum=1), S('numbers', minimum=0, maximum=1)
+# The top-level keys BasicSR's RealESRNetModel / RealESRGANModel read for their degradations (all required while
+# ``high_order_degradation`` is on, BasicSR's default), with each model's own USM keys.
+DEGRADATION = {
+    'resize_prob': PROBABILITIES, 'resize_range': S('numbers', minimum=0), 'gaussian_noise_prob': PROBABILITY,
+    'noise_range': S('numbers', minimum=0), 'poisson_scale_range': S('numbers', minimum=0),
+    'gray_noise_prob': PROBABILITY, 'jpeg_range': S('numbers', minimum=0, maximum=100)
+}
+REAL_ESRGAN = {f'{key}{n}': spec for n in ('', '2') for key, spec in DEGRADATION.items()}
+REAL_ESRGAN.update(second_blur_prob=PROBABILITY, gt_size=S('int', minimum=1))
+REAL_ESRGAN_USM = {'RealESRNetModel': ('gt_usm', ), 'RealESRGANModel': ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm')}
+USM_FLAGS = {key: FLAG for keys in REAL_ESRGAN_USM.values() for key in keys}
+# IMPORTS_KEY (custom_imports) is this package's: the user's modules, imported before the checks
 TOP = {
-    'name': TEXT,
-    'model_type': TEXT,
-    'scale': S('int', minimum=1),
-    'num_gpu': ANY,
-    'manual_seed': S('int'),
-    'datasets': MAPPING,
-    'network_*': MAPPING,
-    'path': MAPPING,
-    'train': MAPPING,
-    'val': MAPPING,
-    'logger': MAPPING,
-    'dist_params': MAPPING,
-    'find_unused_parameters': FLAG,
-    'is_train': FLAG,
-    'dist': FLAG,
-    'rank': S('int'),
-    'world_size': S('int'),
-    'auto_resume': FLAG,
-    'root_path': TEXT,
-    'high_order_degradation': FLAG,
-    IMPORTS_KEY: S('list')  # this package's: the user's modules, imported before the checks
+    'name': TEXT, 'model_type': TEXT, 'scale': S('int', minimum=1), 'num_gpu': ANY, 'manual_seed': S('int'),
+    'datasets': MAPPING, 'network_*': MAPPING, 'path': MAPPING, 'train': MAPPING, 'val': MAPPING, 'logger': MAPPING,
+    'dist_params': MAPPING, 'find_unused_parameters': FLAG, 'is_train': FLAG, 'dist': FLAG, 'rank': S('int'),
+    'world_size': S('int'), 'auto_resume': FLAG, 'root_path': TEXT, 'high_order_degradation': FLAG,
+    'queue_size': S('int', minimum=1), **REAL_ESRGAN, **USM_FLAGS, IMPORTS_KEY: S('list')
 }
 BLOCKS = {
     'train': {
@@ -56,7 +54,7 @@ BLOCKS = {
         'net_d_init_iters': S('int', minimum=0)
     },
     'val': {
-        'val_freq': POSITIVE, 'save_img': FLAG, 'suffix': S('str'), 'metrics': MAPPING, 'pbar': FLAG,
+        'val_freq': FREQUENCY, 'save_img': FLAG, 'suffix': S('str'), 'metrics': MAPPING, 'pbar': FLAG,
         'num_val_samples': S('int', minimum=1)
     },
     'path': {
@@ -64,14 +62,14 @@ BLOCKS = {
         'ignore_resume_networks': S('list'), 'experiments_root': TEXT, 'models': TEXT, 'training_states': TEXT,
         'log': TEXT, 'visualization': TEXT, 'results_root': TEXT, 'root': TEXT
     },
-    'logger': {'print_freq': POSITIVE, 'save_checkpoint_freq': POSITIVE, 'use_tb_logger': FLAG, 'wandb': MAPPING},
+    'logger': {'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': FLAG, 'wandb': MAPPING},
     'dist_params': {'backend': TEXT, 'port': S('int', minimum=1, maximum=65535)},
 }
 WANDB = {'project': TEXT, 'resume_id': TEXT, 'entity': TEXT}
 # Loader keys BasicSR reads from any dataset entry (the package's datasets declare theirs in OPTIONS).
 LOADER = {
     'batch_size_per_gpu': S('int', minimum=1), 'num_worker_per_gpu': S('int', minimum=0),
-    'dataset_enlarge_ratio': POSITIVE, 'gt_size': S('int', minimum=1),
+    'dataset_enlarge_ratio': FREQUENCY, 'gt_size': S('int', minimum=1),
     'prefetch_mode': S('str', choices=('cpu', 'cuda')), 'num_prefetch_queue': S('int', minimum=1), 'pin_memory': FLAG
 }
 IO_BACKEND = {
@@ -80,8 +78,23 @@ IO_BACKEND = {
 }
 METRIC_KEYS = {'type': TEXT, 'better': S('str', choices=('higher', 'lower')), 'crop_border': S('int', minimum=0)}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+# What BasicSR's SR models do with each loss: ``pixel_opt`` / ``ldl_opt`` call ``loss(output, gt)``,
+# ``perceptual_opt`` unpacks ``(percep, style)``, ``gan_opt`` takes ``(pred, target_is_real, is_disc)``. BasicSR's
+# own losses must fit their slot; a loss registered by someone else is taken at its word.
+LOSS_SLOTS = {
+    'pixel_opt': ('L1Loss', 'MSELoss', 'CharbonnierLoss'), 'ldl_opt': ('L1Loss', 'MSELoss', 'CharbonnierLoss'),
+    'perceptual_opt': ('PerceptualLoss', ), 'gan_opt': ('GANLoss', 'MultiScaleGANLoss')
+}
 LISTS = {k: S('numbers') for k in ('milestones', 'restarts', 'restart_weights', 'periods', 'eta_mins', 'betas')}
 LISTS['betas'] = S('numbers', minimum=0, maximum=1)
+
+
+def registered(registry, name):
+    """What BasicSR's ``registry.get(name)`` finds (``name``, else ``name + '_basicsr'``), or None; without its
+    print."""
+    if not isinstance(name, str):
+        return None
+    return registry._obj_map.get(name) or registry._obj_map.get(f'{name}_basicsr')
 
 
 def _table_get(table, key):
@@ -145,9 +158,10 @@ def signature_table(target, skip=(), overrides=None, open_ended_ok=True, int_kin
 
 
 def _registered(where, kind, value, names, errors, entry=None):
-    """True if ``value`` is one of ``names``; else an error line with "did you mean". With the ``entry`` it is
-    the ``type`` of, a missing ``type`` is named, or the key that looks like a typo of it."""
-    if isinstance(value, str) and value in names:
+    """True if ``value`` is one of ``names``, or is with BasicSR's ``_basicsr`` suffix (as ``Registry.get`` reads it);
+    else an error line with "did you mean". With the ``entry`` it is the ``type`` of, a missing ``type`` is named, or
+    the key that looks like a typo of it."""
+    if isinstance(value, str) and (value in names or f'{value}_basicsr' in names):
         return True
     if entry is not None and 'type' not in entry:
         near = [k for k in entry if did_you_mean(k, ['type'])]
@@ -201,9 +215,17 @@ def _metric_table(name):  # metric functions take **kwargs only to ignore them: 
 
 
 def _optimizers():
-    return sorted(
-        n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
-        and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != 'Optimizer')
+    """The optimizers converse-train builds (BasicSR's ``get_optimizer`` with ``compat.fix_optimizers``)."""
+    return list(OPTIMIZERS)
+
+
+def _loss_slot_errors(key, entry, errors):
+    """A BasicSR loss in a slot whose call it does not fit (an L1Loss as ``gan_opt``)."""
+    loss = registered(LOSS_REGISTRY, entry.get('type'))
+    fits = LOSS_SLOTS.get(key)
+    if loss is not None and fits and loss.__module__.startswith('basicsr.') and loss.__name__ not in fits:
+        errors.append(f"train.{key}.type {entry['type']!r} does not fit there: BasicSR's models call "
+                      f"{key} as one of {', '.join(fits)}")
 
 
 def _block_errors(opt, is_train, errors):
@@ -223,12 +245,48 @@ def _block_errors(opt, is_train, errors):
                 _typed_entry(f'train.{key}', value, 'torch.optim optimizer', _optimizers(), _optimizer_table, errors)
             elif key == 'scheduler':
                 _typed_entry('train.scheduler', value, 'BasicSR scheduler', SCHEDULERS, _scheduler_table, errors)
-            elif key in BLOCKS['train'] and key.endswith('_opt'):
+            elif key in BLOCKS['train'] and key.endswith('_opt') and value is not None:  # ``~``: that loss is off
                 _typed_entry(f'train.{key}', value, 'loss', sorted(LOSS_REGISTRY._obj_map), _loss_table, errors)
+                if isinstance(value, dict):
+                    _loss_slot_errors(key, value, errors)
     val = opt.get('val')
     if isinstance(val, dict) and isinstance(val.get('metrics'), dict):
         for key, value in val['metrics'].items():
             _typed_entry(f'val.metrics.{key}', value, 'metric', sorted(METRIC_REGISTRY._obj_map), _metric_table, errors)
+
+
+def _model_errors(opt, errors):
+    """For training: what the model of ``model_type`` reads without a default (BasicSR's SR models and their
+    subclasses): its optimizers and scheduler, a loss, a GAN model's discriminator and GAN loss, Real-ESRGAN's
+    degradation keys and a queue that the batch divides."""
+    from basicsr.models.realesrgan_model import RealESRGANModel
+    from basicsr.models.realesrnet_model import RealESRNetModel
+    from basicsr.models.sr_model import SRModel
+    from basicsr.models.srgan_model import SRGANModel
+    model, name = registered(MODEL_REGISTRY, opt.get('model_type')), opt.get('model_type')
+    train = opt.get('train')
+    if not (isinstance(model, type) and issubclass(model, SRModel) and isinstance(train, dict)):
+        return
+    needed = ['optim_g', 'scheduler']
+    if issubclass(model, SRGANModel):
+        needed.append('optim_d')
+        if not isinstance(opt.get('network_d'), dict):
+            errors.append(f'network_d is missing: {name} trains a discriminator (e.g. {{type: VGGStyleDiscriminator}})')
+        if not train.get('gan_opt'):
+            errors.append(f'train.gan_opt is missing or ~: {name} needs its GAN loss (e.g. {{type: GANLoss}})')
+    elif not train.get('pixel_opt') and not train.get('perceptual_opt'):
+        errors.append(f'train.pixel_opt and train.perceptual_opt are both off: {name} needs at least one of them')
+    errors += [f'train.{key} is missing: {name} reads it' for key in needed if key not in train]
+    if issubclass(model, (RealESRGANModel, RealESRNetModel)) and opt.get('high_order_degradation', True) is not False:
+        usm = REAL_ESRGAN_USM['RealESRGANModel' if issubclass(model, RealESRGANModel) else 'RealESRNetModel']
+        missing = [key for key in [*REAL_ESRGAN, *usm] if key not in opt]
+        if missing:
+            errors.append(f'{name} makes its training pairs from top-level degradation keys; missing: '
+                          f'{", ".join(missing)} (see BasicSR\'s options/train/RealESRGAN)')
+        queue = opt.get('queue_size', 180)
+        batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
+        if isinstance(queue, int) and isinstance(batch, int) and batch > 0 and queue % batch:
+            errors.append(f'queue_size ({queue}) must be a multiple of datasets.train.batch_size_per_gpu ({batch})')
 
 
 def _top_errors(opt, errors):
@@ -285,6 +343,8 @@ def basicsr_key_errors(opt, is_train=True):
     _top_errors(opt, errors)
     _network_key_errors(opt, errors)
     _block_errors(opt, is_train, errors)
+    if is_train:
+        _model_errors(opt, errors)
     _dataset_errors(opt, errors)
     for key, net in opt.items():
         if fnmatch.fnmatchcase(str(key), 'network_*') and isinstance(net, dict):

@@ -8,8 +8,11 @@ Two groups, each fix small, named for the problem it solves, idempotent, and cov
   needs; no BasicSR class or function changes.
 - :func:`apply_training_fixes` (run by the package's entry points ``converse-train`` / ``converse-test``;
   call it in your own training or test scripts): resume on the CPU from checked states, atomic
-  checkpoints, distributed set-up without CUDA, plain state dicts. These replace methods of BasicSR's
-  ``BaseModel`` and functions of ``basicsr.train`` / ``basicsr.utils.dist_util`` for the whole process.
+  checkpoints, distributed set-up without CUDA, plain state dicts, the optimizers of current BasicSR,
+  Real-ESRGAN/Real-ESRNet training on the model's device (the CPU too), SwinIRModel with networks that do not
+  name ``window_size`` in the YAML. These replace methods of BasicSR's ``BaseModel``, ``RealESRGANModel``,
+  ``RealESRNetModel``, ``SwinIRModel`` and functions of ``basicsr.train`` / ``basicsr.utils.dist_util`` for the
+  whole process.
   The exact resume is not a patch: it is part of ``converse_basicsr.training.pipeline.train_pipeline``.
 """
 import importlib
@@ -173,6 +176,89 @@ def fix_plain_state_dict_loading():
     _patch(BaseModel, 'load_network', load_network)
 
 
+# The optimizers current BasicSR's ``BaseModel.get_optimizer`` builds (1.4.2 builds Adam only).
+OPTIMIZERS = ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop')
+
+
+def fix_optimizers():
+    """``BaseModel.get_optimizer`` of basicsr 1.4.2 raises NotImplementedError for any optimizer but Adam (after
+    the experiment folder was made); current BasicSR builds every one of :data:`OPTIMIZERS` from ``torch.optim``."""
+    from basicsr.models.base_model import BaseModel
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        if optim_type not in OPTIMIZERS:
+            raise NotImplementedError(f'optimizer {optim_type} is not supported; use one of {", ".join(OPTIMIZERS)}')
+        return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+
+    _patch(BaseModel, 'get_optimizer', get_optimizer)
+
+
+def fix_realesrgan_device():
+    """``RealESRGANModel`` and ``RealESRNetModel`` put their JPEG simulator, USM sharpener and training-pair queue
+    on the GPU with ``.cuda()`` whatever ``num_gpu`` says, so they cannot train on a CPU. Put them on the model's
+    device (``self.device``); everything else is BasicSR's code."""
+    from basicsr.models.realesrgan_model import RealESRGANModel
+    from basicsr.models.realesrnet_model import RealESRNetModel
+    from basicsr.utils import DiffJPEG, USMSharp
+
+    for cls in (RealESRGANModel, RealESRNetModel):
+        parent, dequeue = cls.__mro__[1], cls._dequeue_and_enqueue
+
+        def __init__(self, opt, parent=parent):
+            parent.__init__(self, opt)
+            self.jpeger = DiffJPEG(differentiable=False).to(self.device)
+            self.usm_sharpener = USMSharp().to(self.device)
+            self.queue_size = opt.get('queue_size', 180)
+
+        def _dequeue_and_enqueue(self, dequeue=dequeue):
+            if not hasattr(self, 'queue_lr'):  # BasicSR's first call, with the queue made on self.device
+                b, c, h, w = self.lq.size()
+                assert self.queue_size % b == 0, f'queue size {self.queue_size} should be divisible by batch size {b}'
+                self.queue_lr = self.lq.new_zeros(self.queue_size, c, h, w)
+                self.queue_gt = self.gt.new_zeros(self.queue_size, *self.gt.shape[1:])
+                self.queue_ptr = 0
+            dequeue(self)
+
+        _patch(cls, '__init__', __init__)
+        _patch(cls, '_dequeue_and_enqueue', _dequeue_and_enqueue)
+
+
+def fix_realesrgan_filter_strides():
+    """RealESRGANModel / RealESRNetModel blur with BasicSR's ``filter2D``, which calls ``.view`` on ``F.pad``'s result.
+    On the CPU ``F.pad`` keeps the strides of a non-contiguous input (DiffJPEG's output, before the second blur),
+    and the view fails. Those two models' ``filter2D`` makes its input contiguous first (same values)."""
+    from basicsr.models import realesrgan_model, realesrnet_model
+
+    for module in (realesrgan_model, realesrnet_model):
+        original = module.filter2D
+
+        def filter2D(img, kernel, original=original):  # noqa: N802  (BasicSR's name)
+            return original(img.contiguous(), kernel)
+
+        _patch(module, 'filter2D', filter2D)
+
+
+def fix_swinir_window_size():
+    """``SwinIRModel.test`` pads the input to a multiple of ``opt['network_g']['window_size']``: a ``KeyError``
+    when the YAML does not name it, as for ``ConverseUp`` on a SwinIR base or any arch without windows. Take the
+    window from the YAML, else from the network (its ``window_size`` attribute), else 1 (no padding)."""
+    from basicsr.models.swinir_model import SwinIRModel
+    original = SwinIRModel.test
+
+    def test(self):
+        net_opt = self.opt['network_g']
+        if 'window_size' in net_opt:
+            return original(self)
+        window = getattr(self.get_bare_model(self.net_g), 'window_size', 1)
+        self.opt['network_g'] = dict(net_opt, window_size=window if isinstance(window, int) else 1)
+        try:
+            return original(self)
+        finally:
+            self.opt['network_g'] = net_opt
+
+    _patch(SwinIRModel, 'test', test)
+
+
 IMPORT_FIXES = [fix_torchvision_functional_tensor]  # what ``import basicsr`` itself needs
 TRAINING_FIXES = [
     fix_resume_without_cuda,
@@ -180,6 +266,10 @@ TRAINING_FIXES = [
     fix_distributed_init_without_cuda,
     fix_ddp_wrapping_on_cpu,
     fix_plain_state_dict_loading,
+    fix_optimizers,
+    fix_realesrgan_device,
+    fix_realesrgan_filter_strides,
+    fix_swinir_window_size,
 ]
 FIXES = IMPORT_FIXES + TRAINING_FIXES
 
@@ -198,6 +288,7 @@ def apply_import_fixes():
 
 def apply_training_fixes():
     """The fixes BasicSR's training and test pipelines need here (CPU resume from checked states, atomic
-    checkpoints, CPU distributed set-up, plain state dicts). Applied by the package's entry points; call it
+    checkpoints, CPU distributed set-up, plain state dicts, optimizers, Real-ESRGAN on any device, SwinIRModel's
+    window). Applied by the package's entry points; call it
     in your own training scripts (and use ``converse_basicsr.training.pipeline.train_pipeline`` for an exact resume)."""
     _apply(FIXES)

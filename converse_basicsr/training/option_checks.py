@@ -19,7 +19,7 @@ import sys
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 from converse_basicsr.data.io import check_lmdb
-from converse_basicsr.training.basicsr_keys import basicsr_key_errors, signature_table
+from converse_basicsr.training.basicsr_keys import basicsr_key_errors, registered, signature_table
 from converse_basicsr.training.checkpoints import load_failure, load_model_file
 from converse_basicsr.utils.imports import import_yaml_modules
 from converse_basicsr.utils.options import OptionError, Spec, check_entry, check_folder_name, check_value
@@ -31,9 +31,10 @@ __all__ = [
 ]
 
 COLOR_CHANNELS = {'gray': 1, 'y': 1, 'rgb': 3, 'luma': 3}
-# Datasets whose images are RGB unless ``color`` says otherwise; others are checked only with a ``color`` key.
+# Datasets whose images are RGB unless ``color`` says otherwise (the package's and BasicSR's image datasets);
+# others are checked only with a ``color`` key.
 RGB_BY_DEFAULT = ('GaussianNoiseDataset', 'BicubicDownsampleDataset', 'BlurKernelDataset', 'PairedImageDataset',
-                  'SingleImageDataset')
+                  'SingleImageDataset', 'RealESRGANDataset', 'RealESRGANPairedDataset', 'FFHQDataset')
 IN_CHANNEL_KEYS = ('num_in_ch', 'in_channels', 'in_chans')
 PACKAGE = __name__.split('.', 1)[0]  # 'converse_basicsr'
 
@@ -77,14 +78,13 @@ def check_options(opt, path='<options>', is_train=True):
     errors = folder_name_errors(opt) + errors  # first: a name that leaves its folder is the gravest
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
     for phase, dataset in datasets.items():
-        cls = DATASET_REGISTRY._obj_map.get(
-            dataset.get('type')) if isinstance(dataset, dict) and isinstance(dataset.get('type'), str) else None
+        cls = registered(DATASET_REGISTRY, dataset.get('type')) if isinstance(dataset, dict) else None
         if cls is not None and _is_ours(cls) and hasattr(cls, 'OPTIONS'):
             errors += _entry_errors(f'datasets.{phase}', dataset, cls.OPTIONS, cls.__name__)
     for key, net in opt.items():
         if not (key.startswith('network_') and isinstance(net, dict)):
             continue
-        cls = ARCH_REGISTRY._obj_map.get(net.get('type')) if isinstance(net.get('type'), str) else None
+        cls = registered(ARCH_REGISTRY, net.get('type'))
         if cls is not None:
             allowed, open_ended = arch_options(cls)
             if open_ended:
@@ -150,13 +150,16 @@ def input_file_errors(opt):
 
 def network_in_channels(net_opt):
     """``(key, channels)`` of a ``network_g`` option dict: its input-channel key and value (the
-    arch's default when the YAML leaves it out), or ``(None, None)`` if the arch has none."""
+    arch's default when the YAML leaves it out; a ``ConverseUp``'s from its ``base``), or ``(None, None)`` if the
+    arch has none."""
     for key in IN_CHANNEL_KEYS:
         if key in net_opt:
             return key, net_opt[key]
-    try:
-        arch = ARCH_REGISTRY.get(net_opt['type'])
-    except KeyError:
+    arch = registered(ARCH_REGISTRY, net_opt.get('type'))
+    if net_opt.get('type') == 'ConverseUp' and isinstance(net_opt.get('base'), dict):
+        key, channels = network_in_channels(net_opt['base'])
+        return (None, None) if key is None else (f'base.{key}', channels)
+    if arch is None:
         return None, None
     params = inspect.signature(arch).parameters
     for key in IN_CHANNEL_KEYS:
@@ -172,7 +175,8 @@ def check_color_channels(opt):
     net_opt = opt.get('network_g') or {}
     key, channels = network_in_channels(net_opt) if 'type' in net_opt else (None, None)
     for phase, dataset in (opt.get('datasets') or {}).items():
-        if 'color' not in dataset and dataset.get('type') not in RGB_BY_DEFAULT:
+        cls = registered(DATASET_REGISTRY, dataset.get('type'))
+        if 'color' not in dataset and getattr(cls, '__name__', None) not in RGB_BY_DEFAULT:
             continue
         color = dataset.get('color', 'rgb')
         if str(color).lower() not in COLOR_CHANNELS:
@@ -188,18 +192,21 @@ def check_color_channels(opt):
 def check_data(opt, stream=None):
     """Decode every ground-truth image / LMDB key of the package's datasets in ``opt`` once, with a progress bar.
 
-    Returns ``(checked, bad)``: the number of images decoded and a list of ``(dataset entry, image, error)``
-    for each one that failed (a dataset that cannot even be listed counts as one bad entry). Datasets of
-    other packages are reported on ``stream`` (default ``sys.stderr``) as not checked."""
+    Returns ``(checked, bad, skipped)``: the number of images decoded, a list of ``(dataset entry, image, error)``
+    for each one that failed (a dataset that cannot even be listed counts as one bad entry), and the
+    ``datasets.<phase> (type)`` entries it could not check (other packages' datasets, BasicSR's among them),
+    each also reported on ``stream`` (default ``sys.stderr``) as it is met."""
     from tqdm import tqdm
     stream = stream or sys.stderr
-    checked, bad, seen = 0, [], set()
+    checked, bad, seen, skipped = 0, [], set(), []
     for phase, dataset_opt in (opt.get('datasets') or {}).items():
-        cls = DATASET_REGISTRY._obj_map.get(dataset_opt.get('type'))
+        cls = registered(DATASET_REGISTRY, dataset_opt.get('type'))
         where = f'datasets.{phase}'
         if cls is None or not _is_ours(cls):
-            print(f'{where}: {dataset_opt.get("type")} is not a {PACKAGE} dataset; its images are not checked',
-                  file=stream)
+            print(
+                f'{where}: NOT CHECKED: {dataset_opt.get("type")} is not a {PACKAGE} dataset, and only those '
+                'can be checked', file=stream)
+            skipped.append(f'{where} ({dataset_opt.get("type")})')
             continue
         entry = dict(dataset_opt, phase=phase.split('_')[0], scale=opt.get('scale', 1))
         try:
@@ -217,7 +224,7 @@ def check_data(opt, stream=None):
                 images.read(index)
             except Exception as error:  # noqa: BLE001
                 bad.append((where, images.paths[index], f'{type(error).__name__}: {error}'))
-    return checked, bad
+    return checked, bad, skipped
 
 
 def check_option_file(opt_file, is_train=False):

@@ -23,6 +23,7 @@ BasicSR's loop it adds, for the duration of the call only:
 The hand-off from the model (which reads the state) to the sampler (built before it) goes through one
 :class:`TrainingRun` object per call, not through module or class attributes.
 """
+import argparse
 import contextlib
 import logging
 import os
@@ -176,16 +177,54 @@ def train_pipeline(root_path):
         basicsr.train.train_pipeline(root_path)
 
 
-def parse_entry_arguments(argv):
-    """Split the package's own arguments (``--config NAME``, ``--check-data``, ``--import MODULE``, imported here)
-    from BasicSR's; returns
-    ``(option file or None, check_data, BasicSR's argv)`` with ``--config`` turned into ``-opt PATH``."""
+NOTHING_CHECKED = 3  # --check-data's exit status when none of the file's datasets could be checked
+EXIT_STATUS = ('exit status: 0 trained / data good, 1 --check-data found bad images, 2 a bad option file, flag, '
+               f'dataroot or resume state, {NOTHING_CHECKED} --check-data could check none of the datasets')
+# BasicSR 1.4.2's own flags (basicsr.utils.options.parse_options), for --help only: they are passed on to it.
+BASICSR_FLAGS = [
+    (('--launcher', ), dict(choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')),
+    (('--auto_resume', ), dict(action='store_true', help='resume from the newest good training state')),
+    (('--debug', ), dict(action='store_true', help="BasicSR's debug mode (names the run debug_*, logs often)")),
+    (('--local_rank', ), dict(type=int, default=0, help='set by older launchers')),
+    (('--force_yml', ), dict(nargs='+', metavar='KEY:SUB=VALUE', help='override option-file values')),
+]
+
+
+def entry_parser():
+    """The parser of the package's own flags; ``--help`` lists every flag added to it, then BasicSR's."""
     parser = CheckedParser(prog='converse-train', add_help=False)
-    parser.add_argument('-opt', type=arg(SPECS['text']))
+    parser.add_argument('-opt', type=arg(SPECS['text']), metavar='PATH', help='the BasicSR option file (YAML)')
     parser.add_argument('--config', type=config_arg('train'),
                         help='a shipped config by name, e.g. denoising/train_ConverseDnCNN_gray_sigma25')
-    parser.add_argument('--check-data', action='store_true')
+    parser.add_argument(
+        '--check-data', action='store_true',
+        help='check the option file, decode every image of its datasets once, list the bad ones '
+        'and train nothing')
     add_import_option(parser)
+    return parser
+
+
+def print_help(parser, stream=None):
+    """``converse-train --help``: the flags of ``parser`` (the package's), then BasicSR's that it passes on."""
+    full = argparse.ArgumentParser(
+        prog=parser.prog, parents=[parser], epilog=EXIT_STATUS,
+        description='Train a model from a BasicSR option file, with checked options '
+        "and an exact resume; BasicSR's flags are passed on to its train_pipeline.")
+    group = full.add_argument_group("BasicSR's flags")
+    for flags, kwargs in BASICSR_FLAGS:
+        if not any(flag in full._option_string_actions for flag in flags):
+            group.add_argument(*flags, **kwargs)
+    full.print_help(stream)
+
+
+def parse_entry_arguments(argv):
+    """Split the package's own arguments (``--config NAME``, ``--check-data``, ``--import MODULE``, imported here)
+    from BasicSR's; returns ``(option file or None, check_data, BasicSR's argv)`` with ``--config`` turned into
+    ``-opt PATH``, or None after printing ``--help``."""
+    parser = entry_parser()
+    if any(a in ('-h', '--help') for a in argv):
+        print_help(parser)
+        return None
     known, rest = parser.parse_known_args(argv)
     import_user_modules(known.imports)  # the user's archs, datasets, models: before the file is checked
     if known.config:
@@ -201,7 +240,10 @@ def run(argv, root_path):
     """What ``converse-train`` does with ``argv`` (its arguments, BasicSR's plus ``--config`` and ``--check-data``):
     check the option file, then either decode all its data (``--check-data``; returns the exit status) or train
     under ``root_path`` with :func:`train_pipeline`. Bad options raise :class:`OptionError` before anything is built."""
-    opt_path, data_only, basicsr_argv = parse_entry_arguments(argv)
+    parsed = parse_entry_arguments(argv)
+    if parsed is None:  # --help
+        return 0
+    opt_path, data_only, basicsr_argv = parsed
     if opt_path:  # without -opt, BasicSR's parser prints the usage
         opt = load_options(opt_path)
         import_yaml_modules(opt, opt_path)  # custom_imports: [MODULE, ...]
@@ -213,11 +255,18 @@ def run(argv, root_path):
         if not data_only:  # BasicSR creates experiments/<name> there
             check_writable_dir(os.path.join(root_path, 'experiments'), 'the experiments folder')
         if data_only:
-            checked, bad = check_data(opt)
+            checked, bad, skipped = check_data(opt)
             for where, image, error in bad:
                 print(f'bad: {where}: {image}: {error}', file=sys.stderr)
-            print(f'checked {checked} image(s) of {opt_path}: {len(bad)} bad', file=sys.stderr)
-            return 1 if bad else 0
+            not_checked = f'; NOT CHECKED: {", ".join(skipped)}' if skipped else ''
+            print(f'checked {checked} image(s) of {opt_path}: {len(bad)} bad{not_checked}', file=sys.stderr)
+            if bad:
+                return 1
+            if not checked:
+                print(f'converse-train: nothing was checked in {opt_path} (exit status {NOTHING_CHECKED})',
+                      file=sys.stderr)
+                return NOTHING_CHECKED
+            return 0
     elif data_only:
         raise OptionError('--check-data needs -opt PATH or --config NAME')
     saved_argv = sys.argv

@@ -32,8 +32,10 @@ compat.apply_training_fixes()  # what the entry points do; the tests below check
 
 # BasicSR's functions that apply_training_fixes() replaces, and those it leaves alone.
 PATCHED = {
-    'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device'],
-    'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm']
+    'BaseModel': ['load_network', 'save_network', 'save_training_state', 'model_to_device', 'get_optimizer'],
+    'basicsr.train': ['load_resume_state'], 'dist_util': ['_init_dist_pytorch', '_init_dist_slurm'],
+    'RealESRGANModel': ['__init__', '_dequeue_and_enqueue'], 'RealESRNetModel': ['__init__', '_dequeue_and_enqueue'],
+    'SwinIRModel': ['test'], 'realesrgan_model': ['filter2D'], 'realesrnet_model': ['filter2D']
 }
 UNTOUCHED = {'BaseModel': ['resume_training'], 'EnlargedSampler': ['__init__', '__iter__', 'set_epoch']}
 
@@ -43,13 +45,19 @@ OWNERSHIP_SCRIPT = textwrap.dedent('''
     import basicsr, basicsr.train
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
+    from basicsr.models.realesrgan_model import RealESRGANModel
+    from basicsr.models.realesrnet_model import RealESRNetModel
+    from basicsr.models.swinir_model import SwinIRModel
     from basicsr.utils import dist_util
     owners = {{'BaseModel': BaseModel, 'EnlargedSampler': EnlargedSampler, 'basicsr.train': basicsr.train,
-              'dist_util': dist_util}}
+              'dist_util': dist_util, 'RealESRGANModel': RealESRGANModel, 'RealESRNetModel': RealESRNetModel,
+              'SwinIRModel': SwinIRModel, 'realesrgan_model': sys.modules['basicsr.models.realesrgan_model'],
+              'realesrnet_model': sys.modules['basicsr.models.realesrnet_model']}}
     root = os.path.dirname(basicsr.__file__)
 
     def basicsr_own(fn):
-        return fn.__module__.startswith('basicsr') and fn.__code__.co_filename.startswith(root)
+        code = getattr(fn, '__wrapped__', fn).__code__  # under torch.no_grad's wrapper for a decorated method
+        return fn.__module__.startswith('basicsr') and code.co_filename.startswith(root)
 
     def report():
         names = {names}
@@ -282,3 +290,63 @@ def test_fix_plain_state_dict_loading(tmp_path):
     model = build_model(_tiny_model_opt(False))
     with pytest.raises(KeyError):  # the original
         BaseModel.load_network.__wrapped__(model, model.net_g, str(plain), True, 'params')
+
+
+@pytest.mark.parametrize('name', compat.OPTIMIZERS)
+def test_fix_optimizers(name):
+    params = [torch.nn.Parameter(torch.ones(2))]
+    optimizer = BaseModel.get_optimizer(None, name, params, 0.1)
+    assert type(optimizer) is getattr(torch.optim, name) and optimizer.defaults['lr'] == 0.1
+    with pytest.raises(NotImplementedError, match='use one of Adam, AdamW'):
+        BaseModel.get_optimizer(None, 'LBFGS', params, 0.1)
+    if name != 'Adam':
+        with pytest.raises(NotImplementedError):  # basicsr 1.4.2's: Adam only
+            BaseModel.get_optimizer.__wrapped__(None, name, params, 0.1)
+
+
+@pytest.mark.parametrize('model_type', ['RealESRNetModel', 'RealESRGANModel'])
+def test_fix_realesrgan_device(model_type):
+    """The JPEG simulator, USM sharpener and pair queue follow the model's device (here the CPU)."""
+    opt = _tiny_model_opt(dist_on=False)
+    opt['network_g'] = {'type': 'ConverseDnCNN', 'num_in_ch': 3, 'num_feat': 4, 'num_block': 1}
+    if model_type == 'RealESRGANModel':
+        opt['network_d'] = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 4}
+        opt['train'].update(optim_d={'type': 'Adam', 'lr': 1e-3}, gan_opt={'type': 'GANLoss', 'gan_type': 'vanilla'})
+    opt.update(model_type=model_type, queue_size=4)
+    model = build_model(opt)
+    tensors = [*model.jpeger.buffers(), *model.jpeger.parameters(), *model.usm_sharpener.buffers()]
+    assert tensors and {t.device for t in tensors} == {model.device} == {torch.device('cpu')}
+    for step in range(3):  # fill the queue (2 + 2), then dequeue
+        model.lq, model.gt = torch.full((2, 3, 6, 6), float(step)), torch.full((2, 3, 6, 6), float(step))
+        model._dequeue_and_enqueue()
+    assert model.queue_lr.device.type == 'cpu' and model.queue_ptr == 4
+    assert sorted(model.lq[:, 0, 0, 0].tolist()) in ([0, 0], [0, 1], [1, 1])  # two pairs from the pool
+    if NO_CUDA:
+        cls = type(model)
+        with pytest.raises((RuntimeError, AssertionError)):  # the original's .cuda()
+            cls.__init__.__wrapped__(cls.__new__(cls), opt)
+
+
+def test_fix_swinir_window_size():
+    """SwinIRModel with a network whose YAML entry has no window_size (a Converse arch): no padding, no KeyError."""
+    opt = _tiny_model_opt(dist_on=False)
+    opt.update(model_type='SwinIRModel', scale=1)
+    model = build_model(opt)
+    model.lq = torch.rand(1, 1, 7, 9)
+    model.test()
+    assert model.output.shape == (1, 1, 7, 9) and 'window_size' not in model.opt['network_g']
+    with pytest.raises(KeyError, match='window_size'):
+        type(model).test.__wrapped__(model)
+
+
+@pytest.mark.parametrize('module', ['realesrgan_model', 'realesrnet_model'])
+def test_fix_realesrgan_filter_strides(module):
+    """The models' blur on a non-contiguous batch (DiffJPEG's output has such strides)."""
+    import importlib
+    filter2d = importlib.import_module(f'basicsr.models.{module}').filter2D
+    img = torch.rand(2, 5, 7, 3).permute(0, 3, 1, 2)  # (2, 3, 5, 7), not contiguous
+    kernel = torch.rand(2, 3, 3)
+    out = filter2d(img, kernel)
+    assert torch.equal(out, filter2d.__wrapped__(img.contiguous(), kernel))
+    with pytest.raises(RuntimeError, match='view size is not compatible'):  # BasicSR's, on the CPU
+        filter2d.__wrapped__(img, kernel)
