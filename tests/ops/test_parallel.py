@@ -2,7 +2,10 @@
 torch and pocketfft on one thread; with the same groups the results independent of the thread count, with a
 group per thread (small maps) equal within float32 rounding; state-carrying callers kept in their own thread."""
 import math
+import signal
+import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -151,6 +154,61 @@ def test_every_index_runs_once_and_the_first_error_reaches_the_caller(two_thread
 
     with pytest.raises(ValueError, match='group 3'):
         parallel.for_each(failing, 9, torch.device('cpu'))
+
+
+def _count_calls_after(stop, count):
+    """``for_each`` over ``count`` indices whose index 0 calls ``stop()`` (once the caller is waiting) and whose
+    other indices take 5 ms each; returns the list of indices run and the exception the caller saw."""
+    seen, lock, main = [], threading.Lock(), threading.main_thread().ident
+
+    def caller_waiting():
+        frame = sys._current_frames().get(main)
+        while frame is not None and frame.f_code.co_name != 'wait':
+            frame = frame.f_back
+        return frame is not None
+
+    def work(i):
+        with lock:
+            seen.append(i)
+        if i == 0:
+            deadline = time.monotonic() + 30
+            while not caller_waiting() and time.monotonic() < deadline:
+                time.sleep(0.001)
+            stop()
+        time.sleep(0.005)
+
+    try:
+        parallel.for_each(work, count, torch.device('cpu'))
+    except BaseException as error:  # noqa: B902 - the failure or the interrupt under test
+        raised = error
+    else:
+        raised = None
+    last, stable_since = -1, time.monotonic()  # the threads run on after an interrupt: wait until they stop
+    while time.monotonic() - stable_since < 0.3:
+        time.sleep(0.05)
+        if len(seen) != last:
+            last, stable_since = len(seen), time.monotonic()
+    return seen, raised
+
+
+def test_after_a_group_fails_no_further_group_is_taken(two_threads):
+
+    def fail():
+        raise ValueError('group 0 failed')
+
+    seen, raised = _count_calls_after(fail, 200)
+    assert isinstance(raised, ValueError)
+    assert len(seen) < 20, len(seen)  # the other thread finishes the group it holds, then takes no other
+
+
+@pytest.mark.skipif(not hasattr(signal, 'pthread_kill'), reason='no pthread_kill')
+def test_after_the_caller_is_interrupted_no_further_group_is_taken(two_threads):
+    """Ctrl-C while the caller waits for the threads: the caller sees KeyboardInterrupt at once and the threads
+    stop taking groups (they would otherwise run the remaining ones with nobody waiting)."""
+    main = threading.main_thread().ident
+    seen, raised = _count_calls_after(lambda: signal.pthread_kill(main, signal.SIGINT), 200)
+    assert isinstance(raised, KeyboardInterrupt)
+    assert len(seen) < 20, len(seen)
 
 
 def test_without_a_per_thread_setting_the_caller_runs_every_group(monkeypatch, two_threads):
