@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from converse_basicsr.hub import zoo
@@ -60,3 +61,10 @@ def test_a_folder_of_upper_case_suffixes_is_restored(tmp_path, capsys):
     ])
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ['IMG_0001.png', 'IMG_0002.png']
+
+
+def test_a_tile_below_the_smallest_is_refused():
+    for tile in (4, 0, 7.5):
+        with pytest.raises(ValueError, match=f"tile must be None, 'auto' or an integer >= 8, got {tile!r}"):
+            Restorer(_Recording().eval(), tile=tile)
+    assert Restorer(_Recording().eval(), tile=8).tile == 8
