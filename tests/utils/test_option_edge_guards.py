@@ -22,9 +22,9 @@ def test_an_output_folder_that_is_a_file_is_refused(tmp_path):
     assert check_writable_dir(str(tmp_path / 'new' / 'deeper'), '--results-root')  # made later: accepted
 
 
-def test_a_device_outside_cpu_cuda_mps_is_refused():
+def test_a_device_the_package_does_not_run_on_is_refused():
     assert check_device('cpu') == 'cpu'
-    with pytest.raises(OptionError, match="--device must be cpu, cuda\\[:N\\] or mps: unknown device 'meta'"):
+    with pytest.raises(OptionError, match="^--device.*meta"):  # torch knows the meta device; no entry point runs on it
         check_device('meta')
 
 
