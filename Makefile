@@ -11,7 +11,7 @@ env: $(STAMP)
 
 # Create the virtual environment once and reuse it; torch/torchvision pinned to the wheels on this disk.
 # Reinstalled when setup.py changes (new dependencies, extras or console scripts). setuptools in the venv
-# itself: tests/test_packaging.py builds the wheel without build isolation (venvs of Python >= 3.12 lack it).
+# itself: tests/cli/test_packaging.py builds the wheel without build isolation (venvs of Python >= 3.12 lack it).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools

@@ -99,6 +99,12 @@ def peak_tensor_bytes(fn, *inputs):
     return mode.peak
 
 
+def _clear_responses(model):
+    for module in model.modules():
+        if isinstance(getattr(module, '_cache', None), dict):
+            module._cache.clear()
+
+
 class MemoryPlanner:
     """``tile='auto'`` for one model (a :class:`~converse_basicsr.inference.description.ModelInfo`): its memory
     model is measured once, on first use, then every image's tile is chosen from it."""
@@ -112,15 +118,17 @@ class MemoryPlanner:
         it allocates at two probe sizes (see :func:`peak_tensor_bytes`): activations, padded maps,
         spectra, the solve's terms, Converse2D's response cache and an FFT work space."""
         info = self.info
-        for module in info.model.modules():  # count the responses as built, not as cached by the probe
-            if isinstance(getattr(module, '_cache', None), dict):
-                module._cache.clear()
         kernel = info.probe_kernel()
         size = max(32, info.min_size)
         peaks = []
         with torch.no_grad():
             for s in (size, 2 * size):
                 x = torch.rand(1, info.in_channels, s, s).to(info.device, info.dtype)
+                # An uncounted pass first: what a first call at a size builds once and keeps (the operator's
+                # twiddle tables, O(h + w) bytes) is not per-pixel cost, and whether earlier calls left it cached
+                # must not change the measurement (it did: the slope then depended on the tests run before).
+                info.forward(x, kernel)
+                _clear_responses(info.model)  # the responses counted as built, not as cached by that pass
                 peaks.append(peak_tensor_bytes(lambda t: info.forward(t, kernel), x))
         per_pixel = max(peaks[1] - peaks[0], 0) / (3 * size * size)
         return max(peaks[0] - per_pixel * size * size, 0), per_pixel

@@ -1,4 +1,4 @@
-"""The literal algorithm of ``docs/converse2d.md`` §1, steps 1–8, exactly as written.
+"""The literal algorithm of the published implementation (its steps 1–8; ``docs/derivation.md`` §1), as written.
 
 Complex FFTs at the output size, zero insertion and nearest upsampling materialised, the
 kernel's transfer function rebuilt by an FFT of the padded size on every call, and the solve

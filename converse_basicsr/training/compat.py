@@ -1,7 +1,7 @@
 """Compatibility fixes for basicsr 1.4.2 (the PyPI release) on current torch/torchvision/numpy.
 
 Two groups, each fix small, named for the problem it solves, idempotent, and covered by a test in
-``tests/test_compat.py`` that fails without it. A patched function keeps the one it replaces as
+``tests/training/test_compat.py`` that fails without it. A patched function keeps the one it replaces as
 ``__wrapped__``.
 
 - :func:`apply_import_fixes` (run by ``import converse_basicsr``): only what ``import basicsr`` itself
