@@ -385,6 +385,22 @@ def test_table_and_plot_from_a_fake_results_file(tmp_path):
     assert mean == 1.0 and math.isnan(std)
 
 
+def test_plot_draws_the_wiener_line_of_a_known_kernel_task_only(tmp_path, monkeypatch):
+    # a known-kernel panel shows how far the variants are from the Wiener oracle; a blind panel leaves its Wiener
+    # row out (about 6 dB above its curves)
+    from matplotlib.axes import Axes
+    lines = []
+    monkeypatch.setattr(Axes, 'axhline', lambda ax, y, **kwargs: lines.append((y, kwargs['linestyle'])))
+    runs = {ablation.run_key(t, 'conv', 0): _fake_run(t, 'conv', 0, 27.0) for t in ('deblur_k7', 'deblur_known_k4')}
+    wiener = {
+        task: {'non_blind': {'label': 'Wiener', 'psnr': psnr}}
+        for task, psnr in (('deblur_k7', 31.75), ('deblur_known_k4', 30.4))
+    }
+    results = {'runs': runs, 'inputs': {'deblur_known_k4': {'label': 'blurred input', 'psnr': 22.85}}, 'linear': wiener}
+    ablation.plot_curves(results, tmp_path / 'ablation_psnr.png')
+    assert sorted(lines) == [(22.85, '--'), (30.4, ':')]
+
+
 def test_table_only_rebuilds_table_and_plot_from_the_results_file(tmp_path):
     results = {'runs': {'denoise/conv/seed0': _fake_run('denoise', 'conv', 0, 27.0)}}
     path = tmp_path / 'ablation_results.json'
