@@ -7,6 +7,8 @@ Runs every config of ``options/train/ablation/`` for each seed of its task:
 - ``deblur_medium``: the same networks and data trained 10× longer (4,000 iterations);
 - ``deblur_k7``: the same networks with 7×7 operators, blind among the paper's five kernels (2,000 iterations);
 - ``deblur_deep``: ``deblur_k7`` with a deeper body (3 blocks × 3 iterations), 4,000 iterations;
+- ``deblur_known_k4``, ``deblur_known_k1``: the ``deblur_k7`` networks trained and validated on one known kernel
+  (non-blind: the operator's own question);
 - ``sr_edsr``: a small EDSR ×4 with BasicSR's pixel-shuffle upsampler against the same EDSR through
   ``ConverseUp`` (its upsampler converted to reverse convolution).
 
@@ -18,12 +20,14 @@ file are skipped, and a run stopped part-way continues from its last saved state
 save one at every validation). The PSNR of the task's input under the same protocol (the blurred image;
 MATLAB bicubic for SR) is measured once per task as the table's reference row; deblurring tables add two
 oracle linear filters (one filter for all five kernels, and the Wiener filter of the known kernel) as
-reference rows. Then a Markdown table (mean ± standard deviation over seeds of the final validation PSNR,
-parameters, wall time) and a PNG of validation PSNR against iteration are written beside the results file.
+reference rows (a known-kernel task has one kernel: only the Wiener filter). Then a Markdown table (mean ±
+standard deviation over seeds of the final validation PSNR, parameters, wall time) and a PNG of validation
+PSNR against iteration are written beside the results file.
 
     python scripts/ablation.py --jobs 2   # full run, results in docs/ablation/ (hours on a 2-core CPU)
     python scripts/ablation.py --tasks sr_edsr --jobs 2   # one task
     python scripts/ablation.py --quick    # first look: 1 seed, few iterations, in results/ablation_quick/
+                                          # (every task but the known-kernel ones unless --tasks names them)
     python scripts/ablation.py --table-only   # rebuild table and plot from the results file
     python scripts/ablation.py --speed sr_edsr   # time one training iteration of each variant, side by side
 """
@@ -47,7 +51,11 @@ from converse_basicsr.data.io import write_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'options' / 'train' / 'ablation'
-DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7', 'deblur_deep')  # the same pair of models at four settings
+# the paper's kernels that the known-kernel tasks train and validate on: a strong motion blur and a mild one
+KNOWN_KERNELS = (4, 1)
+KNOWN_TASKS = tuple(f'deblur_known_k{k}' for k in KNOWN_KERNELS)
+# the same pair of models at several settings: blind (four budgets and shapes), then one known kernel each
+DEBLUR_TASKS = ('deblur', 'deblur_medium', 'deblur_k7', 'deblur_deep') + KNOWN_TASKS
 # each task's operators, in table order; the config of each is options/train/ablation/<task>_<operator>.yml
 TASK_OPERATORS = dict(
     denoise=('converse', 'conv', 'convtranspose'), **dict.fromkeys(DEBLUR_TASKS, ('converse', 'conv')),
@@ -63,23 +71,37 @@ TASK_TITLES = {
     'σ = 2.55 (reduced ConverseNet / ConvNet)',
     'deblur_deep': 'Blind deblurring, deeper (3 blocks × 3 iterations, 7×7 operators), trained on the paper\'s five '
     'kernels, gray Set12, kernels 1–5, σ = 2.55 (reduced ConverseNet / ConvNet)',
+    **{
+        f'deblur_known_k{k}': f'Known-kernel deblurring, kernel {k} (trained and validated on it), gray Set12, '
+        'σ = 2.55, 7×7 operators (reduced ConverseNet / ConvNet)'
+        for k in KNOWN_KERNELS
+    },
     'sr_edsr': 'Super-resolution ×4, Set5 and Set14 (Y), small EDSR: pixel-shuffle vs ConverseUp upsampler',
 }
-# per deblurring operator: the model's name and the paper's full-size, full-budget PSNR (BSD100, kernel 1)
-DEBLUR_MODELS = {'converse': ('ConverseNet', '27.69 (BSD100, k1)'), 'conv': ('ConvNet', '25.26 (BSD100, k1)')}
+# per deblurring operator: the model's name and the paper's full-size, full-budget PSNR (blind, BSD100) per kernel
+DEBLUR_MODELS = {'converse': 'ConverseNet', 'conv': 'ConvNet'}
+PAPER_DEBLUR_PSNR = {'converse': (27.69, 24.43, 31.28, 27.64, 27.31), 'conv': (25.26, 22.96, 27.16, 26.91, 23.98)}
 MODEL_NAMES = {('denoise', 'converse'): 'Converse-DnCNN', ('denoise', 'conv'): 'Conv-DnCNN',
                ('denoise', 'convtranspose'): 'ConvT-DnCNN', ('sr_edsr', 'converse'): 'ConverseUp-EDSR',
                ('sr_edsr', 'pixelshuffle'): 'EDSR'}
-MODEL_NAMES.update({(task, op): name for task in DEBLUR_TASKS for op, (name, _) in DEBLUR_MODELS.items()})
+MODEL_NAMES.update({(task, op): name for task in DEBLUR_TASKS for op, name in DEBLUR_MODELS.items()})
 # The paper's full-size, full-budget numbers, for the ordering only (different sets for deblurring: BSD100 kernel 1).
 PAPER_PSNR = {('denoise', 'converse'): '30.70', ('denoise', 'conv'): '30.64', ('denoise', 'convtranspose'): '30.61',
               ('sr_edsr', 'converse'): '—', ('sr_edsr', 'pixelshuffle'): '—'}
-PAPER_PSNR.update({(task, op): psnr for task in DEBLUR_TASKS for op, (_, psnr) in DEBLUR_MODELS.items()})
+# the blind tasks: kernel 1, as the paper cites it; a known-kernel task: its kernel (the paper's model is blind)
+PAPER_PSNR.update({(task, op): f'{PAPER_DEBLUR_PSNR[op][0]:.2f} (BSD100, k1)'
+                   for task in DEBLUR_TASKS
+                   for op in DEBLUR_MODELS})
+PAPER_PSNR.update({(f'deblur_known_k{k}', op): f'{PAPER_DEBLUR_PSNR[op][k - 1]:.2f} (BSD100, k{k}, blind)'
+                   for k in KNOWN_KERNELS
+                   for op in DEBLUR_MODELS})
 # Seeds of a full run; the small-budget tasks ran 3, the medium-budget ones 2 (their runs are 10-20× longer).
 TASK_SEEDS = {
     'denoise': (0, 1, 2), 'deblur': (0, 1, 2), 'deblur_medium': (0, 1), 'deblur_k7': (0, 1), 'deblur_deep': (0, 1),
-    'sr_edsr': (0, 1)
+    **dict.fromkeys(KNOWN_TASKS, (0, 1)), 'sr_edsr': (0, 1)
 }
+# --quick's tasks when --tasks is not given: the known-kernel tasks are left out to keep it within 5 minutes
+QUICK_TASKS = tuple(task for task in TASKS if task not in KNOWN_TASKS)
 # What the reference row of each task is: the input as it is (deblurring, denoising) or bicubic-upscaled (SR).
 INPUT_LABELS = {'denoise': 'noisy input', 'sr_edsr': 'bicubic', **{task: 'blurred input' for task in DEBLUR_TASKS}}
 QUICK_DIVISOR = 8
@@ -350,17 +372,19 @@ def linear_psnr(task, shared_root):
     """The PSNR of :func:`linear_deblur`'s two filters on a deblurring task's validation sets (one per kernel),
     measured as SRModel measures a result (uint8 through ``tensor2img``, the config's ``psnr`` metric): a blind
     network must tell the kernels apart to beat the first; the second is no blind method's bound, only the
-    scale of what knowing the kernel is worth."""
+    scale of what knowing the kernel is worth. A task with one validation set (a known kernel) has only the
+    second: the first, among one kernel, is the same filter."""
     import torch
 
     from basicsr.utils import tensor2img
 
     _, datasets, measure = _validation(task, shared_root)
     kernels = [dataset.kernels[0] for dataset in datasets]
-    per_set = {name: {} for name in LINEAR_LABELS}
+    names = [name for name in LINEAR_LABELS if len(datasets) > 1 or name == 'non_blind']
+    per_set = {name: {} for name in names}
     responses = {}  # per image shape
     for index, dataset in enumerate(datasets):
-        values = {name: [] for name in LINEAR_LABELS}
+        values = {name: [] for name in names}
         for i in range(len(dataset)):
             sample = dataset[i]
             gt, lq = sample['gt'][0].double().numpy(), sample['lq'][0].double().numpy()
@@ -368,9 +392,9 @@ def linear_psnr(task, shared_root):
                 responses[gt.shape] = [blur_response(k, gt.shape) for k in kernels]
             gt_img = tensor2img([sample['gt']])
             outputs = linear_deblur(lq, gt, responses[gt.shape], index, sample['sigma'] / 255)
-            for name, out in outputs.items():
-                values[name].append(measure(torch.from_numpy(out)[None].float(), gt_img))
-        for name in LINEAR_LABELS:
+            for name in names:
+                values[name].append(measure(torch.from_numpy(outputs[name])[None].float(), gt_img))
+        for name in names:
             per_set[name][dataset.opt['name']] = sum(values[name]) / len(values[name])
     return {name: _reference_row(LINEAR_LABELS[name], sets) for name, sets in per_set.items()}
 
@@ -442,7 +466,7 @@ def build_table(results):
 
 def plot_curves(results, path):
     """PNG: validation PSNR against iteration, one panel per task, mean over seeds with the seeds' range, the
-    input's PSNR as a dashed line."""
+    input's PSNR as a dashed line and, for a known-kernel task, the Wiener filter's as a dotted one."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -469,11 +493,14 @@ def plot_curves(results, path):
                             alpha=0.2)
         if task in inputs:
             ax.axhline(inputs[task]['psnr'], color='gray', linestyle='--', label=inputs[task]['label'])
+        wiener = results.get('linear', {}).get(task, {}).get('non_blind')
+        if task in KNOWN_TASKS and wiener:  # the blind tasks' Wiener rows (about 6 dB up) would squash their curves
+            ax.axhline(wiener['psnr'], color='black', linestyle=':', label=wiener['label'])
         ax.set_title(textwrap.fill(TASK_TITLES[task], 80), fontsize=8)  # two panels side by side: wrap
         ax.set_xlabel('iteration')
         ax.set_ylabel('validation PSNR (dB)')
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc='lower right' if task in KNOWN_TASKS else 'best')  # below the Wiener line
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
@@ -530,7 +557,8 @@ def parse_args(argv=None):
         '--seeds', type=int, nargs='+', help='seeds to train and to show in the table and plot '
         '(default: each task\'s seeds, ' + ', '.join(f'{t} {" ".join(map(str, s))}'
                                                      for t, s in TASK_SEEDS.items()) + '; --quick: 0)')
-    parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
+    parser.add_argument('--tasks', nargs='+', choices=TASKS,
+                        help='tasks to train (default: all; --quick: all but ' + ', '.join(KNOWN_TASKS) + ')')
     parser.add_argument('--shared', default=default_shared(), help='folder holding datasets/, testsets/, reference/')
     parser.add_argument('--work-dir', help='experiments, derived configs and logs (default results/ablation[_quick])')
     parser.add_argument(
@@ -545,6 +573,7 @@ def parse_args(argv=None):
         help='only time one training iteration of each variant of TASK, side by side in this '
         'process (run it on an idle machine); saved in the results file')
     args = parser.parse_args(argv)
+    args.tasks = args.tasks or list(QUICK_TASKS if args.quick else TASKS)
     args.task_seeds = {
         task: tuple(args.seeds) if args.seeds else (0, ) if args.quick else TASK_SEEDS[task]
         for task in TASKS

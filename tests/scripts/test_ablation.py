@@ -118,6 +118,23 @@ def test_deep_deblurring_is_the_k7_one_deeper_and_longer():
     assert k7 == deep
 
 
+@pytest.mark.parametrize('task', ablation.KNOWN_TASKS)
+def test_known_kernel_deblurring_is_the_k7_one_on_one_kernel(task):
+    # the deblur_k7 networks, data and validation with one change: the training blur is the one kernel of the
+    # task's name, and the validation is deblur_k7's entry of that kernel alone; only the schedule differs beyond
+    k7, known = (_yaml(ablation.config_path(t, 'converse')) for t in ('deblur_k7', task))
+    kernel = int(task.rsplit('_k', 1)[1])
+    assert known['datasets']['train']['kernel_path'] == f'../shared/reference/kernels/kernel_{kernel}.npy'
+    (val, ) = _val_entries(known)
+    assert val == next(e for e in _val_entries(k7) if e['kernel_path'].endswith(f'/kernel_{kernel}.npy'))
+    for opt in (k7, known):
+        del opt['name'], opt['datasets']['train']['kernel_path'], opt['train']['total_iter']
+        del opt['train']['scheduler']['milestones'], opt['val']['val_freq'], opt['logger']['save_checkpoint_freq']
+        for key in [key for key in opt['datasets'] if key.startswith('val')]:
+            del opt['datasets'][key]
+    assert k7 == known
+
+
 @pytest.mark.parametrize('kernel', range(1, 6))
 def test_blur_response_is_the_protocols_circular_blur(kernel):
     # multiplying by the response must be the protocol's blur itself (scipy's convolve, circular), on a
@@ -169,6 +186,11 @@ def test_linear_psnr_knows_the_kernels_of_the_validation_sets():
     assert sorted(measured['non_blind']['per_set']) == sorted(inputs['per_set'])
     for name, value in inputs['per_set'].items():
         assert measured['non_blind']['per_set'][name] > value, name
+    # a known-kernel task (one validation set): only the Wiener row (the blind filter among one kernel is the same
+    # filter), the same value as the five-kernel task's for that kernel
+    known = ablation.linear_psnr('deblur_known_k4', shared)
+    assert list(known) == ['non_blind'] and list(known['non_blind']['per_set']) == ['Set12_kernel_4']
+    assert known['non_blind']['psnr'] == measured['non_blind']['per_set']['Set12_kernel_4']
 
 
 def _random_kernel_keys():
@@ -219,6 +241,8 @@ def test_deblurring_validation_matches_the_test_protocol():
                                                     ('deblur_medium', 'test_conversenet_deblur.yml', 5),
                                                     ('deblur_k7', 'test_conversenet_deblur.yml', 4),
                                                     ('deblur_deep', 'test_conversenet_deblur.yml', 2),
+                                                    ('deblur_known_k4', 'test_conversenet_deblur.yml', 4),
+                                                    ('deblur_known_k1', 'test_conversenet_deblur.yml', 1),
                                                     ('sr_edsr', 'test_converse_srresnet_x4.yml', 'Set14')])
 def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, entry):
     # Build both datasets with the package's code: the ablation's val input must be bit-identical to what the
@@ -234,7 +258,7 @@ def test_validation_inputs_equal_the_test_configs_inputs(task, test_file, entry)
         assert val['dataroot_gt'] == reference['dataroot_gt'] and val['color'] == 'luma'
         reference['color'] = 'luma'
     else:
-        val = vals[0 if entry is None else entry - 1]
+        val = vals[0] if entry is None else next(v for v in vals if v['kernel_path'].endswith(f'/kernel_{entry}.npy'))
         reference = ablation.rewrite_shared_paths(dict(_test_entry(test_file, entry)), shared)
         reference.update(dataroot_gt=val['dataroot_gt'], color='gray')
     scale = _yaml(TEST_OPTIONS / test_file).get('scale', 1)
@@ -361,6 +385,22 @@ def test_table_and_plot_from_a_fake_results_file(tmp_path):
     assert mean == 1.0 and math.isnan(std)
 
 
+def test_plot_draws_the_wiener_line_of_a_known_kernel_task_only(tmp_path, monkeypatch):
+    # a known-kernel panel shows how far the variants are from the Wiener oracle; a blind panel leaves its Wiener
+    # row out (about 6 dB above its curves)
+    from matplotlib.axes import Axes
+    lines = []
+    monkeypatch.setattr(Axes, 'axhline', lambda ax, y, **kwargs: lines.append((y, kwargs['linestyle'])))
+    runs = {ablation.run_key(t, 'conv', 0): _fake_run(t, 'conv', 0, 27.0) for t in ('deblur_k7', 'deblur_known_k4')}
+    wiener = {
+        task: {'non_blind': {'label': 'Wiener', 'psnr': psnr}}
+        for task, psnr in (('deblur_k7', 31.75), ('deblur_known_k4', 30.4))
+    }
+    results = {'runs': runs, 'inputs': {'deblur_known_k4': {'label': 'blurred input', 'psnr': 22.85}}, 'linear': wiener}
+    ablation.plot_curves(results, tmp_path / 'ablation_psnr.png')
+    assert sorted(lines) == [(22.85, '--'), (30.4, ':')]
+
+
 def test_table_only_rebuilds_table_and_plot_from_the_results_file(tmp_path):
     results = {'runs': {'denoise/conv/seed0': _fake_run('denoise', 'conv', 0, 27.0)}}
     path = tmp_path / 'ablation_results.json'
@@ -386,7 +426,8 @@ def test_quick_ablation_runs_every_variant(tmp_path):
         str(tmp_path)
     ], check=True)
     results = ablation.load_results(tmp_path / 'ablation_results.json')
-    assert sorted(results['runs']) == sorted(ablation.run_key(t, o, 0) for t, o in ablation.VARIANTS)
+    assert sorted(results['runs']) == sorted(
+        ablation.run_key(t, o, 0) for t, o in ablation.VARIANTS if t in ablation.QUICK_TASKS)
     assert all(math.isfinite(r['final_psnr']) for r in results['runs'].values())
     assert (tmp_path / 'ablation_psnr.png').is_file() and (tmp_path / 'ablation_results.md').is_file()
 
@@ -432,6 +473,14 @@ def test_train_one_resumes_and_appends_to_its_log(tmp_path, monkeypatch):
 def test_jobs_default_is_two_for_quick_runs_only(argv, cores, jobs, monkeypatch):
     monkeypatch.setattr(ablation.os, 'cpu_count', lambda: cores)
     assert ablation.parse_args(argv).jobs == jobs
+
+
+def test_quick_leaves_the_known_kernel_tasks_out_unless_named():
+    # --quick must stay within 5 minutes: its default tasks are all but the known-kernel ones
+    assert ablation.parse_args([]).tasks == list(ablation.TASKS)
+    quick = ablation.parse_args(['--quick']).tasks
+    assert quick == [t for t in ablation.TASKS if not t.startswith('deblur_known_')] and 'deblur_deep' in quick
+    assert ablation.parse_args(['--quick', '--tasks', 'deblur_known_k4']).tasks == ['deblur_known_k4']
 
 
 def test_jobs_below_one_is_refused(capsys):
