@@ -11,13 +11,9 @@ import torch
 import yaml
 
 from converse_basicsr import compare as cli
+from converse_basicsr.evaluation.figures import choose_crop
 from converse_basicsr.evaluation.measurement import count_flops, fft_flops
 from converse_basicsr.ops import Converse2D
-
-try:  # the grid figures' module (issue 38 moves choose_crop out of the report)
-    from converse_basicsr.evaluation.figures import choose_crop
-except ImportError:
-    from converse_basicsr.evaluation.report import choose_crop
 
 
 def _real_fft(points):
