@@ -356,11 +356,12 @@ def _dataset_errors(opt, errors):
         if isinstance(dataset.get('io_backend'), dict):
             check_entry(f'{where}.io_backend.', dataset['io_backend'], IO_BACKEND, 'io_backend', errors)
         if getattr(registered(DATASET_REGISTRY, dataset['type']), '__name__', None) == 'RealESRGANDataset':
-            table = dict(REAL_ESRGAN_DATASET, **LOADER, name=TEXT, type=TEXT, io_backend=MAPPING, phase=TEXT,
-                         scale=ANY)
+            table = dict(REAL_ESRGAN_DATASET, **LOADER, name=TEXT, type=TEXT, io_backend=MAPPING, phase=TEXT, scale=ANY)
             check_entry(f'{where}.', dataset, table, 'RealESRGANDataset', errors)
-            errors += [f'{where}.{key} is missing: RealESRGANDataset reads it' for key in REAL_ESRGAN_DATASET
-                       if key not in dataset]
+            errors += [
+                f'{where}.{key} is missing: RealESRGANDataset reads it' for key in REAL_ESRGAN_DATASET
+                if key not in dataset
+            ]
         for key, value in dataset.items():  # the loader keys BasicSR reads, in any dataset
             if key in LOADER:
                 try:
