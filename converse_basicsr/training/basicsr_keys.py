@@ -35,6 +35,15 @@ DEGRADATION = {
 }
 REAL_ESRGAN = {f'{key}{n}': spec for n in ('', '2') for key, spec in DEGRADATION.items()}
 REAL_ESRGAN.update(second_blur_prob=PROBABILITY, gt_size=S('int', minimum=1))
+# BasicSR's RealESRGANDataset: every key it reads (all required but the loader's), for its first and second blur
+_BLUR = {
+    'blur_kernel_size': S('int', minimum=3, maximum=21), 'kernel_list': S('list'), 'kernel_prob': PROBABILITIES,
+    'sinc_prob': PROBABILITY, 'blur_sigma': S('numbers', minimum=0), 'betag_range': S('numbers', minimum=0),
+    'betap_range': S('numbers', minimum=0)
+}
+REAL_ESRGAN_DATASET = {f'{key}{n}': spec for n in ('', '2') for key, spec in _BLUR.items()}
+REAL_ESRGAN_DATASET.update(final_sinc_prob=PROBABILITY, gt_size=S('int', minimum=1), use_hflip=FLAG, use_rot=FLAG,
+                           dataroot_gt=TEXT, meta_info=TEXT)
 REAL_ESRGAN_USM = {'RealESRNetModel': ('gt_usm', ), 'RealESRGANModel': ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm')}
 USM_FLAGS = {key: FLAG for keys in REAL_ESRGAN_USM.values() for key in keys}
 # IMPORTS_KEY (custom_imports) is this package's: the user's modules, imported before the checks
@@ -219,6 +228,26 @@ def _optimizers():
     return list(OPTIMIZERS)
 
 
+def _perceptual_errors(key, entry, errors):
+    """``PerceptualLoss.layer_weights``: a mapping of the VGG's layer names to numbers."""
+    from basicsr.archs.vgg_arch import NAMES
+    weights, vgg = entry.get('layer_weights'), entry.get('vgg_type', 'vgg19')
+    if getattr(registered(LOSS_REGISTRY, entry.get('type')), '__name__', None) != 'PerceptualLoss':
+        return
+    if not isinstance(weights, dict) or not weights:
+        errors.append(f'train.{key}.layer_weights must be a mapping of VGG layer names to weights, such as '
+                      f'{{conv5_4: 1}}, got {weights!r}')
+        return
+    names = NAMES.get(vgg, []) if isinstance(vgg, str) else []
+    for layer, weight in weights.items():
+        if names and layer not in names:
+            errors.append(f'train.{key}.layer_weights.{layer} is not a layer of {vgg}{did_you_mean(layer, names)}')
+        try:
+            check_value(f'train.{key}.layer_weights.{layer}', weight, S('number', minimum=0, nullable=False))
+        except OptionError as error:
+            errors.append(str(error))
+
+
 def _loss_slot_errors(key, entry, errors):
     """A BasicSR loss in a slot whose call it does not fit (an L1Loss as ``gan_opt``)."""
     loss = registered(LOSS_REGISTRY, entry.get('type'))
@@ -249,6 +278,7 @@ def _block_errors(opt, is_train, errors):
                 _typed_entry(f'train.{key}', value, 'loss', sorted(LOSS_REGISTRY._obj_map), _loss_table, errors)
                 if isinstance(value, dict):
                     _loss_slot_errors(key, value, errors)
+                    _perceptual_errors(key, value, errors)
     val = opt.get('val')
     if isinstance(val, dict) and isinstance(val.get('metrics'), dict):
         for key, value in val['metrics'].items():
@@ -284,7 +314,9 @@ def _model_errors(opt, errors):
             errors.append(f'{name} makes its training pairs from top-level degradation keys; missing: '
                           f'{", ".join(missing)} (see BasicSR\'s options/train/RealESRGAN)')
         queue = opt.get('queue_size', 180)
-        batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
+        datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+        train_set = datasets.get('train') if isinstance(datasets.get('train'), dict) else {}
+        batch = train_set.get('batch_size_per_gpu')
         if isinstance(queue, int) and isinstance(batch, int) and batch > 0 and queue % batch:
             errors.append(f'queue_size ({queue}) must be a multiple of datasets.train.batch_size_per_gpu ({batch})')
 
@@ -326,6 +358,13 @@ def _dataset_errors(opt, errors):
             continue
         if isinstance(dataset.get('io_backend'), dict):
             check_entry(f'{where}.io_backend.', dataset['io_backend'], IO_BACKEND, 'io_backend', errors)
+        if getattr(registered(DATASET_REGISTRY, dataset['type']), '__name__', None) == 'RealESRGANDataset':
+            table = dict(REAL_ESRGAN_DATASET, **LOADER, name=TEXT, type=TEXT, io_backend=MAPPING, phase=TEXT, scale=ANY)
+            check_entry(f'{where}.', dataset, table, 'RealESRGANDataset', errors)
+            errors += [
+                f'{where}.{key} is missing: RealESRGANDataset reads it' for key in REAL_ESRGAN_DATASET
+                if key not in dataset
+            ]
         for key, value in dataset.items():  # the loader keys BasicSR reads, in any dataset
             if key in LOADER:
                 try:

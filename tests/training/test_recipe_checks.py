@@ -185,3 +185,19 @@ def test_check_data_says_what_it_could_not_check(tmp_path, monkeypatch, capsys):
     assert (f'checked 0 image(s) of {config}: 0 bad; NOT CHECKED: datasets.train (PairedImageDataset), '
             'datasets.val (PairedImageDataset)') in err
     assert 'nothing was checked' in err
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o['datasets']['train'].pop('sinc_prob2'), 'datasets.train.sinc_prob2 is missing: RealESRGANDataset'),
+    (lambda o: o['datasets']['train'].update(blur_sigmaa=[0.2, 3]),
+     "datasets.train.blur_sigmaa is not an option of RealESRGANDataset (did you mean 'blur_sigma'?)"),
+    (lambda o: o['datasets']['train'].update(kernel_prob='x'), 'datasets.train.kernel_prob must be a list of numbers'),
+    (lambda o: o['train'].update(perceptual_opt={'type': 'PerceptualLoss', 'layer_weights': {'conv54': 1}}),
+     "train.perceptual_opt.layer_weights.conv54 is not a layer of vgg19 (did you mean 'conv5_4'?)"),
+    (lambda o: o['train'].update(perceptual_opt={'type': 'PerceptualLoss', 'layer_weights': 5}),
+     'train.perceptual_opt.layer_weights must be a mapping of VGG layer names to weights'),
+])
+def test_real_esrgan_dataset_and_perceptual_entries_are_checked(change, message):
+    opt = load_options(REAL_ESRGAN)
+    change(opt)
+    assert message in _errors(opt)

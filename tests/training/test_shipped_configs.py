@@ -165,7 +165,10 @@ def test_color_channel_mismatch_is_an_error_naming_both_keys(tmp_path, monkeypat
                 'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': str(tmp_path), 'color': color, 'sigma': 25,
                 'gt_size': 8
             }
-        }, 'path': {}, 'train': {'total_iter': 1}, 'logger': {}
+        }, 'path': {}, 'logger': {}, 'train': {
+            'total_iter': 1, 'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'pixel_opt': {'type': 'L1Loss'},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10]}
+        }
     }
     config = tmp_path / 'mismatch.yml'
     config.write_text(yaml.dump(opt))
