@@ -183,13 +183,14 @@ def setup(tmp_path_factory):
         cv2.imwrite(str(root / 'lq' / f'{i}.png'), np.clip(gt + rng.randn(16, 16, 3) * 20, 0, 255).astype(np.uint8))
     torch.manual_seed(0)
     from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
-    torch.save(ConverseDnCNN(num_in_ch=3, num_feat=8, num_block=2).state_dict(), root / 'init_pipeline.pth')
+    # BasicSR's checkpoint layout ({'params': ...}): its load_network reads that key (param_key_g defaults to it)
+    torch.save({'params': ConverseDnCNN(num_in_ch=3, num_feat=8, num_block=2).state_dict()}, root / 'init_pipeline.pth')
 
     archs, reference = {}, {}
     for name, (network_g, model_type, lq_shape, gt_shape, with_kernel) in ARCHS.items():
         from basicsr.archs import build_network
         init = str(root / f'init_{name}.pth')
-        torch.save(build_network(dict(network_g)).state_dict(), init)
+        torch.save({'params': build_network(dict(network_g)).state_dict()}, init)
         batch = {'lq': torch.rand(lq_shape), 'gt': torch.rand(gt_shape)}
         if with_kernel:
             kernel = torch.rand(lq_shape[0], 1, 7, 7)
@@ -266,7 +267,7 @@ def test_two_process_step_equals_single_process_step_on_union(setup, single_proc
 
     rank0, rank1 = torch.load(root / f'{launcher}_rank0.pth'), torch.load(root / f'{launcher}_rank1.pth')
     worst = _compare(rank0, rank1, single_process_step, f'{launcher} pipeline')
-    initial = torch.load(root / 'init_pipeline.pth')
+    initial = torch.load(root / 'init_pipeline.pth')['params']
     assert any(not torch.equal(rank0['weights'][k], initial[k]) for k in initial)
     print(f'\n{launcher} launcher, ConverseDnCNN pipeline: ranks identical; '
           f'max |2-process - 1-process| weight difference {worst:.3g}')
