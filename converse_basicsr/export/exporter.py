@@ -19,9 +19,10 @@ import torch
 
 from ..data.io import write_atomic
 from ..ops import Converse2D, dense_dft
+from ..ops.padding import min_input_size
 from .branches import merge_by_height
+from .runtime import METADATA_PREFIX, session_for
 
-METADATA_PREFIX = 'converse.'
 DEFAULT_OPSET = 20
 MIN_TRACE_SIZE = 16  # the example input's height; its width is this + 3 (distinct, so no axis is specialised)
 
@@ -49,13 +50,11 @@ def converse_layers(model):
     return [(name, m) for name, m in model.named_modules() if isinstance(m, Converse2D)]
 
 
-def minimum_size(model):
-    """The smallest input height/width the graph is valid for: every Converse2D pads by its ``padding``
-    (reflect: strictly less than the size), and the exporter's dimensions start at 2."""
-    size = 2
-    for _, layer in converse_layers(model):
-        size = max(size, layer.padding + 1 if layer.padding_mode == 'reflect' else layer.padding)
-    return size
+def _trace_minimum(model):
+    """The lower bound of the traced dynamic sizes: the operator's rule
+    (:func:`converse_basicsr.ops.padding.min_input_size`, the file's ``converse.min_size``), but at least 2
+    (``torch.export`` specialises a dimension that may be 0 or 1; the graph runs at 1 too, tested)."""
+    return max(2, min_input_size(model))
 
 
 def _channels(model, in_channels):
@@ -71,7 +70,7 @@ def _channels(model, in_channels):
 
 
 def _example(model, channels, kernel_size, static):
-    h, w = static or (max(MIN_TRACE_SIZE, minimum_size(model) + 3), ) * 2
+    h, w = static or (max(MIN_TRACE_SIZE, _trace_minimum(model) + 3), ) * 2
     w = w if static else w + 3
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(1 if static else 2, channels, h, w, generator=generator)
@@ -106,7 +105,7 @@ def _trace(module, inputs, names, opset, static, spectral):
     multiples of 4 (radix-4 height transforms) and one for any height, merged under one ``If``."""
     if static:
         return _trace_once(module, inputs, names, opset, None)
-    min_size = minimum_size(module)
+    min_size = _trace_minimum(module)
     general = _trace_once(module, inputs, names, opset, _dynamic_shapes(inputs, min_size))
     if not spectral or dense_dft.ROW_RADIX != 4:
         return general
@@ -174,7 +173,7 @@ def metadata(model, channels, out_channels, scale, kernel_size, names, entry=Non
         'scale': scale,
         'in_channels': channels,
         'out_channels': out_channels,
-        'min_size': minimum_size(model),
+        'min_size': min_input_size(model),
         'value_range': list(value_range),
         'inputs': names,
         'kernel_size': kernel_size,
@@ -220,8 +219,8 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     written atomically and only after ``onnx.checker`` passed. ``entry``: the zoo entry (metadata).
     """
     path = _check_paths(path, [source])
-    if static is not None and (len(static) != 2 or min(static) < minimum_size(model)):
-        raise ExportError(f'static size {static} must be (H, W), each at least {minimum_size(model)}')
+    if static is not None and (len(static) != 2 or min(static) < min_input_size(model)):
+        raise ExportError(f'static size {static} must be (H, W), each at least {min_input_size(model)}')
     model = model.float().cpu().eval()
     kernel_size = int(getattr(model, 'kernel_size', 7)) if takes_kernel(model) else 0
     module = _KernelModel(model, scale) if kernel_size else model
@@ -257,7 +256,6 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
 
 def _verify(proto, inputs, names, reference, tolerance=1e-3):
     """Run the graph once on the example input in ONNX Runtime: a wrong graph is never written."""
-    from .runtime import session_for
     out = session_for(proto.SerializeToString()).run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
     error = float(abs(torch.from_numpy(out) - reference).max()) if out.shape == tuple(reference.shape) else None
     if error is None or not error <= tolerance:

@@ -53,7 +53,8 @@ def test_exported_layer_matches_pytorch_at_every_size(tmp_path, k, s, p, mode):
     path, notes = export(model, tmp_path)
     assert notes == []
     assert domains(path) <= {'', 'ai.onnx'}  # no custom operator domain; the checker passed
-    for h, w in SIZES + [(p + 3, p + 5)]:
+    smallest = json.loads({m.key: m.value for m in onnx.load(str(path)).metadata_props}['converse.min_size'])
+    for h, w in SIZES + [(p + 3, p + 5), (smallest, smallest + 1)]:  # at the minimum it claims (1 included)
         assert max_error(model, path, (2, 3, h, w)) < TOLERANCE, (h, w)
 
 
@@ -63,7 +64,8 @@ def test_metadata_and_dynamic_axes(tmp_path):
     proto = onnx.load(str(path))
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert meta['converse.scale'] == 2 and meta['converse.in_channels'] == 3 and meta['converse.out_channels'] == 4
-    assert meta['converse.min_size'] == 2 and meta['converse.inputs'] == ['input']
+    assert meta['converse.min_size'] == 1  # replicate pads any size
+    assert meta['converse.inputs'] == ['input']
     assert meta['converse.value_range'] == [0.0, 1.0]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
