@@ -7,21 +7,19 @@ blur kernel as a second named input; its ``sf`` is fixed at export (``scale``). 
 metadata that :mod:`.runtime` checks: scale, channels, minimum size, value range and the inputs.
 """
 import inspect
-import io
 import json
-import logging
 import os
-import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
 from ..data.io import write_atomic
-from ..ops import Converse2D, dense_dft
+from ..ops import Converse2D
 from ..ops.padding import min_input_size
-from .branches import merge_by_height
+from .functions import SolveFunctions
 from .runtime import METADATA_PREFIX, session_for
+from .tracing import dynamic_shapes, trace_once
 
 DEFAULT_OPSET = 20
 MIN_TRACE_SIZE = 16  # the example input's height; its width is this + 3 (distinct, so no axis is specialised)
@@ -80,60 +78,18 @@ def _example(model, channels, kernel_size, static):
     return x, kernel / kernel.sum(dim=(-2, -1), keepdim=True)
 
 
-def _dynamic_shapes(inputs, min_size, height_multiple=1):
-    """Dynamic batch, height and width; ``height_multiple`` 4: heights ``4·k`` only (the radix-4 trace)."""
-    batch = torch.export.Dim('batch', min=1, max=1024)
-    if height_multiple == 1:
-        height = torch.export.Dim('height', min=min_size, max=16384)
-    else:
-        height = height_multiple * torch.export.Dim('height_over_4', min=-(-min_size // height_multiple),
-                                                    max=16384 // height_multiple)
-    spatial = ({0: batch, 2: height, 3: torch.export.Dim('width', min=min_size, max=16384)}, )
-    return spatial + (({0: batch}, ) if len(inputs) > 1 else ())
-
-
-def _trace_once(module, inputs, names, opset, dynamic):
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter('ignore')
-        program = torch.onnx.export(module, inputs, dynamo=True, opset_version=opset, input_names=names,
-                                    output_names=['output'], dynamic_shapes=dynamic, verbose=False, optimize=True)
-    return program.model_proto
-
-
 def _trace(module, inputs, names, opset, static, spectral):
-    """The graph; dynamic and ``spectral`` (the model solves with DFTs): two traces, one for heights that are
-    multiples of 4 (radix-4 height transforms) and one for any height, merged under one ``If``."""
+    """The graph. Static: one trace. Dynamic: one trace of the model in which each Converse2D solve is a call of
+    its setting's function, traced once for all calls and inlined (:mod:`.functions`)."""
     if static:
-        return _trace_once(module, inputs, names, opset, None)
-    min_size = _trace_minimum(module)
-    general = _trace_once(module, inputs, names, opset, _dynamic_shapes(inputs, min_size))
-    if not spectral or dense_dft.ROW_RADIX != 4:
-        return general
-    height = inputs[0].shape[2] // 4 * 4  # >= min_size: the example is min_size + 3 or more
-    inputs4 = (inputs[0][:, :, :height].contiguous(), ) + inputs[1:]
-    # the hook runs while tracing: it tells the layers that the input's height symbol is a multiple of 4
-    hook = module.register_forward_pre_hook(lambda mod, args: dense_dft.mark_height_multiple_of_4(args[0].shape[2]))
-    try:
-        radix4 = _trace_once(module, inputs4, names, opset, _dynamic_shapes(inputs4, min_size, 4))
-    finally:
-        hook.remove()
-        dense_dft.HEIGHTS_OF_4K.clear()
-    return merge_by_height(radix4, general)
-
-
-class _quiet:
-    """Silence torch.onnx's progress lines (``[torch.onnx] ...`` on stdout and its loggers)."""
-
-    def __enter__(self):
-        self._stdout = io.StringIO()
-        self._redirect = __import__('contextlib').redirect_stdout(self._stdout)
-        self._redirect.__enter__()
-        self._level = logging.getLogger('torch.onnx').level
-        logging.getLogger('torch.onnx').setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        logging.getLogger('torch.onnx').setLevel(self._level)
-        return self._redirect.__exit__(*exc)
+        return trace_once(module, inputs, names, opset, None)
+    dynamic = dynamic_shapes(inputs, _trace_minimum(module), batched=(1, ) if len(inputs) > 1 else ())
+    if not spectral:
+        return trace_once(module, inputs, names, opset, dynamic)
+    solves = SolveFunctions()
+    with solves.calls():
+        proto = trace_once(module, inputs, names, opset, dynamic)
+    return solves.inline(proto, opset)
 
 
 def _first_line(err):
@@ -161,7 +117,7 @@ def find_unexportable(model, inputs, opset):
         if not all(torch.is_tensor(a) for a in args):
             continue
         try:
-            _trace_once(module, args, [f'input{i}' for i in range(len(args))], opset, None)
+            trace_once(module, args, [f'input{i}' for i in range(len(args))], opset, None)
         except Exception as err:  # noqa: BLE001  any failure of the exporter is the answer sought
             return name, _first_line(err)
     return None

@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from converse_basicsr.export.tracing import trace_by_height
 from converse_basicsr.ops import Converse2D, converse2d
 from converse_basicsr.ops.dense_dft import dense_converse2d
 from converse_basicsr.ops.literal import literal_converse2d
@@ -136,3 +137,22 @@ def test_block_matrices_and_butterflies_are_the_complex_products():
     parts = torch.stack((x.real, x.imag))[:, None] * torch.stack((r.real, r.imag))[None, :]  # (a, b, 4, 6)
     got = dense_dft._PRODUCT_BUTTERFLY.double() @ parts.reshape(16, 6)
     assert torch.allclose(got, _stacked(dft4 @ (x * r), True), atol=1e-12)
+
+
+def test_each_distinct_solve_is_traced_once(tmp_path, monkeypatch):
+    """Three layers with one setting and one with another: two solves traced (the time an export takes), four
+    layers in the file, each choosing its own radix-4 graph at run time; ONNX Runtime agrees at every size."""
+    from converse_basicsr.export import functions
+    traced = []
+    monkeypatch.setattr(
+        functions, 'trace_by_height', lambda module, *a, **k: traced.append(
+            (module.scale, module.crop)) or trace_by_height(module, *a, **k))
+    torch.manual_seed(0)
+    same = [Converse2D(4, 4, 3, 1, 2) for _ in range(3)]
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), *same, Converse2D(4, 4, 2, 2, 1, 'replicate')).eval()
+    path, _ = export(model, tmp_path)
+    assert sorted(traced) == [(1, 2), (2, 1)]
+    graph = onnx.load(str(path)).graph
+    assert sum(n.op_type == 'If' for n in graph.node) == 4 and domains(path) <= {'', 'ai.onnx'}
+    for h, w in SIZES + [(18, 21)]:  # padded heights 100, 98 (radix-4 first three, plain last), 22, 20 (reverse)
+        assert max_error(model, path, (1, 3, h, w)) < TOLERANCE, (h, w)
