@@ -78,14 +78,12 @@ def _example(model, channels, kernel_size, static):
     return x, kernel / kernel.sum(dim=(-2, -1), keepdim=True)
 
 
-def _trace(module, inputs, names, opset, static, spectral):
+def _trace(module, inputs, names, opset, static):
     """The graph. Static: one trace. Dynamic: one trace of the model in which each Converse2D solve is a call of
     its setting's function, traced once for all calls and inlined (:mod:`.functions`)."""
     if static:
         return trace_once(module, inputs, names, opset, None)
     dynamic = dynamic_shapes(inputs, _trace_minimum(module), batched=(1, ) if len(inputs) > 1 else ())
-    if not spectral:
-        return trace_once(module, inputs, names, opset, dynamic)
     solves = SolveFunctions()
     with solves.calls():
         proto = trace_once(module, inputs, names, opset, dynamic)
@@ -188,7 +186,7 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     if not converse_layers(model):
         notes.append(f'{type(model).__name__} has no Converse2D layer: exported as plain PyTorch layers')
     try:
-        proto = _trace(module, inputs, names, opset, static, bool(converse_layers(model) or kernel_size))
+        proto = _trace(module, inputs, names, opset, static)
     except Exception as err:  # noqa: BLE001  reported as one error naming the layer that fails
         culprit = find_unexportable(module, inputs, opset)
         where = f'layer {culprit[0]!r}: {culprit[1]}' if culprit else _first_line(err)

@@ -5,9 +5,10 @@ export, profiled), and every Converse2D solves with the same hundred-odd operato
 :mod:`converse_basicsr.ops.dense_dft`, 20 to 35 times in a published model, with one or two distinct settings.
 So, while the model is traced, :func:`~converse_basicsr.ops.dense_dft.dense_solve` is replaced by one node per
 call (``torch.onnx.ops.symbolic``, domain :data:`DOMAIN`) naming its setting (channels, kernel size, scale, crop,
-eps, a per-sample kernel or not); each setting's solve is then traced on its own, for any padded height and for
-heights that are multiples of 4 (:func:`.tracing.trace_by_height`: the radix-4 step), made an ONNX function, and
-inlined at every call. The file holds only the standard domain; each layer chooses the radix-4 graph at run
+a per-sample kernel or not; ``λ`` is computed before it, in the model's graph, where a parameter's ``λ`` is folded
+into a constant); each setting's solve is then traced on its own, for any padded height and for heights that are
+multiples of 4 (:func:`.tracing.trace_by_height`: the radix-4 step), made an ONNX function, and inlined at every
+call. The file holds only the standard domain; each layer chooses the radix-4 graph at run
 time from its own padded height.
 """
 import contextlib
@@ -25,21 +26,21 @@ EXAMPLE_HEIGHT = 16  # the example padded height (at least 2·crop + 4); its wid
 
 
 class _Solve(torch.nn.Module):
-    """``forward(xp, weight, bias)``: :func:`~converse_basicsr.ops.dense_dft.dense_solve` with one setting."""
+    """``forward(xp, kernel, lam)``: :func:`~converse_basicsr.ops.dense_dft.dense_solve` with one setting."""
 
-    def __init__(self, scale, crop, eps):
+    def __init__(self, scale, crop):
         super().__init__()
-        self.scale, self.crop, self.eps = scale, crop, eps
+        self.scale, self.crop = scale, crop
 
-    def forward(self, xp, weight, bias):
-        return dense_dft.dense_solve(xp, weight, bias, self.scale, self.crop, self.eps)
+    def forward(self, xp, kernel, lam):
+        return dense_dft.dense_solve(xp, kernel, lam, self.scale, self.crop)
 
 
 class SolveFunctions:
     """The settings met while a model is traced (:meth:`calls`), then their functions inlined (:meth:`inline`)."""
 
     def __init__(self):
-        self.settings = {}  # (per-sample kernel, channels, kernel size, bias shape, scale, crop, eps) -> name
+        self.settings = {}  # (per-sample kernel, channels, kernel size, λ's shape, scale, crop) -> function name
 
     @contextlib.contextmanager
     def calls(self):
@@ -51,25 +52,24 @@ class SolveFunctions:
         finally:
             dense_dft.dense_solve = saved
 
-    def _node(self, xp, weight, bias, scale, crop, eps):
-        per_sample = not (isinstance(weight.shape[0], int) and weight.shape[0] == 1)
-        key = (per_sample, int(xp.shape[1]), int(weight.shape[-1]), tuple(int(d) for d in bias.shape), int(scale),
-               int(crop), float(eps))
+    def _node(self, xp, kernel, lam, scale, crop):
+        per_sample = not (isinstance(kernel.shape[0], int) and kernel.shape[0] == 1)
+        key = (per_sample, int(xp.shape[1]), int(kernel.shape[-1]), tuple(int(d)
+                                                                          for d in lam.shape), int(scale), int(crop))
         name = self.settings.setdefault(key, f'Solve{len(self.settings)}')
         n, c, h, w = xp.shape
-        return torch.onnx.ops.symbolic(f'{DOMAIN}::{name}', (xp, weight.to(torch.float32), bias.to(torch.float32)),
-                                       dtype=torch.float32,
+        return torch.onnx.ops.symbolic(f'{DOMAIN}::{name}', (xp, kernel, lam), dtype=torch.float32,
                                        shape=(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale), version=1)
 
     def _function(self, key, name, opset):
-        per_sample, channels, k, bias_shape, scale, crop, eps = key
+        per_sample, channels, k, lam_shape, scale, crop = key
         generator = torch.Generator().manual_seed(0)
         h = max(EXAMPLE_HEIGHT, 2 * crop + 4)
         xp = torch.rand(2, channels, h, h + 3, generator=generator)
         weight = torch.softmax(torch.rand(2 if per_sample else 1, channels, k * k, generator=generator), -1)
-        inputs = (xp, weight.view(-1, channels, k, k), torch.zeros(bias_shape))
+        inputs = (xp, weight.view(-1, channels, k, k), torch.full(lam_shape, 1e-3))
         graph = trace_by_height(
-            _Solve(scale, crop, eps), inputs, ['xp', 'weight', 'bias'], opset, max(2, 2 * crop + 1),
+            _Solve(scale, crop), inputs, ['xp', 'kernel', 'lam'], opset, max(2, 2 * crop + 1),
             batched=(1, ) if per_sample else ()).graph
         constants = [helper.make_node('Constant', [], [t.name], value=t) for t in graph.initializer]
         return helper.make_function(DOMAIN, name, [i.name for i in graph.input], [o.name for o in graph.output],

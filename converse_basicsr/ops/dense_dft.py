@@ -304,18 +304,20 @@ def response_pairs(kernel, lam, size, scale):
     return torch.stack((1 + fk_re * gain_re + fk_im * gain_im, fk_re * gain_im - fk_im * gain_re), dim=3)
 
 
-def dense_solve(xp, weight, bias, scale, crop, eps):
-    """The solve of :func:`dense_converse2d` on the padded float32 map ``xp`` ``(N, C, h, w)``, cropped by ``crop``:
-    ``(N, C, (h − 2·crop)·s, (w − 2·crop)·s)``. ``converse_basicsr.export`` replaces it (a module attribute, looked
-    up at each call) with one call of an ONNX function per distinct layer."""
+def dense_solve(xp, kernel, lam, scale, crop):
+    """The solve of :func:`dense_converse2d` on the padded float32 map ``xp`` ``(N, C, h, w)`` with ``λ`` given,
+    cropped by ``crop``: ``(N, C, (h − 2·crop)·s, (w − 2·crop)·s)``. ``converse_basicsr.export`` replaces it (a
+    module attribute, looked up at each call) with one call of an ONNX function per distinct layer."""
     n, c, h, w = xp.shape
-    lam = regularizer(bias.to(torch.float32), eps)
     z = forward_dft(xp).unsqueeze(2)  # (N, C, 1, 2, h, wc) against the responses (B, C, s², 2, h, wc)
-    out = inverse_dft(z, (h, w), crop, response_pairs(weight.to(torch.float32), lam, (h, w), scale), scale)
+    out = inverse_dft(z, (h, w), crop, response_pairs(kernel, lam, (h, w), scale), scale)
     return out.reshape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale)
 
 
 def dense_converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5):
-    """:func:`.converse2d.converse2d` for an ``(N, C, H, W)`` float32 map, traced into plain graph operators."""
+    """:func:`.converse2d.converse2d` for an ``(N, C, H, W)`` float32 map, traced into plain graph operators.
+    ``λ`` is computed before the solve: from a parameter, the exporter folds it into a constant (ONNX Runtime's
+    ``Sigmoid`` is an approximation whose absolute error near sigmoid(−9) is large relative to λ)."""
+    lam = regularizer(bias.to(torch.float32), eps)
     xp = pad(x.to(torch.float32), padding, padding_mode)
-    return dense_solve(xp, weight, bias, scale, padding, eps).to(x.dtype)
+    return dense_solve(xp, weight.to(torch.float32), lam, scale, padding).to(x.dtype)
