@@ -148,8 +148,11 @@ def test_each_distinct_solve_is_traced_once(tmp_path, monkeypatch):
         functions, 'trace_by_height', lambda module, *a, **k: traced.append(
             (module.scale, module.crop)) or trace_by_height(module, *a, **k))
     torch.manual_seed(0)
-    same = [Converse2D(4, 4, 3, 1, 2) for _ in range(3)]
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), *same, Converse2D(4, 4, 2, 2, 1, 'replicate')).eval()
+    layers = [Converse2D(4, 4, 3, 1, 2) for _ in range(3)] + [Converse2D(4, 4, 2, 2, 1, 'replicate')]
+    with torch.no_grad():
+        for layer in layers:
+            layer.bias.uniform_(-2, 6)  # λ in the trained range, as in _layer
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), *layers).eval()
     path, _ = export(model, tmp_path)
     assert sorted(traced) == [(1, 2), (2, 1)]
     graph = onnx.load(str(path)).graph
