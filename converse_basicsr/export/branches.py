@@ -1,11 +1,10 @@
-"""One ONNX file from two traces of the same model, chosen at run time by the input's height.
+"""One ONNX graph from two traces of the same module, chosen at run time by its first input's height.
 
 The height transforms of :mod:`converse_basicsr.ops.dense_dft` take a radix-4 step (a quarter of the
-multiply-adds) only where the tracer can prove that a layer's padded height is a multiple of 4. With a free
-height it never can, so :func:`converse_basicsr.export.to_onnx` traces the model twice: once for heights
-``4·k`` (where every layer whose padding keeps the height a multiple of 4 takes the radix step) and once for
-any height (the plain products). :func:`merge_by_height` puts both graphs under one ``If`` on
-``height % 4 == 0``; parameters the two traces share are stored once.
+multiply-adds) only where the tracer can prove that a padded height is a multiple of 4. With a free height it
+never can, so :func:`.tracing.trace_by_height` traces each Converse2D solve twice: once for padded heights
+``4·k`` (the radix step) and once for any height (the plain products). :func:`merge_by_height` puts both graphs
+under one ``If`` on ``height % 4 == 0``; parameters the two traces share are stored once.
 """
 import onnx
 from onnx import TensorProto, helper

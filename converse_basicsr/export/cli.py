@@ -52,26 +52,27 @@ def _static(value):
     return int(match[1]), int(match[2])
 
 
-def _source(args):
-    """The checkpoint file the model comes from (never overwritten), or None."""
-    if args.model in zoo.ZOO:
-        return zoo.resolve_model_dir(args.model_dir) / zoo.ZOO[args.model].filename
-    return Path(args.model)
-
-
-def run(args):
+def _model(args):
+    """``(module, info)`` of ``--model``: the one call that obtains the model (``info``: ``source``, the file it
+    came from or None; ``entry``, its zoo entry or None; ``in_channels``, or None when unknown), the shape of
+    :func:`converse_basicsr.hub.resolver.resolve`'s answer."""
     kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else None
     if kwargs is not None and not args.arch:
         raise ExportError('--arch-kwargs needs --arch')
-    source = _source(args)
-    output = Path(args.output)
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise ExportError(f'--output {output} would overwrite the checkpoint {source}; choose another output')
     model, entry = zoo.load_pretrained(args.model, model_dir=args.model_dir, arch=args.arch, arch_kwargs=kwargs,
                                        return_entry=True)
+    source = zoo.resolve_model_dir(args.model_dir) / entry.filename if args.model in zoo.ZOO else Path(args.model)
+    return model, {'source': source, 'entry': entry, 'in_channels': entry.in_channels if entry else None}
+
+
+def run(args):
+    output = Path(args.output)
+    if output.exists() and Path(args.model).exists() and output.resolve() == Path(args.model).resolve():
+        raise ExportError(f'--output {output} would overwrite the checkpoint {args.model}; choose another output')
+    model, info = _model(args)
     start = time.time()
-    notes = to_onnx(model, output, scale=args.scale, static=_static(args.static), opset=args.opset, entry=entry,
-                    source=source, in_channels=entry.in_channels if entry else None)
+    notes = to_onnx(model, output, scale=args.scale, static=_static(args.static), opset=args.opset, entry=info['entry'],
+                    source=info['source'], in_channels=info['in_channels'])
     for note in notes:
         print(f'note: {note}', file=sys.stderr)
     print(f'exported {args.model} -> {output} in {time.time() - start:.0f} s')

@@ -7,21 +7,20 @@ blur kernel as a second named input; its ``sf`` is fixed at export (``scale``). 
 metadata that :mod:`.runtime` checks: scale, channels, minimum size, value range and the inputs.
 """
 import inspect
-import io
 import json
-import logging
 import os
-import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
 from ..data.io import write_atomic
-from ..ops import Converse2D, dense_dft
-from .branches import merge_by_height
+from ..ops import Converse2D
+from ..ops.padding import min_input_size
+from .functions import SolveFunctions
+from .runtime import METADATA_PREFIX, session_for
+from .tracing import dynamic_shapes, trace_once
 
-METADATA_PREFIX = 'converse.'
 DEFAULT_OPSET = 20
 MIN_TRACE_SIZE = 16  # the example input's height; its width is this + 3 (distinct, so no axis is specialised)
 
@@ -49,13 +48,11 @@ def converse_layers(model):
     return [(name, m) for name, m in model.named_modules() if isinstance(m, Converse2D)]
 
 
-def minimum_size(model):
-    """The smallest input height/width the graph is valid for: every Converse2D pads by its ``padding``
-    (reflect: strictly less than the size), and the exporter's dimensions start at 2."""
-    size = 2
-    for _, layer in converse_layers(model):
-        size = max(size, layer.padding + 1 if layer.padding_mode == 'reflect' else layer.padding)
-    return size
+def _trace_minimum(model):
+    """The lower bound of the traced dynamic sizes: the operator's rule
+    (:func:`converse_basicsr.ops.padding.min_input_size`, the file's ``converse.min_size``), but at least 2
+    (``torch.export`` specialises a dimension that may be 0 or 1; the graph runs at 1 too, tested)."""
+    return max(2, min_input_size(model))
 
 
 def _channels(model, in_channels):
@@ -71,7 +68,7 @@ def _channels(model, in_channels):
 
 
 def _example(model, channels, kernel_size, static):
-    h, w = static or (max(MIN_TRACE_SIZE, minimum_size(model) + 3), ) * 2
+    h, w = static or (max(MIN_TRACE_SIZE, _trace_minimum(model) + 3), ) * 2
     w = w if static else w + 3
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(1 if static else 2, channels, h, w, generator=generator)
@@ -81,60 +78,16 @@ def _example(model, channels, kernel_size, static):
     return x, kernel / kernel.sum(dim=(-2, -1), keepdim=True)
 
 
-def _dynamic_shapes(inputs, min_size, height_multiple=1):
-    """Dynamic batch, height and width; ``height_multiple`` 4: heights ``4·k`` only (the radix-4 trace)."""
-    batch = torch.export.Dim('batch', min=1, max=1024)
-    if height_multiple == 1:
-        height = torch.export.Dim('height', min=min_size, max=16384)
-    else:
-        height = height_multiple * torch.export.Dim('height_over_4', min=-(-min_size // height_multiple),
-                                                    max=16384 // height_multiple)
-    spatial = ({0: batch, 2: height, 3: torch.export.Dim('width', min=min_size, max=16384)}, )
-    return spatial + (({0: batch}, ) if len(inputs) > 1 else ())
-
-
-def _trace_once(module, inputs, names, opset, dynamic):
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter('ignore')
-        program = torch.onnx.export(module, inputs, dynamo=True, opset_version=opset, input_names=names,
-                                    output_names=['output'], dynamic_shapes=dynamic, verbose=False, optimize=True)
-    return program.model_proto
-
-
-def _trace(module, inputs, names, opset, static, spectral):
-    """The graph; dynamic and ``spectral`` (the model solves with DFTs): two traces, one for heights that are
-    multiples of 4 (radix-4 height transforms) and one for any height, merged under one ``If``."""
+def _trace(module, inputs, names, opset, static):
+    """The graph. Static: one trace. Dynamic: one trace of the model in which each Converse2D solve is a call of
+    its setting's function, traced once for all calls and inlined (:mod:`.functions`)."""
     if static:
-        return _trace_once(module, inputs, names, opset, None)
-    min_size = minimum_size(module)
-    general = _trace_once(module, inputs, names, opset, _dynamic_shapes(inputs, min_size))
-    if not spectral or dense_dft.ROW_RADIX != 4:
-        return general
-    height = inputs[0].shape[2] // 4 * 4  # >= min_size: the example is min_size + 3 or more
-    inputs4 = (inputs[0][:, :, :height].contiguous(), ) + inputs[1:]
-    # the hook runs while tracing: it tells the layers that the input's height symbol is a multiple of 4
-    hook = module.register_forward_pre_hook(lambda mod, args: dense_dft.mark_height_multiple_of_4(args[0].shape[2]))
-    try:
-        radix4 = _trace_once(module, inputs4, names, opset, _dynamic_shapes(inputs4, min_size, 4))
-    finally:
-        hook.remove()
-        dense_dft.HEIGHTS_OF_4K.clear()
-    return merge_by_height(radix4, general)
-
-
-class _quiet:
-    """Silence torch.onnx's progress lines (``[torch.onnx] ...`` on stdout and its loggers)."""
-
-    def __enter__(self):
-        self._stdout = io.StringIO()
-        self._redirect = __import__('contextlib').redirect_stdout(self._stdout)
-        self._redirect.__enter__()
-        self._level = logging.getLogger('torch.onnx').level
-        logging.getLogger('torch.onnx').setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        logging.getLogger('torch.onnx').setLevel(self._level)
-        return self._redirect.__exit__(*exc)
+        return trace_once(module, inputs, names, opset, None)
+    dynamic = dynamic_shapes(inputs, _trace_minimum(module), batched=(1, ) if len(inputs) > 1 else ())
+    solves = SolveFunctions()
+    with solves.calls():
+        proto = trace_once(module, inputs, names, opset, dynamic)
+    return solves.inline(proto, opset)
 
 
 def _first_line(err):
@@ -162,7 +115,7 @@ def find_unexportable(model, inputs, opset):
         if not all(torch.is_tensor(a) for a in args):
             continue
         try:
-            _trace_once(module, args, [f'input{i}' for i in range(len(args))], opset, None)
+            trace_once(module, args, [f'input{i}' for i in range(len(args))], opset, None)
         except Exception as err:  # noqa: BLE001  any failure of the exporter is the answer sought
             return name, _first_line(err)
     return None
@@ -174,7 +127,7 @@ def metadata(model, channels, out_channels, scale, kernel_size, names, entry=Non
         'scale': scale,
         'in_channels': channels,
         'out_channels': out_channels,
-        'min_size': minimum_size(model),
+        'min_size': min_input_size(model),
         'value_range': list(value_range),
         'inputs': names,
         'kernel_size': kernel_size,
@@ -220,8 +173,8 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     written atomically and only after ``onnx.checker`` passed. ``entry``: the zoo entry (metadata).
     """
     path = _check_paths(path, [source])
-    if static is not None and (len(static) != 2 or min(static) < minimum_size(model)):
-        raise ExportError(f'static size {static} must be (H, W), each at least {minimum_size(model)}')
+    if static is not None and (len(static) != 2 or min(static) < min_input_size(model)):
+        raise ExportError(f'static size {static} must be (H, W), each at least {min_input_size(model)}')
     model = model.float().cpu().eval()
     kernel_size = int(getattr(model, 'kernel_size', 7)) if takes_kernel(model) else 0
     module = _KernelModel(model, scale) if kernel_size else model
@@ -233,7 +186,7 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
     if not converse_layers(model):
         notes.append(f'{type(model).__name__} has no Converse2D layer: exported as plain PyTorch layers')
     try:
-        proto = _trace(module, inputs, names, opset, static, bool(converse_layers(model) or kernel_size))
+        proto = _trace(module, inputs, names, opset, static)
     except Exception as err:  # noqa: BLE001  reported as one error naming the layer that fails
         culprit = find_unexportable(module, inputs, opset)
         where = f'layer {culprit[0]!r}: {culprit[1]}' if culprit else _first_line(err)
@@ -257,7 +210,6 @@ def to_onnx(model, path, *, in_channels=None, scale=1, static=None, opset=DEFAUL
 
 def _verify(proto, inputs, names, reference, tolerance=1e-3):
     """Run the graph once on the example input in ONNX Runtime: a wrong graph is never written."""
-    from .runtime import session_for
     out = session_for(proto.SerializeToString()).run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
     error = float(abs(torch.from_numpy(out) - reference).max()) if out.shape == tuple(reference.shape) else None
     if error is None or not error <= tolerance:

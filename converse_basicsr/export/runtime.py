@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .exporter import METADATA_PREFIX
+METADATA_PREFIX = 'converse.'  # the keys of the metadata :func:`.exporter.to_onnx` writes
 
 
 class OnnxModelError(ValueError):

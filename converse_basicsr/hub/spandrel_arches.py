@@ -10,8 +10,8 @@ match the arch's names and shapes exactly, so it claims no other arch's checkpoi
 of spandrel's own archs (SCUNet's detector claims the published Converse-DnCNN otherwise).
 
 Descriptors:
-  * ``size_requirements.minimum``: the smallest input the model runs on, from its Converse2D layers (circular
-    padding p needs p pixels, reflect p + 1; measured for the published models in tests/hub).
+  * ``size_requirements.minimum``: the smallest input the model runs on, from its Converse2D layers
+    (:func:`converse_basicsr.ops.padding.min_input_size`; measured for the published models in tests/hub).
   * ``tiling``: Converse-USRNet ``INTERNAL`` (its data step treats the whole image as periodic: tiles need the
     wrap-around context that ``converse_basicsr.inference`` gives them); the others ``DISCOURAGED`` (each
     Converse2D is a regularised global FFT solve over its input).
@@ -22,22 +22,12 @@ Descriptors:
 import torch
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements
 
-from ..ops import Converse2D
+from ..ops.padding import min_input_size  # the descriptors' size_requirements.minimum
 from .description import KEY
 from .shape_inference import INFERENCES, infer_arch
 from .zoo import build_arch
 
 ARCH_PREFIX = 'converse_basicsr.'  # spandrel arch ids: converse_basicsr.ConverseDnCNN, ...
-_MIN_PAD = {'circular': 0, 'reflect': 1}  # padding p needs an input of p (circular) or p + 1 (reflect) pixels
-
-
-def min_input_size(model):
-    """The smallest square input ``model`` runs on, from its Converse2D layers' padding (1 when unconstrained)."""
-    sizes = [
-        m.padding + _MIN_PAD[m.padding_mode] for m in model.modules()
-        if isinstance(m, Converse2D) and m.padding_mode in _MIN_PAD
-    ]
-    return max(sizes + [1])
 
 
 def scale_of(arch, kwargs):

@@ -35,9 +35,9 @@ The spectral product ``DFT(x) · H_r`` is folded into the inverse where it can: 
 four real products ``re/im(DFT(x)) · re/im(H_r)`` from one broadcast ``Mul`` and its butterfly matrix (8×16)
 adds and subtracts them, so the complex product costs no pass of its own. The plain path multiplies first.
 The choice of radix is made when the graph is traced (the height must be known to be a multiple of 4, see
-:data:`HEIGHTS_OF_4K`); :mod:`converse_basicsr.export` traces a dynamic model twice and picks the graph at run
-time with an ONNX ``If`` (``export/branches.py``), so one file still serves every size; other heights take the
-plain product.
+:data:`HEIGHTS_OF_4K`); :mod:`converse_basicsr.export` traces each distinct :func:`dense_solve` twice and each
+layer picks its graph at run time with an ONNX ``If`` (``export/branches.py``), so one file still serves every
+size; other heights take the plain product.
 """
 import math
 
@@ -304,13 +304,20 @@ def response_pairs(kernel, lam, size, scale):
     return torch.stack((1 + fk_re * gain_re + fk_im * gain_im, fk_re * gain_im - fk_im * gain_re), dim=3)
 
 
-def dense_converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5):
-    """:func:`.converse2d.converse2d` for an ``(N, C, H, W)`` float32 map, traced into plain graph operators."""
-    dtype = x.dtype
-    x, kernel = x.to(torch.float32), weight.to(torch.float32)
-    lam = regularizer(bias.to(torch.float32), eps)
-    xp = pad(x, padding, padding_mode)
+def dense_solve(xp, kernel, lam, scale, crop):
+    """The solve of :func:`dense_converse2d` on the padded float32 map ``xp`` ``(N, C, h, w)`` with ``λ`` given,
+    cropped by ``crop``: ``(N, C, (h − 2·crop)·s, (w − 2·crop)·s)``. ``converse_basicsr.export`` replaces it (a
+    module attribute, looked up at each call) with one call of an ONNX function per distinct layer."""
     n, c, h, w = xp.shape
     z = forward_dft(xp).unsqueeze(2)  # (N, C, 1, 2, h, wc) against the responses (B, C, s², 2, h, wc)
-    out = inverse_dft(z, (h, w), padding, response_pairs(kernel, lam, (h, w), scale), scale)
-    return out.reshape(n, c, (h - 2 * padding) * scale, (w - 2 * padding) * scale).to(dtype)
+    out = inverse_dft(z, (h, w), crop, response_pairs(kernel, lam, (h, w), scale), scale)
+    return out.reshape(n, c, (h - 2 * crop) * scale, (w - 2 * crop) * scale)
+
+
+def dense_converse2d(x, weight, bias, scale=1, padding=2, padding_mode='circular', eps=1e-5):
+    """:func:`.converse2d.converse2d` for an ``(N, C, H, W)`` float32 map, traced into plain graph operators.
+    ``λ`` is computed before the solve: from a parameter, the exporter folds it into a constant (ONNX Runtime's
+    ``Sigmoid`` is an approximation whose absolute error near sigmoid(−9) is large relative to λ)."""
+    lam = regularizer(bias.to(torch.float32), eps)
+    xp = pad(x.to(torch.float32), padding, padding_mode)
+    return dense_solve(xp, weight.to(torch.float32), lam, scale, padding).to(x.dtype)

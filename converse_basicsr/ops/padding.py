@@ -10,11 +10,30 @@ from torch import nn
 PADDING_MODES = ('circular', 'reflect', 'replicate', 'constant')
 
 
+def min_size(padding, padding_mode):
+    """The smallest height and width that :func:`pad` accepts: ``reflect`` mirrors rows without repeating the
+    edge, so it needs ``padding + 1``; ``circular`` wraps at most the whole input, ``padding``; ``replicate`` and
+    ``constant`` pad any input of at least one pixel."""
+    if padding_mode == 'reflect':
+        return padding + 1
+    return max(1, padding) if padding_mode == 'circular' else 1
+
+
+def min_input_size(model):
+    """The smallest square input ``model`` runs on, from its layers that pad with :func:`pad` (each ``Converse2D``:
+    an int ``padding`` and a ``padding_mode`` of :data:`PADDING_MODES`); 1 when none constrains it."""
+    sizes = [
+        min_size(m.padding, m.padding_mode) for m in model.modules()
+        if isinstance(getattr(m, 'padding', None), int) and getattr(m, 'padding_mode', None) in PADDING_MODES
+    ]
+    return max(sizes + [1])
+
+
 def check_pad_size(h, w, padding, padding_mode):
-    if padding_mode == 'reflect' and padding >= min(h, w):
-        raise ValueError(f"padding={padding} with padding_mode='reflect' must be smaller than the input size {h}x{w}")
-    if padding_mode == 'circular' and padding > min(h, w):
-        raise ValueError(f"padding={padding} with padding_mode='circular' must not exceed the input size {h}x{w}")
+    need = min_size(padding, padding_mode)
+    if h < need or w < need:
+        raise ValueError(f"padding={padding} with padding_mode='{padding_mode}' needs an input of at least "
+                         f'{need}x{need}, got {h}x{w}')
 
 
 def pad(x, padding, padding_mode, channels_last=False):

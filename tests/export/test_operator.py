@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from converse_basicsr.export.tracing import trace_by_height
 from converse_basicsr.ops import Converse2D, converse2d
 from converse_basicsr.ops.dense_dft import dense_converse2d
 from converse_basicsr.ops.literal import literal_converse2d
@@ -53,7 +54,8 @@ def test_exported_layer_matches_pytorch_at_every_size(tmp_path, k, s, p, mode):
     path, notes = export(model, tmp_path)
     assert notes == []
     assert domains(path) <= {'', 'ai.onnx'}  # no custom operator domain; the checker passed
-    for h, w in SIZES + [(p + 3, p + 5)]:
+    smallest = json.loads({m.key: m.value for m in onnx.load(str(path)).metadata_props}['converse.min_size'])
+    for h, w in SIZES + [(p + 3, p + 5), (smallest, smallest + 1)]:  # at the minimum it claims (1 included)
         assert max_error(model, path, (2, 3, h, w)) < TOLERANCE, (h, w)
 
 
@@ -63,7 +65,8 @@ def test_metadata_and_dynamic_axes(tmp_path):
     proto = onnx.load(str(path))
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert meta['converse.scale'] == 2 and meta['converse.in_channels'] == 3 and meta['converse.out_channels'] == 4
-    assert meta['converse.min_size'] == 2 and meta['converse.inputs'] == ['input']
+    assert meta['converse.min_size'] == 1  # replicate pads any size
+    assert meta['converse.inputs'] == ['input']
     assert meta['converse.value_range'] == [0.0, 1.0]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
@@ -134,3 +137,25 @@ def test_block_matrices_and_butterflies_are_the_complex_products():
     parts = torch.stack((x.real, x.imag))[:, None] * torch.stack((r.real, r.imag))[None, :]  # (a, b, 4, 6)
     got = dense_dft._PRODUCT_BUTTERFLY.double() @ parts.reshape(16, 6)
     assert torch.allclose(got, _stacked(dft4 @ (x * r), True), atol=1e-12)
+
+
+def test_each_distinct_solve_is_traced_once(tmp_path, monkeypatch):
+    """Three layers with one setting and one with another: two solves traced (the time an export takes), four
+    layers in the file, each choosing its own radix-4 graph at run time; ONNX Runtime agrees at every size."""
+    from converse_basicsr.export import functions
+    traced = []
+    monkeypatch.setattr(
+        functions, 'trace_by_height', lambda module, *a, **k: traced.append(
+            (module.scale, module.crop)) or trace_by_height(module, *a, **k))
+    torch.manual_seed(0)
+    layers = [Converse2D(4, 4, 3, 1, 2) for _ in range(3)] + [Converse2D(4, 4, 2, 2, 1, 'replicate')]
+    with torch.no_grad():
+        for layer in layers:
+            layer.bias.uniform_(3, 6)  # λ 2e-3 … 0.05: stacked layers with smaller λ compound float32 error
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), *layers).eval()
+    path, _ = export(model, tmp_path)
+    assert sorted(traced) == [(1, 2), (2, 1)]
+    graph = onnx.load(str(path)).graph
+    assert sum(n.op_type == 'If' for n in graph.node) == 4 and domains(path) <= {'', 'ai.onnx'}
+    for h, w in SIZES + [(18, 21)]:  # padded heights 100, 98 (radix-4 first three, plain last), 22, 20 (reverse)
+        assert max_error(model, path, (1, 3, h, w)) < TOLERANCE, (h, w)
