@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ..hub import zoo
+from ..hub.resolver import resolve
 from ..utils.imports import import_user_modules
 from ..utils.options import SPECS, CheckedParser, OptionError, Spec, add_import_option, arg
 from .exporter import DEFAULT_OPSET, ExportError, to_onnx
@@ -59,10 +60,12 @@ def _model(args):
     kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else None
     if kwargs is not None and not args.arch:
         raise ExportError('--arch-kwargs needs --arch')
-    model, entry = zoo.load_pretrained(args.model, model_dir=args.model_dir, arch=args.arch, arch_kwargs=kwargs,
-                                       return_entry=True)
-    source = zoo.resolve_model_dir(args.model_dir) / entry.filename if args.model in zoo.ZOO else Path(args.model)
-    return model, {'source': source, 'entry': entry, 'in_channels': entry.in_channels if entry else None}
+    resolved = resolve(args.model, arch=args.arch, arch_kwargs=kwargs, model_dir=args.model_dir)
+    if resolved.kind == 'onnx':
+        raise ExportError(f'--model {args.model} is an ONNX file already; give the checkpoint it came from')
+    info = resolved.info
+    source = Path(str(info['source'])) if info.get('source') and Path(str(info['source'])).is_file() else None
+    return resolved.module, {'source': source, 'entry': info['entry'], 'in_channels': info['in_channels']}
 
 
 def run(args):

@@ -183,6 +183,7 @@ def setup(tmp_path_factory):
         cv2.imwrite(str(root / 'lq' / f'{i}.png'), np.clip(gt + rng.randn(16, 16, 3) * 20, 0, 255).astype(np.uint8))
     torch.manual_seed(0)
     from converse_basicsr.archs.converse_dncnn_arch import ConverseDnCNN
+
     # BasicSR's checkpoint layout ({'params': ...}): its load_network reads that key (param_key_g defaults to it)
     torch.save({'params': ConverseDnCNN(num_in_ch=3, num_feat=8, num_block=2).state_dict()}, root / 'init_pipeline.pth')
 
