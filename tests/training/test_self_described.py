@@ -16,6 +16,8 @@ import converse_basicsr.spandrel_support as cs
 from basicsr.utils.registry import ARCH_REGISTRY
 from converse_basicsr import train
 from converse_basicsr.evaluation.model_entries import check_paths, load_model
+from converse_basicsr.export import cli as export_cli
+from converse_basicsr.export.runtime import load_onnx
 from converse_basicsr.inference.restorer import Restorer
 from tests.helpers.shared_files import REPO_ROOT
 
@@ -85,6 +87,11 @@ def test_trained_converse_dncnn_keeps_its_settings_by_path(tmp_path, monkeypatch
         assert spec.name == 'ConverseDnCNN' and torch.equal(spec.module(x), expected)
         cs.install()
         assert (spandrel.ModelLoader().load_from_file(alone).model(x) - expected).abs().max() <= 1e-5
+    # converse-export takes the same file through the front door; ONNX Runtime runs it as trained
+    onnx_path = tmp_path / 'dncnn_p3.onnx'
+    assert export_cli.main(['--model', str(alone), '--output', str(onnx_path)]) == 0
+    with torch.no_grad():
+        assert (load_onnx(onnx_path)(x) - expected).abs().max() <= 1e-4
 
 
 def test_own_arch_trains_with_custom_imports_and_restores_with_import(tmp_path, monkeypatch):
