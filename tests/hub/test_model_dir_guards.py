@@ -1,10 +1,12 @@
 """Where zoo checkpoints are looked for (an explicit ``model_dir`` / ``--model-dir`` before ``CONVERSE_MODEL_DIR``)
 and the minimum input a reflect-padded model declares to spandrel (p + 1, measured)."""
 import pytest
+import spandrel
 import torch
 
 from converse_basicsr.hub import zoo
-from converse_basicsr.hub.spandrel_arches import min_input_size
+from converse_basicsr.hub.description import attach, make_description
+from converse_basicsr.hub.spandrel_arches import install, min_input_size
 from converse_basicsr.restore import main as restore_main
 
 NAME = 'converse_dncnn'
@@ -47,10 +49,12 @@ def test_restore_model_dir_comes_before_the_environment(two_dirs, tmp_path, caps
 @pytest.mark.parametrize('padding', [2, 5])
 def test_a_reflect_padded_model_declares_padding_plus_one(padding):
     """Reflect padding p reads p pixels beyond each border: an input side of p + 1 runs, p does not."""
-    model = zoo.build_arch(
-        'ConverseDnCNN',
-        dict(num_in_ch=1, num_feat=4, num_block=1, kernel_size=3, padding=padding, padding_mode='reflect')).eval()
+    kwargs = dict(num_in_ch=1, num_feat=4, num_block=1, kernel_size=3, padding=padding, padding_mode='reflect')
+    model = zoo.build_arch('ConverseDnCNN', kwargs).eval()
     assert min_input_size(model) == padding + 1
+    install()  # the spandrel descriptor of the same (self-described) weights declares it
+    state = attach(model.state_dict(), make_description('ConverseDnCNN', kwargs))
+    assert spandrel.ModelLoader().load_from_state_dict(state).size_requirements.minimum == padding + 1
     with torch.no_grad():
         model(torch.rand(1, 1, padding + 1, padding + 1))
         with pytest.raises((RuntimeError, ValueError)):
