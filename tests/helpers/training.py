@@ -22,9 +22,10 @@ class LogRecords(logging.Handler):
 
 
 def plain(value):
-    """OrderedDicts → dicts, so yaml.dump writes plain mappings."""
+    """OrderedDicts → dicts and tuples → lists, so yaml.dump writes plain data (no ``!!python/*`` tags, which the
+    package's safe loader refuses)."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
