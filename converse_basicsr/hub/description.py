@@ -20,8 +20,7 @@ import math
 from collections import OrderedDict
 from pathlib import Path
 
-import yaml
-
+from converse_basicsr.utils.safe_yaml import YAMLRefused, load_yaml
 from converse_basicsr.version import __version__
 
 from .state_dicts import ZooError
@@ -169,10 +168,9 @@ def run_yaml_network(path, net='network_g'):
         return None
     found = {}
     for yml in sorted(path.parent.parent.glob('*.yml')):
-        try:
-            with open(yml, encoding='utf-8') as f:
-                opt = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError):
+        try:  # the package's one safe loader: plain data, aliases bounded (a run folder is someone else's)
+            opt = load_yaml(yml)
+        except (OSError, YAMLRefused):
             continue
         entry = opt.get(net) if isinstance(opt, dict) else None
         if isinstance(entry, dict) and isinstance(entry.get('type'), str):
