@@ -34,6 +34,8 @@ import numpy as np
 
 from basicsr.utils import FileClient, imfrombytes
 
+from ..utils.checks import ConverseError
+
 # Every image format OpenCV reads and writes here; ``.npy`` float arrays are accepted by ``read_image`` too.
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
 ARRAY_EXTENSIONS = ('.npy', )
@@ -168,7 +170,7 @@ def uint8_to_float(img):
 
 
 # ----------------------------------------------------------------------------- image files
-class ImageError(ValueError):
+class ImageError(ConverseError):
     """An input image (or kernel) that cannot be read or used, or an output that cannot be written."""
 
 

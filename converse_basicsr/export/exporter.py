@@ -17,6 +17,7 @@ import torch
 from ..data.io import write_atomic
 from ..ops import Converse2D
 from ..ops.padding import min_input_size
+from ..utils.checks import ConverseError
 from .functions import SolveFunctions
 from .runtime import METADATA_PREFIX, session_for
 from .tracing import dynamic_shapes, trace_once
@@ -25,7 +26,7 @@ DEFAULT_OPSET = 20
 MIN_TRACE_SIZE = 16  # the example input's height; its width is this + 3 (distinct, so no axis is specialised)
 
 
-class ExportError(ValueError):
+class ExportError(ConverseError):
     """A model, an argument or an output path that cannot be exported."""
 
 

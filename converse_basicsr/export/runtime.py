@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..utils.checks import ConverseError
+
 METADATA_PREFIX = 'converse.'  # the keys of the metadata :func:`.exporter.to_onnx` writes
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(ConverseError):
     """A file that is not ONNX, or whose inputs do not fit the task."""
 
 

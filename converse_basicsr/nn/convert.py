@@ -42,6 +42,7 @@ from basicsr.archs.swinir_arch import SwinIR
 from converse_basicsr.hub.state_dicts import LoadResult, load_original_state_dict  # noqa: F401  (public names)
 from converse_basicsr.nn.layers import ConverseUpsample
 from converse_basicsr.ops import Converse2D
+from converse_basicsr.utils.checks import ConverseError
 
 # Modules that keep the channel count: looked through when an nn.Upsample's channels come from its neighbours.
 _CHANNEL_PRESERVING = (nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Mish,
@@ -49,7 +50,7 @@ _CHANNEL_PRESERVING = (nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, n
                        nn.GroupNorm)
 
 
-class ConversionError(ValueError):
+class ConversionError(ConverseError):
     """A layer that looks like an upsampler but cannot be converted (the message names it)."""
 
 
