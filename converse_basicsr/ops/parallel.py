@@ -93,6 +93,7 @@ def threads_for(device, count):
 
 
 _local = threading.local()
+WAIT_SLICE = 0.05  # seconds: the longest a Ctrl-C waits while the caller waits for the threads
 
 
 class _Pool:
@@ -157,7 +158,10 @@ class _Job:
     def wait(self):
         try:
             for _ in range(self.threads):
-                self.finished.acquire()
+                # timed waits: a Ctrl-C landing just before a blocking wait would not wake it, and would be
+                # handled only after the last group; Python runs the handler when the wait times out
+                while not self.finished.acquire(timeout=WAIT_SLICE):
+                    pass
         except BaseException:  # KeyboardInterrupt: the threads hand out no further index
             self.errors.append(None)
             raise

@@ -212,26 +212,26 @@ def test_after_a_group_fails_no_further_group_is_taken(two_threads):
     assert set(seen) <= {0, 1}  # 1: if the other thread took it before the failure was recorded
 
 
-def _interrupt(main):
-    """SIGINT to the main thread until it has left the pool's ``wait``: a signal that lands just before the
-    caller blocks in the lock is taken by no handler (CPython checks for signals between bytecodes, and the blocked
-    lock does not look again), which would leave the caller waiting for ever; one sent while it waits is handled
-    at once, so a second one is sent only to a caller still blocked half a second later."""
-    for _ in range(120):
-        signal.pthread_kill(main, signal.SIGINT)
-        deadline = time.monotonic() + 0.5
-        while _in(main, 'wait') and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if not _in(main, 'wait'):
-            return
+def _interrupt(main, missed):
+    """One SIGINT to the main thread, then wait (10 s at most) until it has left the pool's ``wait``; ``missed``
+    gets True if it has not. A signal that lands just before a blocking lock wait is not seen by that wait (CPython
+    checks for signals between bytecodes): the pool's wait is timed (``parallel.WAIT_SLICE``) so that one signal
+    is always handled."""
+    signal.pthread_kill(main, signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while _in(main, 'wait') and time.monotonic() < deadline:
+        time.sleep(0.001)
+    missed.append(_in(main, 'wait'))
 
 
 @pytest.mark.skipif(not hasattr(signal, 'pthread_kill'), reason='no pthread_kill')
 def test_after_the_caller_is_interrupted_no_further_group_is_taken(two_threads):
     """Ctrl-C while the caller waits for the threads: the caller sees KeyboardInterrupt at once and the threads
     finish the groups they hold and take no other (they would otherwise run the rest with nobody waiting)."""
-    main = threading.main_thread().ident
-    seen, raised = _groups_run_after(lambda ident: _interrupt(main), lambda ident: not _in(main, 'wait'))
+    main, missed = threading.main_thread().ident, []
+    seen, raised = _groups_run_after(lambda ident: _interrupt(main, missed),
+                                     lambda ident: bool(missed) and (missed[0] or not _in(main, 'wait')))
+    assert missed == [False], 'one Ctrl-C did not stop the wait within 10 s'
     assert isinstance(raised, KeyboardInterrupt)
     assert set(seen) <= {0, 1}  # 1: if the other thread took it before the failure was recorded
 
