@@ -39,7 +39,8 @@ def test_purpose_and_tags_follow_the_scale():
 def test_converse_up_rrdbnet_x2_declares_its_scale():
     kwargs = dict(base=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=2, num_feat=8, num_block=1, num_grow_ch=4))
     d = _descriptor('ConverseUp', kwargs)
-    assert d.scale == 2 and d.model(torch.rand(1, 3, 8, 6)).shape == (1, 3, 16, 12)
+    assert d.scale == 2 and d.input_channels == 3  # RRDBNet x2 pixel-unshuffles 3 channels into 12
+    assert d.model(torch.rand(1, 3, 8, 6)).shape == (1, 3, 16, 12)
 
 
 def test_a_foreign_arch_without_size_requirements_declares_a_minimum_of_one():

@@ -33,17 +33,23 @@ def test_the_url_argument_comes_before_the_entry_url(zoo_dir, tmp_path, monkeypa
     given = (zoo_dir / 'converse_dncnn.pth').resolve().as_uri()
     path = zoo.checkpoint_path(NAME, model_dir=tmp_path, url=given, progress=False, attempts=1)
     assert path == tmp_path / 'converse_dncnn.pth' and zoo.sha256sum(path) == zoo.ZOO[NAME].sha256
+    # a zoo name with the user's arch reads the given model_dir too (not the environment's)
+    monkeypatch.setenv(zoo.MODEL_DIR_ENV, str(tmp_path / 'environment'))
+    resolved = resolve(NAME, arch='ConverseDnCNN', arch_kwargs={'num_in_ch': 1}, model_dir=tmp_path, progress=False)
+    assert resolved.kind == 'arch' and resolved.info['source'] == str(tmp_path / 'converse_dncnn.pth')
     with pytest.raises(zoo.ZooError, match='given.pth'):
         zoo.checkpoint_path(NAME, model_dir=tmp_path / 'empty', url=_closed_port_url('given.pth'), progress=False,
                             attempts=1, timeout=5)
 
 
-def test_a_wrong_download_stays_a_checksum_error(zoo_dir, tmp_path):
+def test_a_wrong_download_stays_a_checksum_error_naming_the_cache_file(zoo_dir, tmp_path, capsys):
     wrong = tmp_path / 'wrong.pth'
     shutil.copy(zoo_dir / 'conversenet.pth', wrong)  # a real checkpoint, not this entry's
     with pytest.raises(zoo.ChecksumError) as err:
         zoo.checkpoint_path(NAME, model_dir=tmp_path / 'cache', url=wrong.as_uri(), progress=False, attempts=1)
     assert err.value.expected == zoo.ZOO[NAME].sha256
+    assert err.value.path == tmp_path / 'cache' / 'converse_dncnn.pth'  # not the .partial file, removed
+    assert capsys.readouterr().err == ''  # progress=False: no progress lines
     assert not any((tmp_path / 'cache').iterdir())
 
 
