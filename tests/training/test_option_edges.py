@@ -41,12 +41,12 @@ def test_a_pretrained_network_that_is_a_folder_is_named(tmp_path):
 def test_an_error_found_by_two_checks_is_one_line():
     opt = {
         'name': 'x', 'model_type': 'SRModel', 'network_g': {'type': 'ConverseDnCNN'}, 'datasets': {
-            'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': 'a', 'batch_size_per_gpu': 0}
+            'train': {'name': 't', 'type': 'GaussianNoiseDataset', 'dataroot_gt': 'a', 'batch_size_per_gpu': '2'}
         }
     }
     with pytest.raises(OptionError) as refused:
         check_options(opt, 'f.yml', is_train=False)
-    assert str(refused.value) == 'f.yml: datasets.train.batch_size_per_gpu must be an integer >= 1, got 0 (int)'
+    assert str(refused.value) == "f.yml: datasets.train.batch_size_per_gpu must be an integer, got '2' (str)"
 
 
 def test_converse_test_counts_the_missing_dataroots_it_does_not_name(tmp_path, monkeypatch):
