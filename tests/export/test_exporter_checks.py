@@ -92,6 +92,14 @@ def test_a_model_without_one_integer_scale_is_refused(tmp_path, make, shape):
     assert not (tmp_path / 'model.onnx').exists()
 
 
+def test_a_fractional_scale_equal_on_both_axes_is_refused(tmp_path):
+    """A square static example (20×20) scaled by 1.5 on both axes: equal ratios, but not an integer scale."""
+    model = _Returns(lambda x: torch.nn.functional.interpolate(x, scale_factor=1.5))
+    with pytest.raises(ExportError, match=r'turns \(1, 3, 20, 20\) into \(1, 3, 30, 30\): not an integer scale'):
+        to_onnx(model, tmp_path / 'model.onnx', in_channels=3, static=(20, 20))
+    assert not (tmp_path / 'model.onnx').exists()
+
+
 @pytest.mark.parametrize('make, kind', [(lambda x: (x, x), 'tuple'), (lambda x: x[0], 'Tensor')])
 def test_a_model_that_does_not_return_one_image_batch_is_refused(tmp_path, make, kind):
     """``num_in_ch`` tells the channels (no ``in_channels`` needed); the output is what is refused."""
