@@ -136,6 +136,9 @@ def metadata(model, channels, out_channels, scale, kernel_size, names, entry=Non
         'formulation': 'dense_dft',
         'model': entry.name if entry is not None else type(model).__name__,
         'task': entry.task if entry is not None else ('deblur_nonblind' if kernel_size else 'restore'),
+        # tiles take their border context from the opposite side (Converse-USRNet's FFT data step): the runtime
+        # reads it back, so that a tiled run of the file equals the tiled run of the model
+        'periodic_boundary': bool(getattr(model, 'periodic_boundary', False)),
     }
     return {METADATA_PREFIX + k: json.dumps(v) for k, v in meta.items()}
 
