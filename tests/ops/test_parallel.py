@@ -228,6 +228,16 @@ def _interrupt(main, missed):
 def test_after_the_caller_is_interrupted_no_further_group_is_taken(two_threads):
     """Ctrl-C while the caller waits for the threads: the caller sees KeyboardInterrupt at once and the threads
     finish the groups they hold and take no other (they would otherwise run the rest with nobody waiting)."""
+    # Python's own Ctrl-C handler, also where the suite was started with SIGINT ignored (a job started with & by
+    # a non-interactive shell): the signal would otherwise never arrive
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupted_run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted_run():
     main, missed = threading.main_thread().ident, []
     seen, raised = _groups_run_after(lambda ident: _interrupt(main, missed),
                                      lambda ident: bool(missed) and (missed[0] or not _in(main, 'wait')))
