@@ -2,34 +2,18 @@
 file that would collide with another input's output stops the run before anything is written, the report line
 gives the size as width x height, ``--arch-kwargs`` must be a JSON object, and ``--max-pixels`` is an inclusive
 limit."""
-import json
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from converse_basicsr.hub import zoo
-from converse_basicsr.restore import main as restore_main
-
-KWARGS = '{"num_in_ch": 1, "num_feat": 4, "num_block": 1, "kernel_size": 3, "padding": 2}'
+from tests.helpers.restore_cli import restore as _restore
+from tests.helpers.restore_cli import tiny_checkpoint
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'net.pth'
-    torch.save(zoo.build_arch('ConverseDnCNN', json.loads(KWARGS)).state_dict(), path)
-    return path
-
-
-def _restore(checkpoint, source, output, *extra, kwargs=KWARGS):
-    return restore_main([
-        '--model',
-        str(checkpoint), '--arch', 'ConverseDnCNN', '--arch-kwargs', kwargs, '--input',
-        str(source), '--output',
-        str(output), *extra
-    ])
+    return tiny_checkpoint(tmp_path)
 
 
 def _image(path, h=12, w=10):

@@ -1,34 +1,19 @@
 """converse-restore's folder loop on bad input: an empty folder or a missing input (exit 2 naming it), a folder
 with one unreadable image (exit 1; the others restored, nothing written for it), ``--arch-kwargs`` without
 ``--arch`` (exit 2)."""
-import json
-
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from converse_basicsr.hub import zoo
 from converse_basicsr.restore import main as restore_main
-
-KWARGS = '{"num_in_ch": 1, "num_feat": 4, "num_block": 1, "kernel_size": 3, "padding": 2}'
+from tests.helpers.restore_cli import KWARGS
+from tests.helpers.restore_cli import restore as _restore
+from tests.helpers.restore_cli import tiny_checkpoint
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'net.pth'
-    torch.save(zoo.build_arch('ConverseDnCNN', json.loads(KWARGS)).state_dict(), path)
-    return path
-
-
-def _restore(checkpoint, source, output, *extra):
-    return restore_main([
-        '--model',
-        str(checkpoint), '--arch', 'ConverseDnCNN', '--arch-kwargs', KWARGS, '--input',
-        str(source), '--output',
-        str(output), *extra
-    ])
+    return tiny_checkpoint(tmp_path)
 
 
 def test_a_folder_without_images_is_a_usage_error(tmp_path, checkpoint, capsys):
