@@ -50,10 +50,14 @@ def build_parser():
 
 
 def import_modules(args):
-    """The ``--import`` modules, then the ``custom_imports`` of the ``-opt`` YAML (read with the safe loader)."""
+    """The ``--import`` modules, then the ``custom_imports`` of the ``-opt`` YAML (read with the safe loader);
+    returns that YAML's content (None without one), which the run then uses: the file is read once."""
     import_user_modules(args.imports)
     if args.opt and os.path.isfile(args.opt):
-        import_yaml_modules(load_yaml(args.opt), args.opt)
+        loaded = load_yaml(args.opt)
+        import_yaml_modules(loaded, args.opt)
+        return loaded
+    return None
 
 
 def add_output_flags(p, types):
@@ -81,10 +85,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     retain_freed_memory()  # the same CPU memory policy as converse-test, for the same numbers and speed
     try:
-        import_modules(args)
+        loaded = import_modules(args)
     except ConverseError as err:
         return fail('converse-compare', err)
-    return run_from_args(args)
+    return run_from_args(args, loaded)
 
 
 if __name__ == '__main__':

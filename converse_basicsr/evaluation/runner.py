@@ -280,12 +280,12 @@ def _mean(values):
     return float(np.mean(values)) if values else ''
 
 
-def options_from_args(args):
+def options_from_args(args, loaded=None):
     """The comparison options from the command line (``args``: the parsed ``converse-compare`` flags) over the
-    YAML given with ``-opt``."""
+    YAML given with ``-opt`` (``loaded``: its content where the caller has read it already)."""
     opt = {}
     if args.opt:
-        opt = load_yaml(args.opt) or {}
+        opt = (load_yaml(args.opt) if loaded is None else loaded) or {}
     if args.task:
         opt['protocol'] = {'task': args.task}
     protocol = opt.setdefault('protocol', {})
@@ -310,10 +310,11 @@ def options_from_args(args):
     return check_compare_options(opt, args.opt)  # before anything runs or is written
 
 
-def run_from_args(args):
-    """``converse-compare`` after argparse: 0 when every model ran, 1 when one failed, 2 bad options."""
+def run_from_args(args, loaded=None):
+    """``converse-compare`` after argparse: 0 when every model ran, 1 when one failed, 2 bad options
+    (``loaded``: the ``-opt`` YAML's content where the caller has read it already)."""
     try:
-        opt = options_from_args(args)
+        opt = options_from_args(args, loaded)
         fields = {f.name for f in dataclasses.fields(CompareOptions)}
         options = CompareOptions(**{k: v for k, v in opt.items() if k in fields and k != 'progress'})
         result = compare(opt['models'], opt.get('datasets'), opt.get('protocol'), options)

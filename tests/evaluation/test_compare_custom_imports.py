@@ -49,3 +49,22 @@ def test_custom_imports_in_a_compare_yaml_registers_the_users_arch(tmp_path, mon
     assert cli.main(['-opt', str(_config(tmp_path, {'custom_imports': ['cmp_user_arch']}))]) == 0
     rows = {row['model']: row for row in read_rows(tmp_path / 'res' / 'mine' / 'comparison.csv')}
     assert set(rows) == {'input', 'user arch'}
+
+
+def test_the_compare_yaml_is_read_once(tmp_path, monkeypatch, capsys):
+    """The YAML that names the modules to import is the one the run uses: read once, not once per use."""
+    from converse_basicsr.evaluation import runner
+    from converse_basicsr.utils import safe_yaml
+    reads = []
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return safe_yaml.load_yaml(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, 'load_yaml', counting)
+    monkeypatch.setattr(runner, 'load_yaml', counting)
+    path = _config(tmp_path, {})
+    path.write_text(path.read_text().replace('CmpUserNet', 'CmpNeverRegisteredNet'), encoding='utf-8')
+    assert cli.main(['-opt', str(path)]) == 2  # an unknown arch: stops once the options are read and checked
+    assert 'CmpNeverRegisteredNet' in capsys.readouterr().err
+    assert reads == [str(path)]
