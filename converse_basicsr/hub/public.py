@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .spandrel_arches import ARCH_PREFIX, install
-from .state_dicts import ZooError
+from .state_dicts import ZooError, read_checkpoint_file
 
 EXTENSIONS = ('.pth', '.pt', '.ckpt', '.safetensors')
 ROUTES = 'zoo checkpoints (sha256, then names and shapes), spandrel 0.4.2 archs with the Converse archs installed'
@@ -90,16 +90,8 @@ def read_checkpoint(path):
     if path.suffix.lower() not in EXTENSIONS:
         raise ZooError(f'{path} is not a PyTorch checkpoint: unsupported checkpoint extension {path.suffix!r} '
                        f'(expected {", ".join(EXTENSIONS)}, or .onnx)')
-    try:
-        if path.suffix.lower() == '.safetensors':
-            from safetensors import safe_open
-            with safe_open(str(path), framework='pt', device='cpu') as f:
-                return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
-        return torch.load(path, map_location='cpu', weights_only=True), None
-    except Exception as err:  # corrupt, truncated, or a pickle of more than tensors: refused, never executed
-        first = str(err).splitlines()[0] if str(err) else ''
-        raise ZooError(f'cannot read checkpoint {path}: not a plain state dict of tensors '
-                       f'({type(err).__name__}: {first[:200]})') from None
+    # corrupt, truncated, or a pickle of more than tensors: refused, never run
+    return read_checkpoint_file(path, expected='a plain state dict of tensors')
 
 
 def read_state_dict_file(path):

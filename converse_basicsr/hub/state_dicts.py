@@ -46,16 +46,24 @@ def wrapped_keys(checkpoint):
     return [k for k in BASICSR_PARAM_KEYS if isinstance(checkpoint, dict) and isinstance(checkpoint.get(k), dict)]
 
 
-def load_checkpoint_file(path):
-    """``torch.load`` of a checkpoint file (tensors only), any failure a :class:`ZooError` naming the file."""
+def read_checkpoint_file(path, expected='a PyTorch checkpoint of tensors'):
+    """``(checkpoint, safetensors metadata or None)`` of the file ``path``, read without running code:
+    ``torch.load(weights_only=True)``, or safetensors for ``.safetensors``; any failure a :class:`ZooError`
+    naming the file and saying it is not ``expected``."""
     try:
         if str(path).lower().endswith('.safetensors'):  # cannot run code on load; written by save_checkpoint_file
-            from safetensors.torch import load_file
-            return load_file(str(path), device='cpu')
-        return torch.load(path, map_location='cpu', weights_only=True)
+            from safetensors import safe_open
+            with safe_open(str(path), framework='pt', device='cpu') as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+        return torch.load(path, map_location='cpu', weights_only=True), None
     except Exception as err:  # unpickling, zip and OS errors alike: the file is not a checkpoint we can read
-        raise ZooError(f'cannot read checkpoint {path}: not a PyTorch checkpoint of tensors '
-                       f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""})') from err
+        first = str(err).splitlines()[0] if str(err) else ''
+        raise ZooError(f'cannot read checkpoint {path}: not {expected} ({type(err).__name__}: {first[:200]})') from err
+
+
+def load_checkpoint_file(path):
+    """The checkpoint in the file ``path`` (:func:`read_checkpoint_file` without the metadata)."""
+    return read_checkpoint_file(path)[0]
 
 
 def read_state_dict(path):
